@@ -1,0 +1,195 @@
+package plan
+
+import (
+	"strconv"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Graph is a Dockerfile resolved for one target.
+type Graph struct {
+	// Stages holds every stage the target needs, in Dockerfile order, so a
+	// stage always comes after the stages it depends on. Stages the target
+	// does not need are left out.
+	Stages []*Stage
+	// Target is the stage whose result is the image; it is the last element
+	// of Stages.
+	Target *Stage
+	// Steps is the number of filesystem and config steps in all of Stages,
+	// for progress numbering ("[3/9]").
+	Steps int
+}
+
+// Pos is a place in a Dockerfile, for error messages.
+type Pos struct {
+	File string
+	Line int
+}
+
+// Stage is one FROM section.
+type Stage struct {
+	// Index is the stage's position among all stages of the Dockerfile
+	// (0-based), as COPY --from=N counts them.
+	Index int
+	// Name is the AS name, or "" for an unnamed stage.
+	Name string
+	Pos  Pos
+	// Base is what the stage starts from.
+	Base Base
+	// Steps are the instructions after FROM, in order.
+	Steps []*Step
+	// Config is the image config when the stage ends (the last step's
+	// Config, or the base's config when the stage has no steps).
+	Config v1.Config
+}
+
+// Label returns the name users know the stage by: its AS name or its index.
+func (s *Stage) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return "stage-" + strconv.Itoa(s.Index)
+}
+
+// Base is the start of a stage: exactly one of Scratch, Image or Stage.
+type Base struct {
+	Scratch bool
+	Image   *Image
+	Stage   *Stage
+}
+
+// Image is a registry image used by FROM, COPY --from or RUN --mount from=,
+// pinned to the platform-specific manifest digest it resolved to.
+type Image struct {
+	// Ref is the reference as written, after ARG expansion.
+	Ref string
+	// Digest is the resolved platform-specific manifest digest.
+	Digest v1.Hash
+	// Config is the image's config file.
+	Config *v1.ConfigFile
+}
+
+// Kind says what a step does.
+type Kind int
+
+const (
+	// KindConfig changes only the image config (ENV, LABEL, USER, WORKDIR,
+	// CMD, ENTRYPOINT, EXPOSE, VOLUME, HEALTHCHECK, STOPSIGNAL, ONBUILD,
+	// SHELL, ARG). It produces no layer.
+	KindConfig Kind = iota + 1
+	// KindRun runs a command in a sandbox; its result is a layer.
+	KindRun
+	// KindCopy copies files from the context, a stage or an image (COPY and
+	// ADD); its result is a layer.
+	KindCopy
+)
+
+// Step is one instruction after FROM.
+type Step struct {
+	Kind Kind
+	// Number is the step's 1-based position in the whole graph.
+	Number int
+	// Stage is the stage the step belongs to.
+	Stage *Stage
+	// Text is the instruction as written (continuations joined), for
+	// progress and the image history's created_by.
+	Text string
+	Pos  Pos
+	// Run is set for KindRun.
+	Run *Run
+	// Copy is set for KindCopy.
+	Copy *Copy
+	// Config is the image config after this step. For RUN and COPY it is
+	// the config before the step, unchanged.
+	Config v1.Config
+}
+
+// Run is a RUN instruction, resolved.
+type Run struct {
+	// Args is the argv to execute: the exec form as written, or the shell
+	// (SHELL, default /bin/sh -c) followed by the command. A heredoc RUN
+	// (RUN <<EOF) runs its body as the script of the shell.
+	Args []string
+	// Env is the effective environment: the config's ENV plus the build
+	// args in scope that ENV does not set, as KEY=VALUE in a stable order.
+	Env []string
+	// WorkDir is the absolute working directory ("/" when unset).
+	WorkDir string
+	// User is USER as written after expansion ("" means root).
+	User string
+	// Network is "host", "none" or "" (the build's --network default).
+	Network string
+	// Mounts are the RUN --mount options.
+	Mounts []Mount
+}
+
+// MountType is the type of a RUN --mount.
+type MountType string
+
+// Mount types.
+const (
+	MountBind   MountType = "bind"
+	MountCache  MountType = "cache"
+	MountSecret MountType = "secret"
+	MountTmpfs  MountType = "tmpfs"
+)
+
+// Mount is one RUN --mount.
+type Mount struct {
+	Type MountType
+	// Target is the absolute path in the container (for a secret, default
+	// /run/secrets/<id>).
+	Target string
+	// Source is the path inside From (bind) or inside the cache (cache).
+	Source string
+	// FromStage or FromImage name what a bind or cache mount reads; both
+	// nil means the build context for bind, an empty dir for cache.
+	FromStage *Stage
+	FromImage *Image
+	// ID names a cache mount or a secret.
+	ID       string
+	ReadOnly bool
+	// Sharing is shared, private or locked (cache mounts).
+	Sharing string
+	// Required makes a missing secret an error.
+	Required bool
+	// Env, for a secret, is the environment variable that receives it.
+	Env string
+	// Mode, UID and GID are the file mode and owner (cache, secret); -1 if
+	// not given.
+	Mode     int64
+	UID, GID int64
+}
+
+// Copy is a COPY or ADD instruction, resolved.
+type Copy struct {
+	// Add is true for ADD: local tar archives among the sources are
+	// extracted into Dest.
+	Add bool
+	// FromStage or FromImage is where the sources are read; both nil means
+	// the build context.
+	FromStage *Stage
+	FromImage *Image
+	// Sources are the source paths or patterns as written after expansion,
+	// relative to the source root.
+	Sources []string
+	// Inline holds heredoc sources (COPY <<EOF /dest).
+	Inline []InlineFile
+	// Dest is the absolute destination, resolved against WORKDIR, with a
+	// trailing slash kept when the user wrote one.
+	Dest string
+	// Chown is --chown as written after expansion ("" keeps 0:0).
+	Chown string
+	// Chmod is --chmod as written ("" keeps the source modes).
+	Chmod string
+	// Link is --link.
+	Link bool
+	// User is the USER in effect, which resolves names in Chown.
+	User string
+}
+
+// InlineFile is a heredoc used as a COPY source.
+type InlineFile struct {
+	Name string
+	Data string
+}
