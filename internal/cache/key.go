@@ -1,0 +1,120 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// Key identifies the result of one build step: the SHA-256 of a canonical
+// JSON document of everything that decides the step's result, and nothing
+// else. The same inputs give the same key on any machine.
+type Key string
+
+// keyVersion is mixed into every key, so a change to what a key covers
+// invalidates old records instead of serving them under a new meaning.
+const keyVersion = "kiln.key.v1"
+
+// Hex returns the key's hex digest without the algorithm prefix, for file
+// names and lock names.
+func (k Key) Hex() string {
+	if len(k) > 7 && k[:7] == "sha256:" {
+		return string(k[7:])
+	}
+	return string(k)
+}
+
+// ScratchKey is the key of the empty filesystem (FROM scratch).
+func ScratchKey() Key {
+	return keyOf("scratch", struct{}{})
+}
+
+// ImageKey is the key of a registry base image: its platform-specific
+// manifest digest decides everything.
+func ImageKey(manifestDigest string) Key {
+	return keyOf("image", struct {
+		Digest string `json:"digest"`
+	}{manifestDigest})
+}
+
+// RunInput is everything that decides a RUN step's result. Secrets are
+// never part of it.
+type RunInput struct {
+	Parent  Key          `json:"parent"`
+	Args    []string     `json:"args"`
+	Env     []string     `json:"env"`
+	WorkDir string       `json:"workdir"`
+	User    string       `json:"user"`
+	Network string       `json:"network"`
+	Mounts  []MountInput `json:"mounts,omitempty"`
+}
+
+// MountInput is one RUN --mount as it enters a key. Content is the content
+// digest of what a bind mount binds (empty for cache, tmpfs and secret
+// mounts, whose contents are deliberately not part of the key).
+type MountInput struct {
+	Type     string `json:"type"`
+	Target   string `json:"target"`
+	Source   string `json:"source,omitempty"`
+	ID       string `json:"id,omitempty"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+	Content  string `json:"content,omitempty"`
+	Mode     int64  `json:"mode,omitempty"`
+	UID      int64  `json:"uid,omitempty"`
+	GID      int64  `json:"gid,omitempty"`
+}
+
+// CopyInput is everything that decides a COPY or ADD step's result. Content
+// is the content digest of the selected source files (paths, modes, link
+// targets, contents; never mtimes), wherever they come from, so a rebuilt
+// stage with identical output still hits downstream.
+type CopyInput struct {
+	Parent  Key      `json:"parent"`
+	Add     bool     `json:"add,omitempty"`
+	Sources []string `json:"sources"`
+	Dest    string   `json:"dest"`
+	Chown   string   `json:"chown,omitempty"`
+	Chmod   string   `json:"chmod,omitempty"`
+	Link    bool     `json:"link,omitempty"`
+	Content string   `json:"content"`
+}
+
+// RunKey returns the key of a RUN step.
+func RunKey(in RunInput) Key {
+	in.Args = nonNil(in.Args)
+	in.Env = nonNil(in.Env)
+	return keyOf("run", in)
+}
+
+// CopyKey returns the key of a COPY or ADD step.
+func CopyKey(in CopyInput) Key {
+	in.Sources = nonNil(in.Sources)
+	return keyOf("copy", in)
+}
+
+// nonNil makes a nil and an empty slice encode alike.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// keyOf hashes kind and v as canonical JSON. encoding/json writes struct
+// fields in declaration order and map keys sorted, which is canonical enough
+// for the fixed input structs above; nil and empty slices are normalised by
+// the callers' use of omitempty or explicit values.
+func keyOf(kind string, v any) Key {
+	b, err := json.Marshal(struct {
+		Version string `json:"v"`
+		Kind    string `json:"kind"`
+		Input   any    `json:"input"`
+	}{keyVersion, kind, v})
+	if err != nil {
+		// The inputs are plain strings, ints and slices of them.
+		panic(fmt.Sprintf("cache: encoding key input: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return Key("sha256:" + hex.EncodeToString(sum[:]))
+}

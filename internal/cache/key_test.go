@@ -1,0 +1,132 @@
+package cache
+
+import (
+	"testing"
+)
+
+func baseRun() RunInput {
+	return RunInput{
+		Parent:  ImageKey("sha256:1111111111111111111111111111111111111111111111111111111111111111"),
+		Args:    []string{"/bin/sh", "-c", "make"},
+		Env:     []string{"PATH=/bin", "A=1"},
+		WorkDir: "/src",
+		User:    "app",
+		Network: "host",
+		Mounts:  []MountInput{{Type: "bind", Target: "/ctx", Content: "sha256:aa"}},
+	}
+}
+
+func baseCopy() CopyInput {
+	return CopyInput{
+		Parent:  ScratchKey(),
+		Sources: []string{"a.txt", "dir/"},
+		Dest:    "/app/",
+		Chown:   "1000:1000",
+		Chmod:   "0644",
+		Content: "sha256:bb",
+	}
+}
+
+// TestKeyStable pins the keys of fixed inputs: a change here means every
+// existing cache is invalidated, which must be a deliberate version bump.
+func TestKeyStable(t *testing.T) {
+	tests := []struct {
+		name string
+		got  Key
+		want Key
+	}{
+		{"scratch", ScratchKey(), "sha256:" + scratchHex},
+		{"run", RunKey(baseRun()), "sha256:" + runHex},
+		{"copy", CopyKey(baseCopy()), "sha256:" + copyHex},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %s, want %s", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeySameInputsSameKey(t *testing.T) {
+	if a, b := RunKey(baseRun()), RunKey(baseRun()); a != b {
+		t.Errorf("run keys differ: %s vs %s", a, b)
+	}
+	r := baseRun()
+	r.Mounts = nil
+	r2 := baseRun()
+	r2.Mounts = []MountInput{}
+	if RunKey(r) != RunKey(r2) {
+		t.Errorf("nil and empty mounts give different keys")
+	}
+	c := baseCopy()
+	c.Sources = nil
+	c2 := baseCopy()
+	c2.Sources = []string{}
+	if CopyKey(c) != CopyKey(c2) {
+		t.Errorf("nil and empty sources give different keys")
+	}
+}
+
+func TestKeyChangesWithEveryInput(t *testing.T) {
+	runMods := map[string]func(*RunInput){
+		"parent (base digest)": func(r *RunInput) {
+			r.Parent = ImageKey("sha256:2222222222222222222222222222222222222222222222222222222222222222")
+		},
+		"args (instruction text)": func(r *RunInput) { r.Args[2] = "make all" },
+		"env":                     func(r *RunInput) { r.Env[1] = "A=2" },
+		"build arg added to env":  func(r *RunInput) { r.Env = append(r.Env, "VERSION=1") },
+		"workdir":                 func(r *RunInput) { r.WorkDir = "/" },
+		"user":                    func(r *RunInput) { r.User = "root" },
+		"network":                 func(r *RunInput) { r.Network = "none" },
+		"mount content":           func(r *RunInput) { r.Mounts[0].Content = "sha256:ab" },
+		"mount target":            func(r *RunInput) { r.Mounts[0].Target = "/x" },
+	}
+	base := RunKey(baseRun())
+	for name, mod := range runMods {
+		t.Run("run/"+name, func(t *testing.T) {
+			r := baseRun()
+			mod(&r)
+			if RunKey(r) == base {
+				t.Errorf("changing %s kept key %s", name, base)
+			}
+		})
+	}
+	copyMods := map[string]func(*CopyInput){
+		"parent":       func(c *CopyInput) { c.Parent = ImageKey("sha256:x") },
+		"file content": func(c *CopyInput) { c.Content = "sha256:bc" },
+		"sources":      func(c *CopyInput) { c.Sources = []string{"a.txt"} },
+		"dest":         func(c *CopyInput) { c.Dest = "/app2/" },
+		"chown":        func(c *CopyInput) { c.Chown = "0:0" },
+		"chmod":        func(c *CopyInput) { c.Chmod = "0755" },
+		"link":         func(c *CopyInput) { c.Link = true },
+		"add":          func(c *CopyInput) { c.Add = true },
+	}
+	cbase := CopyKey(baseCopy())
+	for name, mod := range copyMods {
+		t.Run("copy/"+name, func(t *testing.T) {
+			c := baseCopy()
+			mod(&c)
+			if CopyKey(c) == cbase {
+				t.Errorf("changing %s kept key %s", name, cbase)
+			}
+		})
+	}
+	if RunKey(RunInput{Parent: ScratchKey()}) == CopyKey(CopyInput{Parent: ScratchKey()}) {
+		t.Errorf("a RUN and a COPY with empty inputs share a key")
+	}
+}
+
+func TestKeyHex(t *testing.T) {
+	k := ScratchKey()
+	if got := k.Hex(); len(got) != 64 || "sha256:"+got != string(k) {
+		t.Errorf("Hex() = %q for %q", got, k)
+	}
+}
+
+// Pinned digests of the fixed inputs above (computed once, kept forever).
+const (
+	scratchHex = "39e212aa89eabf535d8dbce0276bddd76db775cc869be3df12d08354369bd0ca"
+	runHex     = "ad7c90e91399514b7c4d1f91e2895e7f073978acb159f5d66601376d5489affd"
+	copyHex    = "5ce59685f46d853e30a5a0c02a6dbfdfab8a037523359492781224cc0ebef17f"
+)
