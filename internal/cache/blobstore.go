@@ -1,0 +1,212 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// BlobStore is the small core of a backend that keeps a cache as "one OCI
+// image manifest plus blobs by digest" (local directory, registry). The
+// package turns it into an Importer and an Exporter with NewImporter and
+// NewExporter; a backend implements only transport.
+//
+// Methods may be called concurrently.
+type BlobStore interface {
+	// Fetch opens a blob. A missing blob is ErrNotFound. It need not check
+	// the digest; the caller does. The caller closes the reader.
+	Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error)
+	// Has reports whether the blob is stored.
+	Has(ctx context.Context, desc v1.Descriptor) (bool, error)
+	// Put stores a blob read from r, which yields exactly desc's bytes
+	// (the caller verifies them). It is not called for blobs Has reports.
+	Put(ctx context.Context, desc v1.Descriptor, r io.Reader) error
+	// Root returns the raw OCI image manifest that is the cache's entry
+	// point, ErrNotFound when the location holds none.
+	Root(ctx context.Context) ([]byte, error)
+	// SetRoot publishes manifest as the entry point. Every blob it refers
+	// to has been Put (or was there) before SetRoot is called.
+	SetRoot(ctx context.Context, manifest []byte) error
+}
+
+// Locker is an optional BlobStore capability: an export holds the lock from
+// its first Put to its SetRoot, so that a store that collects garbage at
+// SetRoot never deletes another export's fresh blobs.
+type Locker interface {
+	Lock(ctx context.Context) (unlock func(), err error)
+}
+
+// maxManifestSize caps the manifest and cache config blobs read on import,
+// so a corrupt or hostile cache cannot make kiln read gigabytes as JSON.
+const maxManifestSize = 16 << 20
+
+// NewImporter returns an Importer over a BlobStore.
+func NewImporter(s BlobStore) Importer { return blobImporter{s} }
+
+// NewExporter returns an Exporter over a BlobStore.
+func NewExporter(s BlobStore) Exporter { return blobExporter{s} }
+
+type blobImporter struct{ s BlobStore }
+
+var _ Importer = blobImporter{}
+
+func (b blobImporter) Import(ctx context.Context) (*Manifest, Fetcher, error) {
+	raw, err := b.s.Root(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := DecodeImageManifest(ctx, raw, b.s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, VerifyingFetcher(b.s), nil
+}
+
+// DecodeImageManifest reads the cache manifest that an OCI image manifest
+// (raw) carries as its config blob, fetched from f.
+func DecodeImageManifest(ctx context.Context, raw []byte, f Fetcher) (*Manifest, error) {
+	var im v1.Manifest
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return nil, fmt.Errorf("decoding cache image manifest: %w", err)
+	}
+	if im.Config.MediaType != MediaType {
+		return nil, fmt.Errorf("not a kiln cache: config media type %q: %w", im.Config.MediaType, ErrNotFound)
+	}
+	if im.Config.Size > maxManifestSize {
+		return nil, fmt.Errorf("cache manifest is %d bytes, more than the %d allowed", im.Config.Size, maxManifestSize)
+	}
+	rc, err := VerifyingFetcher(f).Fetch(ctx, im.Config)
+	if err != nil {
+		return nil, fmt.Errorf("fetching cache manifest %s: %w", im.Config.Digest, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("reading cache manifest %s: %w", im.Config.Digest, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decoding cache manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// VerifyingFetcher wraps f so every blob it returns is checked against its
+// descriptor's digest and size.
+func VerifyingFetcher(f Fetcher) Fetcher {
+	return FetcherFunc(func(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+		rc, err := f.Fetch(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		return VerifyReader(rc, desc.Digest, desc.Size), nil
+	})
+}
+
+type blobExporter struct{ s BlobStore }
+
+var _ Exporter = blobExporter{}
+
+// exportParallelism bounds concurrent blob copies.
+const exportParallelism = 4
+
+func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) error {
+	if l, ok := b.s.(Locker); ok {
+		unlock, err := l.Lock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	config, im, err := EncodeImageManifest(m)
+	if err != nil {
+		return err
+	}
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.SetLimit(exportParallelism)
+	for _, l := range m.Layers {
+		desc := l.Descriptor()
+		eg.Go(func() error { return b.copyBlob(gctx, desc, src) })
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	cdesc := im.Config
+	if ok, err := b.s.Has(ctx, cdesc); err != nil {
+		return err
+	} else if !ok {
+		if err := b.s.Put(ctx, cdesc, bytes.NewReader(config)); err != nil {
+			return fmt.Errorf("writing cache manifest: %w", err)
+		}
+	}
+	raw, err := json.Marshal(im)
+	if err != nil {
+		return err
+	}
+	if err := b.s.SetRoot(ctx, raw); err != nil {
+		return fmt.Errorf("publishing cache: %w", err)
+	}
+	return nil
+}
+
+func (b blobExporter) copyBlob(ctx context.Context, desc v1.Descriptor, src Fetcher) error {
+	ok, err := b.s.Has(ctx, desc)
+	if err != nil {
+		return fmt.Errorf("checking blob %s: %w", desc.Digest, err)
+	}
+	if ok {
+		return nil
+	}
+	rc, err := VerifyingFetcher(src).Fetch(ctx, desc)
+	if err != nil {
+		return fmt.Errorf("reading blob %s: %w", desc.Digest, err)
+	}
+	defer rc.Close()
+	if err := b.s.Put(ctx, desc, rc); err != nil {
+		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// EncodeImageManifest packs m as an OCI image manifest: the cache manifest
+// is the config blob, the cache layers are the layers. Every registry that
+// takes images takes it. It returns the config bytes and the manifest.
+func EncodeImageManifest(m *Manifest) ([]byte, *v1.Manifest, error) {
+	config, err := json.Marshal(m)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding cache manifest: %w", err)
+	}
+	sum := sha256.Sum256(config)
+	im := &v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config: v1.Descriptor{
+			MediaType: MediaType,
+			Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
+			Size:      int64(len(config)),
+		},
+		Layers: []v1.Descriptor{},
+	}
+	for _, l := range m.Layers {
+		im.Layers = append(im.Layers, l.Descriptor())
+	}
+	return config, im, nil
+}
+
+// IsMiss reports whether err means "no usable cache here" rather than a
+// failure worth more than a warning.
+func IsMiss(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigestMismatch)
+}

@@ -1,0 +1,280 @@
+package cachetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/cache"
+)
+
+// Location is one fresh place a cache can live (a new directory, a new
+// repository), as a factory hands it to the suite.
+type Location struct {
+	Importer cache.Importer
+	Exporter cache.Exporter
+	// NewExporter returns another exporter to the same location, for the
+	// concurrent-export test; nil means reuse Exporter.
+	NewExporter func() cache.Exporter
+	// Corrupt replaces the stored bytes of a blob with different bytes of
+	// the same length; nil skips the corruption test.
+	Corrupt func(t *testing.T, digest v1.Hash)
+}
+
+// Factory makes a fresh, empty location for each test.
+type Factory func(t *testing.T) Location
+
+// BadAttrs is one attribute set a backend must reject, and a string the
+// error must contain (the offending key).
+type BadAttrs struct {
+	Attrs map[string]string
+	Want  string
+}
+
+// Run runs the conformance suite against the backend f makes.
+func Run(t *testing.T, f Factory) {
+	t.Run("miss", func(t *testing.T) { testMiss(t, f(t)) })
+	t.Run("round trip", func(t *testing.T) { testRoundTrip(t, f(t)) })
+	t.Run("replace", func(t *testing.T) { testReplace(t, f(t)) })
+	t.Run("corrupt blob is a miss", func(t *testing.T) { testCorrupt(t, f(t)) })
+	t.Run("failed export publishes nothing", func(t *testing.T) { testFailedExport(t, f(t)) })
+	t.Run("concurrent exports", func(t *testing.T) { testConcurrent(t, f(t)) })
+}
+
+// RunParse checks that parse rejects each bad attribute set with an error
+// naming the key, and accepts each good one.
+func RunParse(t *testing.T, parse func(map[string]string) error, good []map[string]string, bad []BadAttrs) {
+	for i, attrs := range good {
+		t.Run(fmt.Sprintf("good/%d", i), func(t *testing.T) {
+			if err := parse(attrs); err != nil {
+				t.Errorf("parse(%v) = %v, want no error", attrs, err)
+			}
+		})
+	}
+	for i, b := range bad {
+		t.Run(fmt.Sprintf("bad/%d", i), func(t *testing.T) {
+			err := parse(b.Attrs)
+			if err == nil || !strings.Contains(err.Error(), b.Want) {
+				t.Errorf("parse(%v) = %v, want an error containing %q", b.Attrs, err, b.Want)
+			}
+		})
+	}
+}
+
+// Blobs is an in-memory blob source, the Fetcher an export reads from.
+type Blobs struct {
+	mu sync.Mutex
+	m  map[v1.Hash][]byte
+	// FailAfter, if > 0, makes every fetch after that many fail.
+	FailAfter int
+	fetches   int
+}
+
+// NewBlobs returns an empty source.
+func NewBlobs() *Blobs { return &Blobs{m: map[v1.Hash][]byte{}} }
+
+// Fetch implements cache.Fetcher.
+func (b *Blobs) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fetches++
+	if b.FailAfter > 0 && b.fetches > b.FailAfter {
+		return nil, errors.New("cachetest: injected source failure")
+	}
+	data, ok := b.m[desc.Digest]
+	if !ok {
+		return nil, cache.ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// Add stores data and returns its layer (its diff ID is made up).
+func (b *Blobs) Add(data []byte) cache.Layer {
+	sum := sha256.Sum256(data)
+	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	b.mu.Lock()
+	b.m[h] = data
+	b.mu.Unlock()
+	diff := sha256.Sum256(append([]byte("diff"), data...))
+	return cache.Layer{
+		MediaType: types.OCILayer, Digest: h, Size: int64(len(data)),
+		DiffID: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(diff[:])},
+	}
+}
+
+// RandomManifest makes a manifest of n layers of random bytes (stored in
+// b) with one record per layer prefix.
+func RandomManifest(b *Blobs, seed int64, n int) *cache.Manifest {
+	rng := rand.New(rand.NewSource(seed))
+	var layers []cache.Layer
+	var entries []cache.Entry
+	for i := 0; i < n; i++ {
+		data := make([]byte, 1000+rng.Intn(5000))
+		rng.Read(data)
+		layers = append(layers, b.Add(data))
+		entries = append(entries, cache.Entry{
+			Key:       cache.Key(fmt.Sprintf("sha256:%064x", rng.Int63())),
+			Layers:    append([]cache.Layer(nil), layers...),
+			CreatedBy: fmt.Sprintf("RUN step %d", i),
+			Stage:     "build",
+			Created:   time.Unix(1700000000+int64(i), 0).UTC(),
+		})
+	}
+	return cache.NewManifest(entries)
+}
+
+func testMiss(t *testing.T, loc Location) {
+	m, f, err := loc.Importer.Import(context.Background())
+	if !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("Import of an empty location = (%v, %v, %v), want cache.ErrNotFound", m, f, err)
+	}
+}
+
+// checkImport imports and compares with want, and reads every blob back.
+func checkImport(t *testing.T, loc Location, want *cache.Manifest, src *Blobs) {
+	t.Helper()
+	ctx := context.Background()
+	got, f, err := loc.Importer.Import(ctx)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("imported manifest differs (-want +got):\n%s", diff)
+	}
+	for _, l := range got.Layers {
+		rc, err := f.Fetch(ctx, l.Descriptor())
+		if err != nil {
+			t.Fatalf("Fetch %s: %v", l.Digest, err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("reading %s: %v", l.Digest, err)
+		}
+		if !bytes.Equal(data, src.m[l.Digest]) {
+			t.Errorf("blob %s: bytes differ", l.Digest)
+		}
+	}
+}
+
+func testRoundTrip(t *testing.T, loc Location) {
+	src := NewBlobs()
+	m := RandomManifest(src, 1, 3)
+	if err := loc.Exporter.Export(context.Background(), m, src); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	checkImport(t, loc, m, src)
+}
+
+func testReplace(t *testing.T, loc Location) {
+	src := NewBlobs()
+	first := RandomManifest(src, 2, 3)
+	if err := loc.Exporter.Export(context.Background(), first, src); err != nil {
+		t.Fatalf("first Export: %v", err)
+	}
+	second := RandomManifest(src, 3, 2)
+	if err := loc.Exporter.Export(context.Background(), second, src); err != nil {
+		t.Fatalf("second Export: %v", err)
+	}
+	checkImport(t, loc, second, src)
+}
+
+func testCorrupt(t *testing.T, loc Location) {
+	if loc.Corrupt == nil {
+		t.Skip("backend cannot corrupt blobs in tests")
+	}
+	ctx := context.Background()
+	src := NewBlobs()
+	m := RandomManifest(src, 4, 2)
+	if err := loc.Exporter.Export(ctx, m, src); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	bad := m.Layers[1]
+	loc.Corrupt(t, bad.Digest)
+	_, f, err := loc.Importer.Import(ctx)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	rc, err := f.Fetch(ctx, bad.Descriptor())
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	if !cache.IsMiss(err) {
+		t.Errorf("reading a corrupt blob gave %v, want a miss (ErrDigestMismatch or ErrNotFound)", err)
+	}
+	// The intact blob still reads.
+	rc, err = f.Fetch(ctx, m.Layers[0].Descriptor())
+	if err != nil {
+		t.Fatalf("Fetch intact blob: %v", err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err != nil {
+		t.Errorf("reading intact blob: %v", err)
+	}
+}
+
+func testFailedExport(t *testing.T, loc Location) {
+	ctx := context.Background()
+	src := NewBlobs()
+	first := RandomManifest(src, 5, 2)
+	if err := loc.Exporter.Export(ctx, first, src); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	src2 := NewBlobs()
+	second := RandomManifest(src2, 6, 4)
+	src2.FailAfter = 2
+	if err := loc.Exporter.Export(ctx, second, src2); err == nil {
+		t.Fatalf("Export with a failing source succeeded")
+	}
+	checkImport(t, loc, first, src)
+}
+
+func testConcurrent(t *testing.T, loc Location) {
+	ctx := context.Background()
+	src := NewBlobs()
+	ms := []*cache.Manifest{RandomManifest(src, 7, 3), RandomManifest(src, 8, 3)}
+	var wg sync.WaitGroup
+	errs := make([]error, len(ms))
+	for i, m := range ms {
+		exp := loc.Exporter
+		if loc.NewExporter != nil {
+			exp = loc.NewExporter()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = exp.Export(ctx, m, src)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Export %d: %v", i, err)
+		}
+	}
+	got, _, err := loc.Importer.Import(ctx)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	for _, m := range ms {
+		if cmp.Equal(m, got) {
+			checkImport(t, loc, m, src)
+			return
+		}
+	}
+	t.Fatalf("after two concurrent exports the location holds neither manifest: %+v", got)
+}

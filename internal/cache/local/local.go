@@ -1,0 +1,303 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/cache"
+)
+
+const (
+	refNameAnnotation       = "org.opencontainers.image.ref.name"
+	containerdNameAnnotaton = "io.containerd.image.name"
+	indexFile               = "index.json"
+	lockFile                = "index.json.lock"
+	layoutFile              = "oci-layout"
+)
+
+// dir is a cache directory and the tag (or digest) a cache is kept under.
+type dir struct {
+	path   string
+	tag    string
+	digest *v1.Hash
+}
+
+var (
+	_ cache.BlobStore = (*dir)(nil)
+	_ cache.Locker    = (*dir)(nil)
+)
+
+// NewImporter returns the importer of a type=local cache. A directory that
+// does not exist, or holds no cache under the tag, is cache.ErrNotFound.
+func NewImporter(c ImportConfig) cache.Importer {
+	return cache.NewImporter(&dir{path: c.Src, tag: c.Tag, digest: c.Digest})
+}
+
+// NewExporter returns the exporter of a type=local cache.
+func NewExporter(c ExportConfig) cache.Exporter {
+	return cache.NewExporter(&dir{path: c.Dest, tag: c.Tag})
+}
+
+func (d *dir) blobPath(h v1.Hash) string {
+	return filepath.Join(d.path, "blobs", h.Algorithm, h.Hex)
+}
+
+func validHash(h v1.Hash) error {
+	if h.Algorithm != "sha256" || len(h.Hex) != 64 || strings.ContainsAny(h.Hex, "/\\.") {
+		return fmt.Errorf("unsupported digest %q", h)
+	}
+	return nil
+}
+
+func (d *dir) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	if err := validHash(desc.Digest); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d.blobPath(desc.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, d.path, cache.ErrNotFound)
+	}
+	return f, err
+}
+
+func (d *dir) Has(ctx context.Context, desc v1.Descriptor) (bool, error) {
+	if err := validHash(desc.Digest); err != nil {
+		return false, err
+	}
+	fi, err := os.Stat(d.blobPath(desc.Digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	// A blob of the wrong size is as good as absent: rewrite it.
+	return desc.Size < 0 || fi.Size() == desc.Size, nil
+}
+
+func (d *dir) Put(ctx context.Context, desc v1.Descriptor, r io.Reader) error {
+	if err := validHash(desc.Digest); err != nil {
+		return err
+	}
+	blobs := filepath.Join(d.path, "blobs", desc.Digest.Algorithm)
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", blobs, err)
+	}
+	tmp, err := os.CreateTemp(blobs, ".tmp-"+desc.Digest.Hex[:12]+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, r); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), d.blobPath(desc.Digest))
+}
+
+// Root returns the manifest of the tag (or digest) from index.json.
+func (d *dir) Root(ctx context.Context) ([]byte, error) {
+	var desc v1.Descriptor
+	if d.digest != nil {
+		desc = v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: *d.digest, Size: -1}
+	} else {
+		idx, err := readIndex(d.path)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for _, m := range idx.Manifests {
+			if m.Annotations[containerdNameAnnotaton] == d.tag || m.Annotations[refNameAnnotation] == d.tag {
+				desc, found = m, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("no cache tagged %q in %s: %w", d.tag, d.path, cache.ErrNotFound)
+		}
+	}
+	rc, err := d.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(cache.VerifyReader(rc, desc.Digest, desc.Size))
+	if err != nil {
+		return nil, fmt.Errorf("reading cache manifest %s: %w", desc.Digest, err)
+	}
+	return b, nil
+}
+
+// readIndex reads index.json; a missing directory or index is
+// cache.ErrNotFound.
+func readIndex(path string) (*v1.IndexManifest, error) {
+	b, err := os.ReadFile(filepath.Join(path, indexFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no cache in %s: %w", path, cache.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", filepath.Join(path, indexFile), err)
+	}
+	return &idx, nil
+}
+
+// Lock takes an exclusive flock on index.json.lock for a whole export, so
+// that one export's garbage collection never deletes another's fresh blobs.
+func (d *dir) Lock(ctx context.Context) (func(), error) {
+	if err := os.MkdirAll(d.path, 0o755); err != nil {
+		return nil, fmt.Errorf("creating cache directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(d.path, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking cache directory: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking cache directory: %w", err)
+		}
+	case <-ctx.Done():
+		// The flock goroutine ends when the holder unlocks; closing the file
+		// releases whatever it got.
+		go func() { <-done; f.Close() }()
+		return nil, ctx.Err()
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// SetRoot stores the manifest blob, points the tag at it in a new
+// index.json (renamed into place), then deletes unreferenced blobs.
+func (d *dir) SetRoot(ctx context.Context, manifest []byte) error {
+	desc, err := describe(manifest)
+	if err != nil {
+		return err
+	}
+	if ok, _ := d.Has(ctx, desc); !ok {
+		if err := d.Put(ctx, desc, strings.NewReader(string(manifest))); err != nil {
+			return err
+		}
+	}
+	idx, err := readIndex(d.path)
+	if errors.Is(err, cache.ErrNotFound) {
+		idx, err = &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return err
+	}
+	keep := idx.Manifests[:0]
+	for _, m := range idx.Manifests {
+		if m.Annotations[refNameAnnotation] != d.tag && m.Annotations[containerdNameAnnotaton] != d.tag {
+			keep = append(keep, m)
+		}
+	}
+	desc.Annotations = map[string]string{refNameAnnotation: d.tag}
+	idx.Manifests = append(keep, desc)
+	if err := writeFileAtomic(filepath.Join(d.path, layoutFile), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(d.path, indexFile), b); err != nil {
+		return err
+	}
+	return collect(ctx, d.path, idx)
+}
+
+func describe(manifest []byte) (v1.Descriptor, error) {
+	h, size, err := v1.SHA256(strings.NewReader(string(manifest)))
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: size}, nil
+}
+
+// collect deletes every blob that no manifest of idx refers to. A manifest
+// that cannot be read keeps only itself (the other tags' owners will
+// rewrite it), which errs on the side of keeping blobs.
+func collect(ctx context.Context, path string, idx *v1.IndexManifest) error {
+	live := map[string]bool{}
+	for _, m := range idx.Manifests {
+		live[m.Digest.Hex] = true
+		b, err := os.ReadFile(filepath.Join(path, "blobs", m.Digest.Algorithm, m.Digest.Hex))
+		if err != nil {
+			continue
+		}
+		var im v1.Manifest
+		if json.Unmarshal(b, &im) != nil {
+			continue
+		}
+		live[im.Config.Digest.Hex] = true
+		for _, l := range im.Layers {
+			live[l.Digest.Hex] = true
+		}
+	}
+	blobs := filepath.Join(path, "blobs", "sha256")
+	entries, err := os.ReadDir(blobs)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", blobs, err)
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if live[e.Name()] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(blobs, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing unreferenced blob: %w", err)
+		}
+	}
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,119 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/cache/cachetest"
+)
+
+func factory(t *testing.T) cachetest.Location {
+	d := filepath.Join(t.TempDir(), "cache")
+	return cachetest.Location{
+		Importer: NewImporter(ImportConfig{Src: d, Tag: DefaultTag}),
+		Exporter: NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}),
+		NewExporter: func() cache.Exporter {
+			return NewExporter(ExportConfig{Dest: d, Tag: DefaultTag})
+		},
+		Corrupt: func(t *testing.T, h v1.Hash) {
+			p := filepath.Join(d, "blobs", "sha256", h.Hex)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0xff
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+}
+
+func TestConformance(t *testing.T) { cachetest.Run(t, factory) }
+
+func TestParse(t *testing.T) {
+	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseImportConfig(a); return err },
+		[]map[string]string{
+			{"src": "/c"},
+			{"src": "/c", "tag": "main", "ignore-error": "true"},
+			{"src": "/c", "digest": "sha256:" + strings.Repeat("ab", 32)},
+		},
+		[]cachetest.BadAttrs{
+			{map[string]string{}, "src"},
+			{map[string]string{"src": "/c", "colour": "blue"}, `"colour"`},
+			{map[string]string{"src": "/c", "dest": "/d"}, "dest"},
+			{map[string]string{"src": "/c", "digest": "nope"}, "digest"},
+			{map[string]string{"src": "/c", "mode": "max"}, "mode"},
+		})
+	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseExportConfig(a); return err },
+		[]map[string]string{
+			{"dest": "/c"},
+			{"dest": "/c", "mode": "max", "tag": "x", "compression": "zstd", "compression-level": "19", "force-compression": ""},
+			{"dest": "/c", "ignore-error": "true", "oci-mediatypes": "true", "image-manifest": "true"},
+		},
+		[]cachetest.BadAttrs{
+			{map[string]string{"mode": "max"}, "dest"},
+			{map[string]string{"dest": "/c", "mode": "maximum"}, "mode"},
+			{map[string]string{"dest": "/c", "compression": "lz4"}, "compression"},
+			{map[string]string{"dest": "/c", "compression-level": "30"}, "compression-level"},
+			{map[string]string{"dest": "/c", "ignore-error": "maybe"}, "ignore-error"},
+			{map[string]string{"dest": "/c", "src": "/d"}, "src"},
+			{map[string]string{"dest": "/c", "bogus": "1"}, `"bogus"`},
+		})
+}
+
+// TestNoGrowth exports five caches in turn and checks that only the last
+// one's blobs remain, while other tags' blobs are kept.
+func TestNoGrowth(t *testing.T) {
+	ctx := context.Background()
+	d := filepath.Join(t.TempDir(), "cache")
+	src := cachetest.NewBlobs()
+	other := cachetest.RandomManifest(src, 100, 2)
+	if err := NewExporter(ExportConfig{Dest: d, Tag: "other"}).Export(ctx, other, src); err != nil {
+		t.Fatal(err)
+	}
+	var last *cache.Manifest
+	for i := 0; i < 5; i++ {
+		last = cachetest.RandomManifest(src, int64(i), 3)
+		if err := NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}).Export(ctx, last, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(d, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each tag: its layers, its config and its manifest.
+	want := (len(last.Layers) + 2) + (len(other.Layers) + 2)
+	if len(entries) != want {
+		t.Errorf("%d blobs after 5 exports, want %d (only live caches)", len(entries), want)
+	}
+	got, _, err := NewImporter(ImportConfig{Src: d, Tag: "other"}).Import(ctx)
+	if err != nil {
+		t.Fatalf("importing the other tag after GC: %v", err)
+	}
+	if len(got.Records) != len(other.Records) {
+		t.Errorf("other tag has %d records, want %d", len(got.Records), len(other.Records))
+	}
+}
+
+func TestUnwritableDestFails(t *testing.T) {
+	// root writes anywhere, so the unwritable place is a path under a
+	// regular file.
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := cachetest.NewBlobs()
+	m := cachetest.RandomManifest(src, 1, 1)
+	err := NewExporter(ExportConfig{Dest: filepath.Join(f, "cache"), Tag: DefaultTag}).Export(context.Background(), m, src)
+	if err == nil {
+		t.Fatal("export under a regular file succeeded")
+	}
+}

@@ -1,0 +1,54 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// VerifyReader wraps rc so that reading it to the end checks that its bytes
+// hash to want and number size (size < 0: any size). A mismatch is an
+// error wrapping ErrDigestMismatch, returned by the Read that reaches the end
+// (or that exceeds size).
+func VerifyReader(rc io.ReadCloser, want v1.Hash, size int64) io.ReadCloser {
+	return &verifier{rc: rc, h: sha256.New(), want: want, size: size}
+}
+
+type verifier struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want v1.Hash
+	size int64
+	n    int64
+	err  error
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.rc.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.size >= 0 && v.n > v.size {
+		v.err = fmt.Errorf("blob %s: more than %d bytes: %w", v.want, v.size, ErrDigestMismatch)
+		return n, v.err
+	}
+	if err == io.EOF {
+		got := hex.EncodeToString(v.h.Sum(nil))
+		if v.want.Algorithm != "sha256" || got != v.want.Hex || (v.size >= 0 && v.n != v.size) {
+			v.err = fmt.Errorf("blob %s: got sha256:%s (%d bytes): %w", v.want, got, v.n, ErrDigestMismatch)
+			return n, v.err
+		}
+	}
+	if err != nil {
+		v.err = err
+	}
+	return n, err
+}
+
+func (v *verifier) Close() error { return v.rc.Close() }
