@@ -1,26 +1,18 @@
+// Command kiln builds container images from Dockerfiles. See README.md.
 package main
 
 import (
-	_ "github.com/cyphar/filepath-securejoin"
-	_ "github.com/google/go-cmp/cmp"
-	_ "github.com/google/go-containerregistry/pkg/authn"
-	_ "github.com/google/go-containerregistry/pkg/registry"
-	_ "github.com/google/go-containerregistry/pkg/v1/layout"
-	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
-	_ "github.com/google/go-containerregistry/pkg/v1/remote"
-	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
-	_ "github.com/google/go-containerregistry/pkg/v1/validate"
-	_ "github.com/klauspost/compress/gzip"
-	_ "github.com/klauspost/compress/zstd"
-	_ "github.com/moby/buildkit/frontend/dockerfile/instructions"
-	_ "github.com/moby/buildkit/frontend/dockerfile/parser"
-	_ "github.com/moby/buildkit/frontend/dockerfile/shell"
-	_ "github.com/moby/patternmatcher"
-	_ "github.com/moby/patternmatcher/ignorefile"
-	_ "github.com/opencontainers/runtime-spec/specs-go"
-	_ "github.com/spf13/cobra"
-	_ "golang.org/x/sync/errgroup"
-	_ "golang.org/x/sys/unix"
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kiln-build/kiln/internal/cli"
 )
 
-func main() {}
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, cli.Env{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	stop()
+	os.Exit(code)
+}

@@ -18,6 +18,9 @@ type Graph struct {
 	// Steps is the number of filesystem and config steps in all of Stages,
 	// for progress numbering ("[3/9]").
 	Steps int
+	// UnusedArgs are the --build-arg names that no ARG in the global scope
+	// or in Stages declares, sorted; the caller may warn about them.
+	UnusedArgs []string
 }
 
 // Pos is a place in a Dockerfile, for error messages.
@@ -41,6 +44,9 @@ type Stage struct {
 	// Config is the image config when the stage ends (the last step's
 	// Config, or the base's config when the stage has no steps).
 	Config v1.Config
+	// Author is the image author when the stage ends: the last MAINTAINER,
+	// else the base stage's or base image's author.
+	Author string
 }
 
 // Label returns the name users know the stage by: its AS name or its index.
@@ -121,6 +127,11 @@ type Run struct {
 	Network string
 	// Mounts are the RUN --mount options.
 	Mounts []Mount
+	// Files are inline scripts the step needs, to be made available
+	// read-only with mode 0755 in the directory /dev/pipes/ for this step
+	// only (BuildKit's layout). A heredoc whose body starts with "#!"
+	// (RUN <<EOF with a shebang line) is run as /dev/pipes/<name>.
+	Files []InlineFile
 }
 
 // MountType is the type of a RUN --mount.
@@ -159,6 +170,8 @@ type Mount struct {
 	// not given.
 	Mode     int64
 	UID, GID int64
+	// Size is the size limit of a tmpfs mount in bytes; 0 means no limit.
+	Size int64
 }
 
 // Copy is a COPY or ADD instruction, resolved.

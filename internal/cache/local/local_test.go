@@ -45,11 +45,11 @@ func TestParse(t *testing.T) {
 			{"src": "/c", "digest": "sha256:" + strings.Repeat("ab", 32)},
 		},
 		[]cachetest.BadAttrs{
-			{map[string]string{}, "src"},
-			{map[string]string{"src": "/c", "colour": "blue"}, `"colour"`},
-			{map[string]string{"src": "/c", "dest": "/d"}, "dest"},
-			{map[string]string{"src": "/c", "digest": "nope"}, "digest"},
-			{map[string]string{"src": "/c", "mode": "max"}, "mode"},
+			{Attrs: map[string]string{}, Want: "src"},
+			{Attrs: map[string]string{"src": "/c", "colour": "blue"}, Want: `"colour"`},
+			{Attrs: map[string]string{"src": "/c", "dest": "/d"}, Want: "dest"},
+			{Attrs: map[string]string{"src": "/c", "digest": "nope"}, Want: "digest"},
+			{Attrs: map[string]string{"src": "/c", "mode": "max"}, Want: "mode"},
 		})
 	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseExportConfig(a); return err },
 		[]map[string]string{
@@ -58,13 +58,13 @@ func TestParse(t *testing.T) {
 			{"dest": "/c", "ignore-error": "true", "oci-mediatypes": "true", "image-manifest": "true"},
 		},
 		[]cachetest.BadAttrs{
-			{map[string]string{"mode": "max"}, "dest"},
-			{map[string]string{"dest": "/c", "mode": "maximum"}, "mode"},
-			{map[string]string{"dest": "/c", "compression": "lz4"}, "compression"},
-			{map[string]string{"dest": "/c", "compression-level": "30"}, "compression-level"},
-			{map[string]string{"dest": "/c", "ignore-error": "maybe"}, "ignore-error"},
-			{map[string]string{"dest": "/c", "src": "/d"}, "src"},
-			{map[string]string{"dest": "/c", "bogus": "1"}, `"bogus"`},
+			{Attrs: map[string]string{"mode": "max"}, Want: "dest"},
+			{Attrs: map[string]string{"dest": "/c", "mode": "maximum"}, Want: "mode"},
+			{Attrs: map[string]string{"dest": "/c", "compression": "lz4"}, Want: "compression"},
+			{Attrs: map[string]string{"dest": "/c", "compression-level": "30"}, Want: "compression-level"},
+			{Attrs: map[string]string{"dest": "/c", "ignore-error": "maybe"}, Want: "ignore-error"},
+			{Attrs: map[string]string{"dest": "/c", "src": "/d"}, Want: "src"},
+			{Attrs: map[string]string{"dest": "/c", "bogus": "1"}, Want: `"bogus"`},
 		})
 }
 

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestErrors checks that bad input gets one clear line and the right exit
+// code (DESIGN.md §6).
+func TestErrors(t *testing.T) {
+	_, base := setup(t)
+	tests := []struct {
+		name       string
+		dockerfile string
+		files      map[string]string
+		args       []string
+		code       int
+		want       string // regexp the last stderr line must match
+	}{
+		{
+			name:       "unknown instruction",
+			dockerfile: "FROM " + base + "\nRUN true\nFROB x\n",
+			code:       2,
+			want:       `Dockerfile:3: .*(unknown instruction|FROB)`,
+		},
+		{
+			name:       "copy source outside context",
+			dockerfile: "FROM " + base + "\nCOPY ../secret /x\n",
+			code:       2,
+			want:       `outside the build context`,
+		},
+		{
+			name:       "missing copy source",
+			dockerfile: "FROM " + base + "\nCOPY nothere.txt /x\n",
+			code:       2,
+			want:       `nothere.txt.*no such file`,
+		},
+		{
+			name:       "unknown stage",
+			dockerfile: "FROM " + base + "\nCOPY --from=nosuchstage /a /b\n",
+			code:       2,
+			want:       `nosuchstage`,
+		},
+		{
+			name:       "unknown target",
+			dockerfile: "FROM " + base + " AS a\nRUN true\n",
+			args:       []string{"--target", "zzz"},
+			code:       2,
+			want:       `target stage "zzz" not found`,
+		},
+		{
+			name:       "failing run",
+			dockerfile: "FROM " + base + "\nRUN echo line-one && echo line-two >&2 && exit 3\n",
+			code:       1,
+			want:       `line-two`,
+		},
+		{
+			name:       "bad flag",
+			dockerfile: "FROM " + base + "\n",
+			args:       []string{"--network", "bridge"},
+			code:       2,
+			want:       `--network "bridge"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{"Dockerfile": tt.dockerfile}
+			for k, v := range tt.files {
+				files[k] = v
+			}
+			writeFiles(t, dir, files)
+			args := append([]string{"build", "--progress", "plain"}, tt.args...)
+			args = append(args, dir)
+			r := kiln(t, filepath.Join(t.TempDir(), "state"), nil, args...)
+			if r.code != tt.code {
+				t.Errorf("exit code %d, want %d\n%s", r.code, tt.code, r.stderr)
+			}
+			if !regexp.MustCompile(tt.want).MatchString(r.stderr) {
+				t.Errorf("stderr does not match %q:\n%s", tt.want, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("a failed build printed %q on stdout", r.stdout)
+			}
+		})
+	}
+}
+
+// TestFailedRunShowsStep checks the failed RUN's message: step, exit code,
+// last lines.
+func TestFailedRunShowsStep(t *testing.T) {
+	_, base := setup(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo first && echo boom >&2 && exit 7\n"})
+	r := kiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", dir)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	i := strings.LastIndex(r.stderr, "kiln: ")
+	if i < 0 {
+		t.Fatalf("no kiln: error line in\n%s", r.stderr)
+	}
+	msg := r.stderr[i:]
+	for _, want := range []string{"Dockerfile:2", "RUN echo first", "exit code 7", "boom"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error message lacks %q:\n%s", want, msg)
+		}
+	}
+}

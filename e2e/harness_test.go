@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kilnBin is the kiln binary built once for the whole package.
+var kilnBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kiln-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	kilnBin = filepath.Join(dir, "kiln")
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	cmd := exec.Command("go", "build", "-o", kilnBin, "./cmd/kiln")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building kiln: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// need skips the test when a host part is missing, or fails it under
+// KILN_E2E.
+func need(t *testing.T, bins ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("KILN_E2E") != "" {
+			t.Fatal("end-to-end tests need root (runc, overlayfs)")
+		}
+		t.Skip("needs root")
+	}
+	for _, b := range bins {
+		if _, err := exec.LookPath(b); err != nil {
+			if os.Getenv("KILN_E2E") != "" {
+				t.Fatalf("%s is not installed (KILN_E2E is set)", b)
+			}
+			t.Skipf("%s is not installed", b)
+		}
+	}
+}
+
+// result is one kiln run.
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+// kiln runs the kiln binary with the given state dir and extra env.
+func kiln(t *testing.T, state string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kilnBin, args...)
+	cmd.Env = append(os.Environ(), "KILN_STATE="+state, "DOCKER_CONFIG="+filepath.Join(state, "..", "docker-config"))
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running kiln %s: %v", strings.Join(args, " "), err)
+		}
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// mustKiln runs kiln and fails the test unless it exits 0.
+func mustKiln(t *testing.T, state string, env []string, args ...string) result {
+	t.Helper()
+	r := kiln(t, state, env, args...)
+	if r.code != 0 {
+		t.Fatalf("kiln %s: exit %d\nstderr:\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r
+}
+
+// writeFiles creates files (path → content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// freePort returns a free TCP port on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRegistry starts the real docker-registry server on 127.0.0.1 with
+// storage in a temp dir and returns host:port. extraConfig is appended to
+// the YAML (auth, tls).
+func startRegistry(t *testing.T, extraConfig string) string {
+	t.Helper()
+	need(t, "docker-registry")
+	dir := t.TempDir()
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+%s`, filepath.Join(dir, "data"), addr, extraConfig)
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("docker-registry", "serve", cfgPath)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			if strings.Contains(extraConfig, "tls:") {
+				return addr
+			}
+			resp, err := http.Get("http://" + addr + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				return addr
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("docker-registry did not start on %s:\n%s", addr, logs.String())
+	return ""
+}

@@ -1,0 +1,346 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/dockerfile"
+	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/output"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/remote"
+	"github.com/kiln-build/kiln/internal/snapshot"
+	"github.com/kiln-build/kiln/internal/solve"
+	"github.com/kiln-build/kiln/internal/source"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// Options describe one build. ContextDir and StateDir are required.
+type Options struct {
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Dockerfile is the Dockerfile path; "" means ContextDir/Dockerfile.
+	Dockerfile string
+	// Tags name the image; with Push each is pushed.
+	Tags []string
+	// Push pushes the image to the registry of every tag.
+	Push bool
+	// Outputs are the --output destinations.
+	Outputs []output.Spec
+	// Target is the stage to build; "" means the last.
+	Target string
+	// BuildArgs are --build-arg values; Labels are --label values.
+	BuildArgs map[string]string
+	Labels    map[string]string
+	// NoCache ignores every cache; results are still recorded.
+	NoCache bool
+	// MetadataFile, if set, receives the build's metadata as JSON.
+	MetadataFile string
+	// Network is the default network of RUN steps: host or none.
+	Network string
+	// Secrets are --secret values by id.
+	Secrets map[string][]byte
+	// Runtime is the OCI runtime for RUN ("" = runc).
+	Runtime string
+	// StateDir is the local state store.
+	StateDir string
+	// ForceCopy uses the copying snapshotter even where overlayfs works.
+	ForceCopy bool
+	// Remote reaches registries; nil is allowed for builds that use none.
+	Remote *remote.Client
+	// SourceDateEpoch, if set, makes layers and history reproducible.
+	SourceDateEpoch *time.Time
+	// Progress receives events; nil discards them.
+	Progress progress.Sink
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// Result is a finished build.
+type Result struct {
+	Image        v1.Image
+	Digest       v1.Hash
+	ConfigDigest v1.Hash
+	Stats        solve.Stats
+}
+
+// ErrUsage marks errors in what the user asked for (exit code 2).
+var ErrUsage = errors.New("usage error")
+
+// usageError wraps err so errors.Is(err, ErrUsage) holds.
+type usageError struct{ err error }
+
+func (e usageError) Error() string         { return e.err.Error() }
+func (e usageError) Unwrap() []error       { return []error{e.err, ErrUsage} }
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// Run performs the build.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	sink := opts.Progress
+	if sink == nil {
+		sink = progress.Discard()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dfPath := opts.Dockerfile
+	if dfPath == "" {
+		dfPath = filepath.Join(opts.ContextDir, "Dockerfile")
+	}
+	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
+		return nil, usagef("build context %q is not a directory", opts.ContextDir)
+	}
+	df, err := os.ReadFile(dfPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usagef("Dockerfile not found: %s", dfPath)
+		}
+		return nil, fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	if (opts.Push || hasRegistryOutput(opts.Outputs)) && len(opts.Tags) == 0 && !namedRegistryOutput(opts.Outputs) {
+		return nil, usagef("--push needs at least one --tag")
+	}
+
+	st, err := store.Open(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening state dir %s: %w", opts.StateDir, err)
+	}
+	defer st.Close()
+	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: opts.ForceCopy})
+	if err != nil {
+		return nil, fmt.Errorf("opening snapshots: %w", err)
+	}
+	if snap.Mode() != "overlayfs" {
+		sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "using the copying snapshotter: overlayfs cannot be mounted here (slower, same results)"})
+	}
+
+	tree, err := openContext(opts.ContextDir, dfPath, st)
+	if err != nil {
+		return nil, err
+	}
+	defer tree.Close()
+
+	images := newImages(opts.Remote)
+	g, err := dockerfile.Plan(ctx, df, dockerfile.Options{
+		File:         displayName(dfPath, opts.ContextDir),
+		BuildArgs:    opts.BuildArgs,
+		Target:       opts.Target,
+		Network:      opts.Network,
+		ResolveImage: images.resolve,
+	})
+	if err != nil {
+		var de *dockerfile.Error
+		if errors.As(err, &de) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	for _, a := range g.UnusedArgs {
+		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
+	}
+
+	solver, err := solve.New(solve.Options{
+		Store:           st,
+		Snapshotter:     snap,
+		Context:         tree,
+		ContextDir:      opts.ContextDir,
+		Image:           images.image,
+		Progress:        sink,
+		Logger:          log,
+		Runtime:         opts.Runtime,
+		Network:         opts.Network,
+		Secrets:         opts.Secrets,
+		NoCache:         opts.NoCache,
+		SourceDateEpoch: opts.SourceDateEpoch,
+	})
+	if err != nil {
+		return nil, err
+	}
+	res, err := solver.Solve(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	cfg := res.Config
+	if len(opts.Labels) > 0 {
+		cfg.Labels = maps.Clone(cfg.Labels)
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		maps.Copy(cfg.Labels, opts.Labels)
+	}
+	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History}
+	if opts.SourceDateEpoch != nil {
+		spec.Created = *opts.SourceDateEpoch
+	}
+	img, err := image.Assemble(spec)
+	if err != nil {
+		return nil, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, err
+	}
+	cfgDigest, err := img.ConfigName()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeOutputs(ctx, opts, img); err != nil {
+		return nil, err
+	}
+	out := &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}
+	sum := &progress.Summary{
+		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
+		Duration: time.Since(start), Digest: digest.String(),
+	}
+	if opts.MetadataFile != "" {
+		if err := writeMetadata(opts.MetadataFile, opts.Tags, out, sum); err != nil {
+			return nil, err
+		}
+	}
+	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
+	return out, nil
+}
+
+// openContext opens the context with its .dockerignore (Dockerfile-specific
+// "<Dockerfile>.dockerignore" first, as BuildKit does) and a checksum cache
+// in the state dir keyed by the context's absolute path.
+func openContext(dir, dfPath string, st *store.Store) (*source.Tree, error) {
+	ignore, err := source.ReadIgnore(dfPath + ".dockerignore")
+	if err == nil && ignore == nil {
+		ignore, err = source.ReadIgnore(filepath.Join(dir, ".dockerignore"))
+	}
+	if err != nil {
+		return nil, usagef("reading .dockerignore: %v", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	cacheDir := filepath.Join(st.Root(), "context-cache")
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	return source.Open(dir, source.Options{
+		Ignore:    ignore,
+		CacheFile: filepath.Join(cacheDir, hex.EncodeToString(sum[:12])+".json"),
+	})
+}
+
+func displayName(dfPath, ctxDir string) string {
+	if rel, err := filepath.Rel(ctxDir, dfPath); err == nil && !filepath.IsAbs(rel) && rel[0] != '.' {
+		return rel
+	}
+	return dfPath
+}
+
+// images resolves and remembers registry images for one build.
+type images struct {
+	remote *remote.Client
+	mu     sync.Mutex
+	byRef  map[string]*plan.Image
+	byDig  map[v1.Hash]v1.Image
+}
+
+func newImages(r *remote.Client) *images {
+	return &images{remote: r, byRef: map[string]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
+}
+
+func (im *images) resolve(ctx context.Context, ref string) (*plan.Image, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if pi, ok := im.byRef[ref]; ok {
+		return pi, nil
+	}
+	if im.remote == nil {
+		return nil, fmt.Errorf("image %s: no registry client", ref)
+	}
+	img, digest, err := im.remote.Image(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
+	}
+	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf}
+	im.byRef[ref] = pi
+	im.byDig[digest] = img
+	return pi, nil
+}
+
+func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
+	im.mu.Lock()
+	img, ok := im.byDig[pi.Digest]
+	im.mu.Unlock()
+	if ok {
+		return img, nil
+	}
+	if _, err := im.resolve(ctx, pi.Ref); err != nil {
+		return nil, err
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if img, ok := im.byDig[pi.Digest]; ok {
+		return img, nil
+	}
+	return nil, fmt.Errorf("image %s changed while building (want %s)", pi.Ref, pi.Digest)
+}
+
+// Metadata is what --metadata-file receives.
+type Metadata struct {
+	Digest       string            `json:"containerimage.digest"`
+	ConfigDigest string            `json:"containerimage.config.digest"`
+	Name         string            `json:"image.name,omitempty"`
+	Summary      *progress.Summary `json:"kiln.summary,omitempty"`
+}
+
+func writeMetadata(path string, tags []string, r *Result, sum *progress.Summary) error {
+	md := Metadata{Digest: r.Digest.String(), ConfigDigest: r.ConfigDigest.String(), Summary: sum}
+	if len(tags) > 0 {
+		md.Name = strings.Join(tags, ",")
+	}
+	b, err := json.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so readers never see half a file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

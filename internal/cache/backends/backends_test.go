@@ -1,0 +1,51 @@
+package backends
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		from    []string
+		to      []string
+		wantErr string
+		imports int
+		exports int
+	}{
+		{name: "local both", from: []string{"type=local,src=/c"}, to: []string{"type=local,dest=/c,mode=max"}, imports: 1, exports: 1},
+		{name: "quoted csv", from: []string{`type=local,"src=/a,b"`}, imports: 1},
+		{name: "unknown type", from: []string{"type=nfs,src=/c"}, wantErr: `unknown cache type "nfs"`},
+		{name: "missing type", to: []string{"dest=/c"}, wantErr: "type required"},
+		{name: "unknown attribute", to: []string{"type=local,dest=/c,speed=fast"}, wantErr: `unknown attribute "speed"`},
+		{name: "missing required", to: []string{"type=local,mode=max"}, wantErr: "dest: required"},
+		{name: "bad mode", to: []string{"type=local,dest=/c,mode=all"}, wantErr: "mode"},
+		{name: "not yet", to: []string{"type=gha"}, wantErr: "type=gha is not supported yet"},
+		{name: "registry shorthand not yet", from: []string{"reg/app:cache"}, wantErr: "type=registry is not supported yet"},
+		{name: "duplicate export", to: []string{"type=local,dest=/c", "type=local,dest=/c"}, wantErr: "given twice"},
+		{name: "field without =", to: []string{"type=local,dest=/c,max"}, wantErr: `"max" is not key=value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			imps, err1 := ParseImports(tt.from, Deps{})
+			exps, err2 := ParseExports(tt.to, Deps{})
+			err := err1
+			if err == nil {
+				err = err2
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if len(imps) != tt.imports || len(exps) != tt.exports {
+				t.Errorf("got %d imports, %d exports; want %d, %d", len(imps), len(exps), tt.imports, tt.exports)
+			}
+		})
+	}
+}

@@ -1,0 +1,276 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/output"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/remote"
+)
+
+type buildFlags struct {
+	file         string
+	tags         []string
+	push         bool
+	outputs      []string
+	target       string
+	buildArgs    []string
+	labels       []string
+	cacheFrom    []string
+	cacheTo      []string
+	noCache      bool
+	progress     string
+	metadataFile string
+	network      string
+	secrets      []string
+	runtime      string
+	insecure     []string
+	registryCA   string
+	forceCopy    bool
+}
+
+func newBuildCmd(env Env, g *globals) *cobra.Command {
+	f := &buildFlags{}
+	c := &cobra.Command{
+		Use:   "build [flags] CONTEXT",
+		Short: "Build an image from a Dockerfile",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("build needs exactly one CONTEXT directory (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runBuild(c.Context(), env, g, f, args[0])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "Dockerfile path (default CONTEXT/Dockerfile)")
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "image name REF; repeatable; with --push each is pushed")
+	fl.BoolVar(&f.push, "push", false, "push the image to the registry of every tag")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "type=registry | type=oci,dest=F.tar | type=docker,dest=F.tar | type=local,dest=DIR (repeatable)")
+	fl.StringVar(&f.target, "target", "", "build only up to this stage")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build argument K=V (repeatable)")
+	fl.StringArrayVar(&f.labels, "label", nil, "image label K=V (repeatable)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR | type=registry,ref=REF | … (repeatable)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=local,dest=DIR | type=registry,ref=REF | type=inline | … (repeatable)")
+	fl.BoolVar(&f.noCache, "no-cache", false, "ignore every cache (results are still recorded and exported)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto | tty | plain | json")
+	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build metadata (digests, name, cache summary) as JSON to this file")
+	fl.StringVar(&f.network, "network", "host", "network for RUN steps: host | none")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)")
+	fl.StringVar(&f.runtime, "runtime", "runc", "OCI runtime for RUN steps (runc, crun)")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (loopback needs no flag)")
+	fl.StringVar(&f.registryCA, "registry-ca", "", "PEM file of an extra CA for registries with private certificates")
+	fl.BoolVar(&f.forceCopy, "copy-snapshots", false, "use the copying snapshotter even where overlayfs works")
+	return c
+}
+
+func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDir string) error {
+	opts := build.Options{
+		ContextDir:   contextDir,
+		Dockerfile:   f.file,
+		Tags:         f.tags,
+		Push:         f.push,
+		Target:       f.target,
+		NoCache:      f.noCache,
+		MetadataFile: f.metadataFile,
+		Runtime:      f.runtime,
+		StateDir:     stateDir(env.Getenv),
+		ForceCopy:    f.forceCopy,
+		Logger:       g.logger(env.Stderr),
+	}
+	var err error
+	switch f.network {
+	case "host", "none":
+		opts.Network = f.network
+	default:
+		return usagef("--network %q: want host or none", f.network)
+	}
+	if opts.BuildArgs, err = kvMap("build-arg", f.buildArgs, env.Getenv); err != nil {
+		return err
+	}
+	if opts.Labels, err = kvMap("label", f.labels, nil); err != nil {
+		return err
+	}
+	for _, o := range f.outputs {
+		spec, err := output.ParseSpec(o)
+		if err != nil {
+			return usagef("--output %q: %v", o, err)
+		}
+		opts.Outputs = append(opts.Outputs, spec)
+	}
+	if len(f.cacheFrom) > 0 || len(f.cacheTo) > 0 {
+		return usagef("--cache-from/--cache-to: cache backends are not supported yet")
+	}
+	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
+		return err
+	}
+	if opts.SourceDateEpoch, err = sourceDateEpoch(env.Getenv, opts.BuildArgs); err != nil {
+		return err
+	}
+	opts.Remote, err = remote.New(remote.Options{
+		Insecure:        f.insecure,
+		CAFile:          f.registryCA,
+		DockerConfigDir: dockerConfigDir(env.Getenv),
+		Logger:          opts.Logger,
+		UserAgent:       "kiln/" + Version,
+	})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	sink, closeSink, err := newSink(f.progress, env)
+	if err != nil {
+		return err
+	}
+	opts.Progress = sink
+	res, err := build.Run(ctx, opts)
+	closeSink()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, res.Digest.String())
+	return nil
+}
+
+// newSink picks the progress renderer; auto is tty when stderr is a
+// terminal, plain otherwise.
+func newSink(mode string, env Env) (progress.Sink, func(), error) {
+	isTTY := false
+	if f, ok := env.Stderr.(*os.File); ok {
+		isTTY = progress.IsTerminal(f)
+	}
+	switch mode {
+	case "auto":
+		if isTTY {
+			t := progress.NewTTY(env.Stderr)
+			return t, func() { t.Close() }, nil
+		}
+		return progress.NewPlain(env.Stderr), func() {}, nil
+	case "tty":
+		t := progress.NewTTY(env.Stderr)
+		return t, func() { t.Close() }, nil
+	case "plain":
+		return progress.NewPlain(env.Stderr), func() {}, nil
+	case "json":
+		return progress.NewJSON(env.Stderr), func() {}, nil
+	default:
+		return nil, nil, usagef("--progress %q: want auto, tty, plain or json", mode)
+	}
+}
+
+// kvMap parses repeated K=V flags. With getenv, a bare "K" takes its value
+// from the environment, as docker build --build-arg does.
+func kvMap(flag string, vals []string, getenv func(string) string) (map[string]string, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(vals))
+	for _, s := range vals {
+		if getenv != nil && !strings.Contains(s, "=") && s != "" {
+			if v := getenv(s); v != "" {
+				m[s] = v
+			}
+			continue
+		}
+		k, v, err := splitKV(flag, s)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// readSecrets reads --secret values: id=ID,src=PATH (or type=file) and
+// id=ID,env=VAR (or type=env).
+func readSecrets(specs []string, getenv func(string) string) (map[string][]byte, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	out := map[string][]byte{}
+	for _, spec := range specs {
+		attrs := map[string]string{}
+		for _, field := range strings.Split(spec, ",") {
+			k, v, ok := strings.Cut(field, "=")
+			if !ok {
+				return nil, usagef("--secret %q: field %q is not key=value", redactSecretSpec(spec), field)
+			}
+			switch k = strings.ToLower(strings.TrimSpace(k)); k {
+			case "id", "src", "source", "env", "type":
+				attrs[k] = v
+			default:
+				return nil, usagef("--secret: unknown key %q (want id, src, env, type)", k)
+			}
+		}
+		id := attrs["id"]
+		src := attrs["src"]
+		if src == "" {
+			src = attrs["source"]
+		}
+		envName := attrs["env"]
+		if attrs["type"] == "env" && envName == "" {
+			envName = src
+			src = ""
+		}
+		if id == "" {
+			id = envName
+			if id == "" {
+				id = src
+			}
+		}
+		if id == "" {
+			return nil, usagef("--secret: missing id")
+		}
+		switch {
+		case src != "":
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, usagef("--secret id=%s: reading %s: %v", id, src, err)
+			}
+			out[id] = b
+		case envName != "":
+			v := getenv(envName)
+			if v == "" {
+				return nil, usagef("--secret id=%s: environment variable %s is not set", id, envName)
+			}
+			out[id] = []byte(v)
+		default:
+			return nil, usagef("--secret id=%s: give src=PATH or env=VAR", id)
+		}
+	}
+	return out, nil
+}
+
+func redactSecretSpec(s string) string {
+	if i := strings.Index(s, ","); i >= 0 {
+		return s[:i] + ",…"
+	}
+	return s
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH from the build args or the
+// environment.
+func sourceDateEpoch(getenv func(string) string, args map[string]string) (*time.Time, error) {
+	v := args["SOURCE_DATE_EPOCH"]
+	if v == "" {
+		v = getenv("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, usagef("SOURCE_DATE_EPOCH=%q: want a non-negative number of seconds", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}

@@ -1,0 +1,12 @@
+// Package cli is kiln's command line: cobra commands that turn flags and
+// the environment into typed options, call the packages that do the work,
+// and map every error to one message and one exit code.
+//
+// cli is the only package that reads the environment (KILN_STATE,
+// DOCKER_CONFIG, SOURCE_DATE_EPOCH, ACTIONS_*). Exit codes:
+//
+//	0  success
+//	1  the build failed (a RUN exited non-zero, a registry refused a push, …)
+//	2  usage or input error: a bad flag or cache spec, a Dockerfile error
+//	   (file:line), a missing file, a COPY source outside the context
+package cli

@@ -1,0 +1,312 @@
+package dockerfile
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// argScope is an ordered set of ARG names and their values. An ARG
+// declared without a value (and with no --build-arg or global value) is in
+// scope but unset: it expands to "" and is not in RUN's environment.
+type argScope struct {
+	keys []string
+	vals map[string]string
+	set  map[string]bool
+}
+
+func newArgScope() *argScope {
+	return &argScope{vals: map[string]string{}, set: map[string]bool{}}
+}
+
+func (a *argScope) clone() *argScope {
+	c := newArgScope()
+	c.keys = slices.Clone(a.keys)
+	for k, v := range a.vals {
+		c.vals[k] = v
+	}
+	for k, v := range a.set {
+		c.set[k] = v
+	}
+	return c
+}
+
+// declare puts key in scope, keeping its place if it is already there.
+func (a *argScope) declare(key string) {
+	if _, ok := a.set[key]; !ok {
+		a.keys = append(a.keys, key)
+		a.set[key] = false
+	}
+}
+
+// put declares key with a value.
+func (a *argScope) put(key, value string) {
+	a.declare(key)
+	a.vals[key] = value
+	a.set[key] = true
+}
+
+// Get implements shell.EnvGetter.
+func (a *argScope) Get(key string) (string, bool) {
+	if !a.set[key] {
+		return "", false
+	}
+	return a.vals[key], true
+}
+
+// Keys implements shell.EnvGetter.
+func (a *argScope) Keys() []string {
+	var out []string
+	for _, k := range a.keys {
+		if a.set[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// env is what ARG and ENV references expand against inside a stage: the
+// config's Env, then the ARGs in scope. ENV wins over an ARG of the same
+// name, as Docker documents.
+type env struct {
+	config []string
+	args   *argScope
+}
+
+// Get implements shell.EnvGetter.
+func (e env) Get(key string) (string, bool) {
+	if v, ok := lookupEnv(e.config, key); ok {
+		return v, true
+	}
+	return e.args.Get(key)
+}
+
+// Keys implements shell.EnvGetter.
+func (e env) Keys() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, kv := range e.config {
+		k, _, _ := strings.Cut(kv, "=")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, k := range e.args.Keys() {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// list is the environment of a RUN: the config's Env in order, then the
+// set ARGs the config does not override, in declaration order.
+func (e env) list() []string {
+	out := slices.Clone(e.config)
+	for _, k := range e.args.Keys() {
+		if _, ok := lookupEnv(e.config, k); ok {
+			continue
+		}
+		out = append(out, k+"="+e.args.vals[k])
+	}
+	return out
+}
+
+// lookupEnv finds key in a KEY=VALUE list; the last entry wins.
+func lookupEnv(list []string, key string) (string, bool) {
+	for i := len(list) - 1; i >= 0; i-- {
+		k, v, _ := strings.Cut(list[i], "=")
+		if k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// setEnv sets key in a KEY=VALUE list, in place if it is there.
+func setEnv(list []string, key, value string) []string {
+	for i, kv := range list {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			list[i] = key + "=" + value
+			return list
+		}
+	}
+	return append(list, key+"="+value)
+}
+
+// hostPlatform is the platform kiln builds for: linux on the architecture
+// of the running binary, normalized as BuildKit does (no variant on amd64
+// and arm64, v7 on arm).
+type hostPlatform struct {
+	os, arch, variant string
+}
+
+func currentPlatform() hostPlatform {
+	p := hostPlatform{os: "linux", arch: runtime.GOARCH}
+	if p.arch == "arm" {
+		p.variant = "v7"
+	}
+	return p
+}
+
+func (h hostPlatform) String() string {
+	s := h.os + "/" + h.arch
+	if h.variant != "" {
+		s += "/" + h.variant
+	}
+	return s
+}
+
+// predefinedArgs are the args BuildKit defines in the global scope. Like
+// any global ARG, a stage sees them only after declaring them (ARG
+// TARGETARCH). A --build-arg of the same name overrides them.
+func (p *planner) predefinedArgs(target string) *argScope {
+	h := currentPlatform()
+	if target == "" {
+		target = "default"
+	}
+	a := newArgScope()
+	for _, kv := range [...][2]string{
+		{"BUILDPLATFORM", h.String()},
+		{"BUILDOS", h.os},
+		{"BUILDOSVERSION", ""},
+		{"BUILDARCH", h.arch},
+		{"BUILDVARIANT", h.variant},
+		{"TARGETPLATFORM", h.String()},
+		{"TARGETOS", h.os},
+		{"TARGETOSVERSION", ""},
+		{"TARGETARCH", h.arch},
+		{"TARGETVARIANT", h.variant},
+		{"TARGETSTAGE", target},
+	} {
+		v := kv[1]
+		if o, ok := p.opts.BuildArgs[kv[0]]; ok {
+			v = o
+			p.declared[kv[0]] = true
+		}
+		a.put(kv[0], v)
+	}
+	return a
+}
+
+// globalArgs builds the global scope: the predefined args, then each ARG
+// before the first FROM, where --build-arg beats the default and a
+// default may refer to the ARGs above it.
+func (p *planner) globalArgs(target string) error {
+	p.declared = map[string]bool{}
+	p.global = p.predefinedArgs(target)
+	for _, c := range p.meta {
+		ac := c.cmd.(*instructions.ArgCommand)
+		for _, kv := range ac.Args {
+			p.declared[kv.Key] = true
+			if v, ok := p.opts.BuildArgs[kv.Key]; ok {
+				p.global.put(kv.Key, v)
+				continue
+			}
+			if kv.Value == nil {
+				continue
+			}
+			v, _, err := p.lex.ProcessWord(*kv.Value, p.global)
+			if err != nil {
+				return p.errAt(c.line, err)
+			}
+			p.global.put(kv.Key, v)
+		}
+	}
+	return nil
+}
+
+// dispatchArg declares the ARGs of an ARG instruction inside a stage. The
+// value is, in order of preference: the --build-arg, the default
+// (expanded), the global scope's value when the ARG has no default.
+func (p *planner) dispatchArg(st *state, c *instructions.ArgCommand) error {
+	for _, kv := range c.Args {
+		p.declared[kv.Key] = true
+		if v, ok := p.opts.BuildArgs[kv.Key]; ok {
+			st.args.put(kv.Key, v)
+			continue
+		}
+		if kv.Value != nil {
+			v, _, err := p.lex.ProcessWord(*kv.Value, st.env())
+			if err != nil {
+				return fmt.Errorf("expanding ARG %s: %w", kv.Key, err)
+			}
+			st.args.put(kv.Key, v)
+			continue
+		}
+		if v, ok := p.global.Get(kv.Key); ok {
+			st.args.put(kv.Key, v)
+			continue
+		}
+		st.args.declare(kv.Key)
+	}
+	return nil
+}
+
+// unusedArgs are the --build-arg names no ARG declared, sorted.
+func (p *planner) unusedArgs() []string {
+	var out []string
+	for k := range p.opts.BuildArgs {
+		if !p.declared[k] {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkPlatform accepts a FROM --platform value (after expansion) only if
+// it names the host platform.
+func checkPlatform(v string) error {
+	h := currentPlatform()
+	parts := strings.Split(strings.ToLower(v), "/")
+	if len(parts) > 3 || parts[0] == "" {
+		return fmt.Errorf("invalid platform %q", v)
+	}
+	for _, s := range parts {
+		if s == "" || strings.IndexFunc(s, func(r rune) bool {
+			return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.'
+		}) >= 0 {
+			return fmt.Errorf("invalid platform %q", v)
+		}
+	}
+	arch, variant := h.arch, h.variant
+	if len(parts) > 1 {
+		arch = normalizeArch(parts[1])
+		variant = ""
+		if len(parts) > 2 {
+			variant = parts[2]
+		}
+		switch {
+		case arch == "arm64" && variant == "v8", arch == "amd64" && variant == "v1":
+			variant = ""
+		case arch == "arm" && variant == "":
+			variant = "v7"
+		}
+	}
+	if parts[0] != h.os || arch != h.arch || variant != h.variant {
+		return fmt.Errorf("platform %q is not supported: kiln builds for %s only", v, h)
+	}
+	return nil
+}
+
+// normalizeArch maps the usual aliases to GOARCH names.
+func normalizeArch(a string) string {
+	switch a {
+	case "x86_64", "x86-64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	case "i386", "i686":
+		return "386"
+	case "armhf", "armel":
+		return "arm"
+	}
+	return a
+}

@@ -1,0 +1,372 @@
+package exec
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Network modes accepted in Spec.Network.
+const (
+	// NetworkHost shares the host's network namespace (the default).
+	NetworkHost = "host"
+	// NetworkNone gives the step a new network namespace with only a
+	// loopback interface.
+	NetworkNone = "none"
+)
+
+// Mount types accepted in Mount.Type.
+const (
+	// MountBind bind-mounts Mount.Source (a host file or directory).
+	MountBind = "bind"
+	// MountTmpfs mounts an empty tmpfs; Mount.Source is ignored.
+	MountTmpfs = "tmpfs"
+)
+
+// DefaultPath is the PATH a step gets when Spec.Env has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultHostname is the hostname a step gets when Spec.Hostname is empty.
+const DefaultHostname = "kiln"
+
+// killGrace is how long Run waits for the runtime to exit after it was told
+// to kill a cancelled container, before it kills the runtime process itself.
+const killGrace = 3 * time.Second
+
+// Mount is an extra mount for a step: a secret (a read-only bind of a file),
+// a cache directory (a read-write bind) or a tmpfs.
+type Mount struct {
+	// Type is MountBind or MountTmpfs.
+	Type string
+	// Source is the host path for a bind mount; it must exist.
+	Source string
+	// Target is the absolute path inside the rootfs. A missing target is
+	// created (a file for a file source, a directory otherwise) and
+	// removed again after the step if it is still empty.
+	Target string
+	// ReadOnly mounts the target read-only.
+	ReadOnly bool
+}
+
+// Spec describes one process to run in a container. The zero values of the
+// optional fields are documented and usable.
+type Spec struct {
+	// Runtime is the OCI runtime binary name (looked up on PATH) or path;
+	// "" means "runc". runc and crun are supported.
+	Runtime string
+	// Root is the root filesystem directory, prepared and writable.
+	Root string
+	// Args is the argv of the process; it must not be empty.
+	Args []string
+	// Env is the environment as KEY=VALUE. DefaultPath is added when it
+	// holds no PATH.
+	Env []string
+	// Cwd is the absolute working directory; "" means "/". It is created in
+	// Root (mode 0755, owned by root) if missing, and then stays there.
+	Cwd string
+	// User is the Dockerfile USER: "name", "uid", "name:group" or
+	// "uid:gid"; "" means root. See ResolveUser.
+	User string
+	// Network is NetworkHost ("" too) or NetworkNone.
+	Network string
+	// Hostname is the container's hostname; "" means DefaultHostname.
+	Hostname string
+	// Mounts are extra mounts, applied after the standard ones, in order.
+	Mounts []Mount
+	// Stdout and Stderr receive the process's output as it is written
+	// (they are pipes, not a terminal). nil discards. Errors the runtime
+	// itself prints also go to Stderr.
+	Stdout, Stderr io.Writer
+	// BundleDir is a fresh, caller-owned directory (keep its path short)
+	// where Run writes config.json, the generated hosts file and the
+	// runtime's log. Run does not remove it.
+	BundleDir string
+}
+
+// ExitError reports that the process ran and exited with a non-zero code.
+type ExitError struct {
+	Code int
+}
+
+// Error returns "exit code N".
+func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+
+// Available reports whether the OCI runtime (a name looked up on PATH, or a
+// path; "" means "runc") can be executed, so that a build can fail with a
+// clear message before it starts.
+func Available(runtime string) error {
+	_, err := lookRuntime(runtime)
+	return err
+}
+
+func lookRuntime(runtime string) (string, error) {
+	if runtime == "" {
+		runtime = "runc"
+	}
+	p, err := osexec.LookPath(runtime)
+	if err != nil {
+		return "", fmt.Errorf("looking up OCI runtime %q: %w", runtime, err)
+	}
+	return p, nil
+}
+
+// Run executes spec in a new container and waits for it to exit. A process
+// that exits non-zero gives *ExitError; a runtime that cannot start the
+// container gives another error carrying the runtime's message. Cancelling
+// ctx kills the container and Run returns an error wrapping ctx's error.
+//
+// Each call uses a unique container ID, and "runtime delete --force ID" runs
+// on every path out, so no container outlives Run. Concurrent calls are safe
+// with distinct BundleDirs.
+func Run(ctx context.Context, spec Spec) (err error) {
+	rt, err := lookRuntime(spec.Runtime)
+	if err != nil {
+		return err
+	}
+	if err := validate(&spec); err != nil {
+		return err
+	}
+	uid, gid, groups, err := ResolveUser(spec.Root, spec.User)
+	if err != nil {
+		return err
+	}
+	if err := makeCwd(spec.Root, spec.Cwd); err != nil {
+		return err
+	}
+	hosts := filepath.Join(spec.BundleDir, "hosts")
+	if err := os.WriteFile(hosts, hostsFile(spec.Hostname), 0o644); err != nil {
+		return fmt.Errorf("writing hosts file: %w", err)
+	}
+
+	cfg := configFor(configInput{
+		spec:       spec,
+		uid:        uid,
+		gid:        gid,
+		groups:     groups,
+		hostsFile:  hosts,
+		resolvConf: hostResolvConf(),
+		nofile:     nofileLimit(),
+		inUserNS:   inUserNamespace(),
+	})
+	mps, err := makeMountPoints(spec.Root, cfg.Mounts)
+	defer func() {
+		if rerr := mps.remove(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(cfg, "", "\t")
+	if err != nil {
+		return fmt.Errorf("encoding runtime config: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(spec.BundleDir, "config.json"), b, 0o600); err != nil {
+		return fmt.Errorf("writing runtime config: %w", err)
+	}
+
+	r := ociRuntime{path: rt, hideUnified: crunNeedsHiddenUnified(rt)}
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if derr := r.delete(id); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	return r.run(ctx, id, spec)
+}
+
+// validate checks spec and fills in the documented defaults.
+func validate(spec *Spec) error {
+	switch {
+	case spec.Root == "":
+		return errors.New("exec: Spec.Root is empty")
+	case len(spec.Args) == 0:
+		return errors.New("exec: Spec.Args is empty")
+	case spec.BundleDir == "":
+		return errors.New("exec: Spec.BundleDir is empty")
+	}
+	root, err := filepath.Abs(spec.Root)
+	if err != nil {
+		return fmt.Errorf("resolving rootfs path: %w", err)
+	}
+	spec.Root = root
+	bundle, err := filepath.Abs(spec.BundleDir)
+	if err != nil {
+		return fmt.Errorf("resolving bundle path: %w", err)
+	}
+	spec.BundleDir = bundle
+	if spec.Cwd == "" {
+		spec.Cwd = "/"
+	}
+	if !filepath.IsAbs(spec.Cwd) {
+		return fmt.Errorf("exec: working directory %q is not absolute", spec.Cwd)
+	}
+	switch spec.Network {
+	case "":
+		spec.Network = NetworkHost
+	case NetworkHost, NetworkNone:
+	default:
+		return fmt.Errorf("exec: unknown network mode %q (want %q or %q)", spec.Network, NetworkHost, NetworkNone)
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = DefaultHostname
+	}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Target) {
+			return fmt.Errorf("exec: mount target %q is not absolute", m.Target)
+		}
+		switch m.Type {
+		case MountBind:
+			if _, err := os.Stat(m.Source); err != nil {
+				return fmt.Errorf("checking bind mount source for %s: %w", m.Target, err)
+			}
+		case MountTmpfs:
+		default:
+			return fmt.Errorf("exec: unknown mount type %q for %s", m.Type, m.Target)
+		}
+	}
+	return nil
+}
+
+func newID() (string, error) {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generating container ID: %w", err)
+	}
+	return "kiln-" + hex.EncodeToString(b[:]), nil
+}
+
+func hostsFile(hostname string) []byte {
+	return []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+}
+
+// hostResolvConf returns the host's /etc/resolv.conf, or "" if there is none.
+func hostResolvConf() string {
+	const p = "/etc/resolv.conf"
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// ociRuntime is one OCI runtime binary.
+type ociRuntime struct {
+	path string
+	// hideUnified: start the runtime in a mount namespace without the
+	// cgroup v2 hierarchy of a hybrid host (see hybrid.go).
+	hideUnified bool
+}
+
+// run runs "runtime run" for the bundle and maps its outcome to Run's errors.
+func (r ociRuntime) run(ctx context.Context, id string, spec Spec) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("running %s: %w", id, err)
+	}
+	logPath := filepath.Join(spec.BundleDir, "runtime.log")
+	cmd := osexec.CommandContext(ctx, r.path, "--log", logPath, "--log-format", "json",
+		"run", "--bundle", spec.BundleDir, id)
+	cmd.Stdout = spec.Stdout
+	cmd.Stderr = spec.Stderr
+	cmd.Cancel = func() error {
+		// The runtime forwards no SIGKILL, and the container's init ignores
+		// SIGTERM: ask the runtime to kill the container instead. If the
+		// container does not exist yet, WaitDelay kills the runtime and
+		// the deferred delete removes whatever it left behind.
+		_ = r.command("kill", id, "KILL")
+		return nil
+	}
+	cmd.WaitDelay = killGrace
+	if err := r.start(cmd); err != nil {
+		return fmt.Errorf("starting %s: %w", filepath.Base(r.path), err)
+	}
+	werr := cmd.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("running %s: %w", id, err)
+	}
+	if werr == nil {
+		return nil
+	}
+	var ee *osexec.ExitError
+	if !errors.As(werr, &ee) || ee.ExitCode() < 0 {
+		return fmt.Errorf("running %s: %w", filepath.Base(r.path), werr)
+	}
+	if msg := runtimeErrors(logPath); msg != "" {
+		return fmt.Errorf("running container with %s: %s", filepath.Base(r.path), msg)
+	}
+	return &ExitError{Code: ee.ExitCode()}
+}
+
+// delete removes the container, whatever state it is in. Both runc and crun
+// succeed when the container does not exist.
+func (r ociRuntime) delete(id string) error {
+	if err := r.command("delete", "--force", id); err != nil {
+		return fmt.Errorf("deleting container %s: %w", id, err)
+	}
+	return nil
+}
+
+// command runs a short runtime command, bounded in time, whatever the
+// caller's context says: it is used for clean-up.
+func (r ociRuntime) command(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	cmd := osexec.CommandContext(ctx, r.path, args...)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := r.start(cmd); err != nil {
+		return err
+	}
+	if err := cmd.Wait(); err != nil {
+		if msg := strings.TrimSpace(out.String()); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
+}
+
+func (r ociRuntime) start(cmd *osexec.Cmd) error {
+	if r.hideUnified {
+		return startWithoutUnified(cmd)
+	}
+	return cmd.Start()
+}
+
+// runtimeErrors returns the error messages the runtime logged (runc and crun
+// both write JSON lines with "level" and "msg"), joined by "; ".
+func runtimeErrors(logPath string) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var msgs []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		var e struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		switch e.Level {
+		case "error", "fatal", "panic":
+			msgs = append(msgs, e.Msg)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}

@@ -1,0 +1,476 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// applets are the busybox applets the test rootfs links.
+var applets = []string{"sh", "id", "env", "pwd", "cat", "echo", "sleep", "ls", "hostname", "grep", "true", "false", "test", "["}
+
+// newRoot builds a minimal rootfs from the host's busybox-static, with
+// users root (0), app (1000, also in group wheel) and groups root, wheel
+// (10) and app (1000). It has no /etc/hosts, /etc/resolv.conf, /proc, /sys
+// or /dev.
+func newRoot(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("no host busybox: %v", err)
+	}
+	root := t.TempDir()
+	for _, d := range []string{"bin", "etc", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range applets {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+		"etc/group":  "root:x:0:\nwheel:x:10:app\napp:x:1000:\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// forRuntimes runs f as a subtest for runc and for crun, skipping a
+// runtime that is not installed.
+func forRuntimes(t *testing.T, f func(t *testing.T, runtime string)) {
+	for _, rt := range []string{"runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			if _, err := osexec.LookPath(rt); err != nil {
+				t.Skipf("%s not installed", rt)
+			}
+			f(t, rt)
+		})
+	}
+}
+
+// run runs args in a fresh rootfs and returns stdout, stderr and the error.
+func run(t *testing.T, spec Spec) (string, string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	spec.Stdout, spec.Stderr = &stdout, &stderr
+	if spec.Root == "" {
+		spec.Root = newRoot(t)
+	}
+	if spec.BundleDir == "" {
+		spec.BundleDir = t.TempDir()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := Run(ctx, spec)
+	return stdout.String(), stderr.String(), err
+}
+
+func TestRunOutputAndExit(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		tests := []struct {
+			name       string
+			script     string
+			wantOut    string
+			wantErrOut string
+			wantCode   int // 0: success
+		}{
+			{"stdout and stderr", "echo out; echo err >&2", "out\n", "err\n", 0},
+			{"exit code", "echo before; exit 3", "before\n", "", 3},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				out, errOut, err := run(t, Spec{Runtime: rt, Args: []string{"/bin/sh", "-c", tc.script}})
+				var code int
+				if err != nil {
+					var ee *ExitError
+					if !errors.As(err, &ee) {
+						t.Fatalf("Run: %v (not an ExitError)", err)
+					}
+					code = ee.Code
+					if got, want := err.Error(), fmt.Sprintf("exit code %d", tc.wantCode); got != want {
+						t.Errorf("Error() = %q, want %q", got, want)
+					}
+				}
+				if code != tc.wantCode {
+					t.Errorf("exit code = %d, want %d", code, tc.wantCode)
+				}
+				if out != tc.wantOut {
+					t.Errorf("stdout = %q, want %q", out, tc.wantOut)
+				}
+				if errOut != tc.wantErrOut {
+					t.Errorf("stderr = %q, want %q", errOut, tc.wantErrOut)
+				}
+			})
+		}
+	})
+}
+
+// notifyWriter calls f once, the first time its content contains want.
+type notifyWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	f    func()
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.f != nil && strings.Contains(w.buf.String(), w.want) {
+		w.f()
+		w.f = nil
+	}
+	return len(p), nil
+}
+
+// TestRunStreams checks that output reaches the writer while the process
+// is still running: the process waits for a file that the test creates only
+// once it has seen the first line.
+func TestRunStreams(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		root := newRoot(t)
+		w := &notifyWriter{want: "first\n", f: func() {
+			os.WriteFile(filepath.Join(root, "tmp/go"), nil, 0o644)
+		}}
+		script := `echo first; i=0; while [ ! -e /tmp/go ]; do i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.05; done; echo second`
+		err := Run(context.Background(), Spec{Runtime: rt, Root: root, BundleDir: t.TempDir(),
+			Args: []string{"/bin/sh", "-c", script}, Stdout: w})
+		if err != nil {
+			t.Fatalf("Run: %v (output not streamed before exit?)", err)
+		}
+		if got, want := w.buf.String(), "first\nsecond\n"; got != want {
+			t.Errorf("stdout = %q, want %q", got, want)
+		}
+	})
+}
+
+func TestRunEnvCwdHostname(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		tests := []struct {
+			name    string
+			spec    Spec
+			script  string
+			want    string
+			wantDir string // must exist in the rootfs afterwards
+		}{
+			{
+				name:   "default PATH added",
+				spec:   Spec{Env: []string{"FOO=bar baz"}},
+				script: `echo "$FOO|$PATH"; pwd`,
+				want:   "bar baz|" + DefaultPath + "\n/\n",
+			},
+			{
+				name:   "own PATH kept",
+				spec:   Spec{Env: []string{"PATH=/bin"}},
+				script: `echo "$PATH"; env | grep -c ^PATH=`,
+				want:   "/bin\n1\n",
+			},
+			{
+				name:    "missing cwd created",
+				spec:    Spec{Cwd: "/work/dir"},
+				script:  `pwd`,
+				want:    "/work/dir\n",
+				wantDir: "work/dir",
+			},
+			{
+				name:   "hostname and hosts",
+				spec:   Spec{Hostname: "box"},
+				script: `hostname; cat /etc/hosts`,
+				want:   "box\n" + string(hostsFile("box")),
+			},
+			{
+				// Docker's default capabilities are 0xa80425fb.
+				name:   "umask and capabilities",
+				script: `umask; grep -E '^Cap(Bnd|Eff)' /proc/self/status`,
+				want:   "0022\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n",
+			},
+			{
+				name:   "default hostname",
+				script: `hostname`,
+				want:   DefaultHostname + "\n",
+			},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				spec := tc.spec
+				spec.Runtime = rt
+				spec.Root = newRoot(t)
+				spec.Args = []string{"/bin/sh", "-c", tc.script}
+				out, errOut, err := run(t, spec)
+				if err != nil {
+					t.Fatalf("Run: %v; stderr: %s", err, errOut)
+				}
+				if diff := cmp.Diff(tc.want, out); diff != "" {
+					t.Errorf("stdout (-want +got):\n%s", diff)
+				}
+				if tc.wantDir != "" {
+					if fi, err := os.Stat(filepath.Join(spec.Root, tc.wantDir)); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+						t.Errorf("working directory in rootfs: %v, %v; want a 0755 directory", fi, err)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestRunUser(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		tests := []struct {
+			user string
+			want string
+		}{
+			// busybox id prints groups= only for supplementary groups.
+			{"", "uid=0(root) gid=0(root)"},
+			{"app", "uid=1000(app) gid=1000(app) groups=10(wheel)"},
+			{"1000", "uid=1000(app) gid=1000(app) groups=10(wheel)"},
+			{"app:wheel", "uid=1000(app) gid=10(wheel)"},
+			{"1000:10", "uid=1000(app) gid=10(wheel)"},
+			{"4242", "uid=4242 gid=0(root)"},
+			{"4242:1000", "uid=4242 gid=1000(app)"},
+		}
+		for _, tc := range tests {
+			t.Run("user="+tc.user, func(t *testing.T) {
+				out, errOut, err := run(t, Spec{Runtime: rt, User: tc.user, Args: []string{"id"}})
+				if err != nil {
+					t.Fatalf("Run: %v; stderr: %s", err, errOut)
+				}
+				if got := strings.TrimSpace(out); got != tc.want {
+					t.Errorf("id = %q, want %q", got, tc.want)
+				}
+			})
+		}
+		t.Run("unknown user", func(t *testing.T) {
+			_, _, err := run(t, Spec{Runtime: rt, User: "nobody", Args: []string{"id"}})
+			if err == nil || !strings.Contains(err.Error(), "nobody") {
+				t.Errorf("Run with unknown user: %v, want an error naming it", err)
+			}
+		})
+	})
+}
+
+// interfaces returns the interface names in /proc/net/dev text.
+func interfaces(procNetDev string) []string {
+	var names []string
+	for _, line := range strings.Split(procNetDev, "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return names
+}
+
+func TestRunNetwork(t *testing.T) {
+	host, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostIfs := interfaces(string(host))
+	forRuntimes(t, func(t *testing.T, rt string) {
+		tests := []struct {
+			network string
+			want    []string
+		}{
+			{NetworkNone, []string{"lo"}},
+			{NetworkHost, hostIfs},
+			{"", hostIfs},
+		}
+		for _, tc := range tests {
+			t.Run("network="+tc.network, func(t *testing.T) {
+				out, errOut, err := run(t, Spec{Runtime: rt, Network: tc.network,
+					Args: []string{"/bin/sh", "-c", "cat /proc/net/dev; ls /sys/class/net >/dev/null"}})
+				if err != nil {
+					t.Fatalf("Run: %v; stderr: %s", err, errOut)
+				}
+				if diff := cmp.Diff(tc.want, interfaces(out)); diff != "" {
+					t.Errorf("interfaces (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
+	if len(hostIfs) < 2 {
+		t.Logf("host has only %v: host and none networks look alike here", hostIfs)
+	}
+}
+
+func TestRunMounts(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		secret := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cache := t.TempDir()
+		root := newRoot(t)
+		script := `cat /run/secrets/token; echo
+			echo x > /run/secrets/token && exit 10
+			echo cached > /cache/file || exit 11
+			echo tmp > /scratch/file || exit 12
+			test -f /etc/resolv.conf || exit 13
+			echo x > /etc/hosts && exit 14
+			exit 0`
+		out, errOut, err := run(t, Spec{Runtime: rt, Root: root,
+			Args: []string{"/bin/sh", "-c", script},
+			Mounts: []Mount{
+				{Type: MountBind, Source: secret, Target: "/run/secrets/token", ReadOnly: true},
+				{Type: MountBind, Source: cache, Target: "/cache"},
+				{Type: MountTmpfs, Target: "/scratch"},
+			}})
+		if err != nil {
+			t.Fatalf("Run: %v; stdout: %s; stderr: %s", err, out, errOut)
+		}
+		if got := strings.SplitN(out, "\n", 2)[0]; got != "s3cret" {
+			t.Errorf("secret = %q, want %q", got, "s3cret")
+		}
+		if b, err := os.ReadFile(filepath.Join(cache, "file")); err != nil || string(b) != "cached\n" {
+			t.Errorf("cache dir file = %q, %v; want %q", b, err, "cached\n")
+		}
+		// Every mount point Run created is gone again; what was there stays.
+		var got []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			rel, _ := filepath.Rel(root, p)
+			if !strings.HasPrefix(rel, "bin/") {
+				got = append(got, rel)
+			}
+			return nil
+		})
+		want := []string{".", "bin", "etc", "etc/group", "etc/passwd", "tmp"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("rootfs after Run (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestRunRuntimeError(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		_, _, err := run(t, Spec{Runtime: rt, Args: []string{"/bin/nonexistent"}})
+		var ee *ExitError
+		if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), "/bin/nonexistent") {
+			t.Errorf("Run of a missing binary: %v, want a runtime error naming it", err)
+		}
+	})
+}
+
+// containersIn lists the runtime's containers whose bundle is dir.
+func containersIn(t *testing.T, rt, dir string) []string {
+	t.Helper()
+	out, err := osexec.Command(rt, "list", "-f", "json").Output()
+	if err != nil {
+		t.Fatalf("%s list: %v", rt, err)
+	}
+	var cs []struct {
+		ID     string `json:"id"`
+		Bundle string `json:"bundle"`
+	}
+	if s := strings.TrimSpace(string(out)); s != "" && s != "null" {
+		if err := json.Unmarshal(out, &cs); err != nil {
+			t.Fatalf("decoding %s list: %v: %s", rt, err, out)
+		}
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.Bundle == dir {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
+}
+
+func TestRunCancel(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		bundle := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		started := &notifyWriter{want: "started\n", f: func() {}}
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Spec{Runtime: rt, Root: newRoot(t), BundleDir: bundle,
+				Args: []string{"/bin/sh", "-c", "echo started; sleep 100"}, Stdout: started, Stderr: io.Discard})
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			started.mu.Lock()
+			ok := started.f == nil
+			started.mu.Unlock()
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("container did not start")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ids := containersIn(t, rt, bundle); len(ids) != 1 {
+			t.Fatalf("running containers for the bundle = %v, want one", ids)
+		}
+		start := time.Now()
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Run after cancel: %v, want context.Canceled", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("Run returned %v after cancel, want promptly", d)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		if ids := containersIn(t, rt, bundle); len(ids) != 0 {
+			t.Errorf("containers left after cancel: %v", ids)
+		}
+	})
+}
+
+func TestAvailable(t *testing.T) {
+	if err := Available("kiln-no-such-runtime"); err == nil || !strings.Contains(err.Error(), "kiln-no-such-runtime") {
+		t.Errorf("Available(missing) = %v, want an error naming it", err)
+	}
+	if _, err := osexec.LookPath("runc"); err == nil {
+		for _, name := range []string{"", "runc"} {
+			if err := Available(name); err != nil {
+				t.Errorf("Available(%q) = %v, want nil", name, err)
+			}
+		}
+	}
+}
+
+// TestRunLoopbackUp: with no network the loopback interface is still up
+// (IFF_UP|IFF_LOOPBACK|IFF_RUNNING-ish flags; bit 0 is IFF_UP).
+func TestRunLoopbackUp(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		out, errOut, err := run(t, Spec{Runtime: rt, Network: NetworkNone,
+			Args: []string{"/bin/sh", "-c", "cat /sys/class/net/lo/flags"}})
+		if err != nil {
+			t.Fatalf("Run: %v; stderr: %s", err, errOut)
+		}
+		var flags int
+		if _, err := fmt.Sscanf(strings.TrimSpace(out), "0x%x", &flags); err != nil || flags&1 == 0 {
+			t.Errorf("lo flags = %q, want IFF_UP set", out)
+		}
+	})
+}

@@ -1,0 +1,13 @@
+// Package imagetest holds the image fixtures every package's tests share:
+// a busybox-static base layer and image built from the host's /bin/busybox
+// (nothing is pulled, DESIGN.md §7), deterministic random layers, an
+// in-process registry with push and pull helpers, and Check, the invariant
+// checker every test runs on the images it builds (STYLE.md habit 22).
+//
+// It is imported by _test.go files only. Its helpers take a testing.TB and
+// fail or skip it themselves rather than returning errors.
+//
+// Push and Pull talk to registries with go-containerregistry's remote
+// package directly: they are test plumbing for plain-HTTP loopback
+// registries, not kiln's registry client (package remote).
+package imagetest

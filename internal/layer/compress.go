@@ -1,0 +1,163 @@
+package layer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression names how a layer blob is compressed. The values are the
+// strings buildx accepts for compression=.
+type Compression string
+
+// The compressions kiln writes.
+const (
+	Gzip         Compression = "gzip"
+	Zstd         Compression = "zstd"
+	Uncompressed Compression = "uncompressed"
+)
+
+// MediaType returns the OCI layer media type of blobs compressed with c,
+// or "" for an unknown compression.
+func (c Compression) MediaType() types.MediaType {
+	switch c {
+	case Gzip:
+		return types.OCILayer
+	case Zstd:
+		return types.OCILayerZStd
+	case Uncompressed:
+		return types.OCIUncompressedLayer
+	}
+	return ""
+}
+
+// Blob describes a compressed layer: the digest and size of the blob as
+// stored, the digest of its uncompressed tar (the diff ID) and its media type.
+type Blob struct {
+	Digest    v1.Hash
+	Size      int64
+	DiffID    v1.Hash
+	MediaType types.MediaType
+}
+
+// Compress copies the uncompressed tar src to dst, compressed with c, and
+// returns the digests of both forms. level 0 means the library default;
+// otherwise it is the gzip level (1–9) or the zstd level (1–22, mapped onto
+// the encoder's speed classes). The output depends only on the input, c and
+// level: gzip headers carry no name and no mtime. Compress does not close dst.
+func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, level int) (Blob, error) {
+	mt := c.MediaType()
+	if mt == "" {
+		return Blob{}, fmt.Errorf("compressing layer: unknown compression %q", c)
+	}
+	blobHash := sha256.New()
+	counter := &countWriter{w: io.MultiWriter(dst, blobHash)}
+	diffHash := sha256.New()
+
+	var zw io.WriteCloser
+	switch c {
+	case Gzip:
+		if level == 0 {
+			level = gzip.DefaultCompression
+		}
+		gw, err := gzip.NewWriterLevel(counter, level)
+		if err != nil {
+			return Blob{}, fmt.Errorf("compressing layer with gzip level %d: %w", level, err)
+		}
+		zw = gw
+	case Zstd:
+		opts := []zstd.EOption{zstd.WithEncoderCRC(true)}
+		if level != 0 {
+			opts = append(opts, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)))
+		}
+		ew, err := zstd.NewWriter(counter, opts...)
+		if err != nil {
+			return Blob{}, fmt.Errorf("compressing layer with zstd level %d: %w", level, err)
+		}
+		zw = ew
+	case Uncompressed:
+		zw = nopWriteCloser{counter}
+	}
+
+	if _, err := io.Copy(io.MultiWriter(zw, diffHash), ctxReader{ctx: ctx, r: src}); err != nil {
+		zw.Close()
+		return Blob{}, fmt.Errorf("compressing layer with %s: %w", c, err)
+	}
+	if err := zw.Close(); err != nil {
+		return Blob{}, fmt.Errorf("compressing layer with %s: %w", c, err)
+	}
+	return Blob{
+		Digest:    sumOf(blobHash),
+		Size:      counter.n,
+		DiffID:    sumOf(diffHash),
+		MediaType: mt,
+	}, nil
+}
+
+// Decompress returns the uncompressed stream of r, which may be a gzip,
+// zstd or uncompressed tar; the format is sniffed from the magic bytes.
+// Closing the result releases the decoder but does not close r.
+func Decompress(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(4)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("sniffing layer compression: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		gr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening gzip layer: %w", err)
+		}
+		return gr, nil
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("opening zstd layer: %w", err)
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return io.NopCloser(br), nil
+}
+
+func sumOf(h hash.Hash) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// ctxReader makes a long copy stop soon after ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,203 @@
+package output
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Annotations written on each index.json entry of an OCI layout.
+const (
+	// AnnotationRefName is the OCI reference name: the tag only ("v1"),
+	// as containerd and buildkit write it.
+	AnnotationRefName = "org.opencontainers.image.ref.name"
+	// AnnotationImageName is containerd's full image name
+	// ("docker.io/library/app:v1"), which `ctr import` and nerdctl use.
+	AnnotationImageName = "io.containerd.image.name"
+)
+
+// WriteOCI writes img as an OCI image layout tar to dest, atomically (a
+// temporary file renamed into place). index.json has one entry per tag,
+// annotated with AnnotationRefName and AnnotationImageName; with no tags,
+// one entry without annotations. Tags must be tag references (REPO:TAG; a
+// missing tag means latest). Lazy layers are read (fetched) now.
+//
+// dest "-" is refused: write stdout through WriteOCITar.
+func WriteOCI(ctx context.Context, img v1.Image, tags []string, dest string) error {
+	return writeFileAtomic(ctx, dest, func(w io.Writer) error {
+		if err := WriteOCITar(ctx, w, img, tags); err != nil {
+			return fmt.Errorf("writing OCI layout to %s: %w", dest, err)
+		}
+		return nil
+	})
+}
+
+// WriteOCITar is WriteOCI to a writer, e.g. stdout for dest "-". Entries
+// are written in a fixed order with fixed times, so the same image and
+// tags give the same bytes.
+func WriteOCITar(ctx context.Context, w io.Writer, img v1.Image, tags []string) error {
+	index, err := ociIndex(img, tags)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	if err := writeEntry(tw, "oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+	}
+	if err := writeBlobs(ctx, tw, img); err != nil {
+		return err
+	}
+	if err := writeEntry(tw, "index.json", index); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// epoch is the mtime of every entry: output tars are reproducible.
+var epoch = time.Unix(0, 0)
+
+// ociIndex builds index.json for img under tags.
+func ociIndex(img v1.Image, tags []string) ([]byte, error) {
+	mt, err := img.MediaType()
+	if err != nil {
+		return nil, fmt.Errorf("reading image media type: %w", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("reading image digest: %w", err)
+	}
+	size, err := img.Size()
+	if err != nil {
+		return nil, fmt.Errorf("reading image size: %w", err)
+	}
+	base := v1.Descriptor{MediaType: mt, Digest: digest, Size: size}
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	if len(tags) == 0 {
+		idx.Manifests = append(idx.Manifests, base)
+	}
+	for _, t := range tags {
+		tag, err := name.NewTag(t)
+		if err != nil {
+			return nil, fmt.Errorf("parsing tag %q: %w", t, err)
+		}
+		d := base
+		d.Annotations = map[string]string{
+			AnnotationRefName:   tag.TagStr(),
+			AnnotationImageName: fullName(tag),
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	return json.Marshal(idx)
+}
+
+// fullName is tag in containerd's normalized form: Docker Hub as docker.io.
+func fullName(tag name.Tag) string {
+	reg := tag.RegistryStr()
+	if reg == name.DefaultRegistry {
+		reg = "docker.io"
+	}
+	return reg + "/" + tag.RepositoryStr() + ":" + tag.TagStr()
+}
+
+// writeBlobs writes img's layers, config and manifest under blobs/sha256/,
+// each digest once.
+func writeBlobs(ctx context.Context, tw *tar.Writer, img v1.Image) error {
+	seen := map[v1.Hash]bool{}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("listing layers: %w", err)
+	}
+	for _, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("reading layer digest: %w", err)
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if err := writeLayer(tw, blobPath(d), l); err != nil {
+			return err
+		}
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return fmt.Errorf("reading config digest: %w", err)
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if !seen[cfgName] {
+		seen[cfgName] = true
+		if err := writeEntry(tw, blobPath(cfgName), cfg); err != nil {
+			return err
+		}
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return fmt.Errorf("reading manifest digest: %w", err)
+	}
+	m, err := img.RawManifest()
+	if err != nil {
+		return fmt.Errorf("reading manifest: %w", err)
+	}
+	if seen[digest] {
+		return nil
+	}
+	return writeEntry(tw, blobPath(digest), m)
+}
+
+func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+// writeLayer copies l's compressed bytes into the tar.
+func writeLayer(tw *tar.Writer, path string, l v1.Layer) error {
+	size, err := l.Size()
+	if err != nil {
+		return fmt.Errorf("reading layer size: %w", err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("reading layer %s: %w", path, err)
+	}
+	defer rc.Close()
+	if err := tw.WriteHeader(fileHeader(path, size)); err != nil {
+		return err
+	}
+	if _, err := io.Copy(tw, rc); err != nil {
+		return fmt.Errorf("copying layer %s: %w", path, err)
+	}
+	// A short layer leaves the entry open; Flush reports it.
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("copying layer %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeEntry(tw *tar.Writer, path string, data []byte) error {
+	if err := tw.WriteHeader(fileHeader(path, int64(len(data)))); err != nil {
+		return err
+	}
+	_, err := io.Copy(tw, bytes.NewReader(data))
+	return err
+}
+
+func fileHeader(path string, size int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: path, Size: size, Mode: 0o644, ModTime: epoch, Format: tar.FormatPAX}
+}

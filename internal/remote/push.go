@@ -1,0 +1,107 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Push writes img under every tag in tags, in order, and returns the first
+// failure. Tags may name different repositories and registries.
+//
+// Blobs the target repository already has are not sent. A layer that came
+// from Image or Layer (a lazy remote layer) is cross-repo mounted when it
+// is pushed to another repository of the registry it came from. After the
+// first repository of a registry is written, later repositories of the
+// same registry mount every blob from it instead of uploading again.
+// Mounting needs the layer to be the value Image/Layer returned (or an
+// image from mutate that keeps it as is): a wrapper around it hides the
+// source and makes the push an upload. A registry that refuses a mount gets
+// an upload.
+//
+// Each request is retried on 429, 5xx and dropped connections (see
+// Options.RetryMaxWait). A 401 or 403 becomes an *Error that tells the user
+// to run `kiln login REGISTRY`.
+func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
+	if len(tags) == 0 {
+		return errors.New("remote: push needs at least one tag")
+	}
+	refs := make([]name.Reference, 0, len(tags))
+	for _, t := range tags {
+		r, err := c.ParseReference(t)
+		if err != nil {
+			return err
+		}
+		refs = append(refs, r)
+	}
+	p, err := ggcrremote.NewPusher(c.remoteOptions(ctx)...)
+	if err != nil {
+		return fmt.Errorf("pushing image: %w", err)
+	}
+	// firstRepo remembers, per registry, the repository written first, which
+	// later repositories of that registry mount from.
+	firstRepo := map[string]name.Reference{}
+	for i, r := range refs {
+		reg := r.Context().RegistryStr()
+		src := img
+		if first, ok := firstRepo[reg]; ok && first.Context().RepositoryStr() != r.Context().RepositoryStr() {
+			src = &mountFrom{Image: img, ref: first}
+		}
+		if err := p.Push(ctx, r, src); err != nil {
+			return fmt.Errorf("pushing image to %s: %w", tags[i], toError(reg, err))
+		}
+		if _, ok := firstRepo[reg]; !ok {
+			firstRepo[reg] = r
+		}
+	}
+	return nil
+}
+
+// mountFrom presents img's layers as mountable from ref's repository,
+// unless a layer already names its own source.
+type mountFrom struct {
+	v1.Image
+	ref name.Reference
+}
+
+func (m *mountFrom) Layers() ([]v1.Layer, error) {
+	ls, err := m.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for i, l := range ls {
+		out[i] = m.wrap(l)
+	}
+	return out, nil
+}
+
+func (m *mountFrom) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(l), nil
+}
+
+func (m *mountFrom) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	l, err := m.Image.LayerByDiffID(h)
+	if err != nil {
+		return nil, err
+	}
+	return m.wrap(l), nil
+}
+
+func (m *mountFrom) wrap(l v1.Layer) v1.Layer {
+	if ml, ok := l.(*ggcrremote.MountableLayer); ok {
+		if ml.Reference.Context().RegistryStr() == m.ref.Context().RegistryStr() {
+			return l
+		}
+		l = ml.Layer
+	}
+	return &ggcrremote.MountableLayer{Layer: l, Reference: m.ref}
+}

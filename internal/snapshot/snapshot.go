@@ -1,0 +1,282 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/layer"
+)
+
+// ErrNotFound is wrapped by errors about a chain ID that has no snapshot.
+var ErrNotFound = errors.New("snapshot: not found")
+
+// The two modes Mode reports.
+const (
+	ModeOverlay = "overlayfs"
+	ModeCopy    = "copy"
+)
+
+// Options configure a Snapshotter. The zero value is not usable: Root is
+// required.
+type Options struct {
+	// Root is the directory the snapshotter owns (inside the state dir). It
+	// is created if missing. Keep it short: overlay mount data embeds it
+	// once per layer.
+	Root string
+	// ForceCopy uses the copying fallback even where overlayfs works (tests,
+	// debugging).
+	ForceCopy bool
+}
+
+// Snapshotter keeps unpacked layers under its root. Its methods may be
+// called concurrently, and several processes may share one root: every
+// snapshot appears by an atomic rename. Removing a snapshot that an Active
+// or a view is using is the caller's to prevent (package store's lock).
+type Snapshotter struct {
+	root string
+	mode string
+	// mountOpts are extra overlay options the kernel accepted in the probe.
+	mountOpts string
+	fallback  error
+}
+
+// New creates opts.Root if needed and picks the mode: unless opts.ForceCopy,
+// it mounts a tiny overlay there (checking that whiteouts and opaque
+// directories work) and uses overlayfs if that succeeds, the copying
+// fallback otherwise (Fallback says why).
+func New(opts Options) (*Snapshotter, error) {
+	if opts.Root == "" {
+		return nil, errors.New("creating snapshotter: no root directory given")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("creating snapshotter in %s: %w", opts.Root, err)
+	}
+	for _, d := range []string{root, filepath.Join(root, "sn"), filepath.Join(root, "a"), filepath.Join(root, "tmp"), filepath.Join(root, "empty")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("creating snapshotter in %s: %w", root, err)
+		}
+	}
+	s := &Snapshotter{root: root, mode: ModeCopy}
+	if opts.ForceCopy {
+		return s, nil
+	}
+	if mountOpts, err := probeOverlay(root); err != nil {
+		s.fallback = err
+	} else {
+		s.mode, s.mountOpts = ModeOverlay, mountOpts
+	}
+	return s, nil
+}
+
+// Mode returns ModeOverlay ("overlayfs") or ModeCopy ("copy").
+func (s *Snapshotter) Mode() string { return s.mode }
+
+// Fallback returns why New chose the copying fallback although ForceCopy
+// was not set, or nil.
+func (s *Snapshotter) Fallback() error { return s.fallback }
+
+func shortID(chainID v1.Hash) string {
+	h := chainID.Hex
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	return h
+}
+
+// dir is the snapshot directory of chainID.
+func (s *Snapshotter) dir(chainID v1.Hash) string {
+	return filepath.Join(s.root, "sn", shortID(chainID))
+}
+
+// Has reports whether chainID has been unpacked or committed.
+func (s *Snapshotter) Has(chainID v1.Hash) bool {
+	_, err := os.Lstat(filepath.Join(s.dir(chainID), "chain"))
+	return err == nil
+}
+
+// touch records a use of chainID for Usage.
+func (s *Snapshotter) touch(chainID v1.Hash) {
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(s.dir(chainID), "chain"), now, now) // best effort: only prune order depends on it
+}
+
+// stage makes a fresh staging directory under tmp/.
+func (s *Snapshotter) stage() (string, error) {
+	d, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "")
+	if err != nil {
+		return "", fmt.Errorf("creating staging directory: %w", err)
+	}
+	return d, nil
+}
+
+// publish renames the complete snapshot directory staged at dir into place
+// as chainID's, after writing its chain file. If another process or
+// goroutine published chainID first, dir is discarded and publish succeeds.
+func (s *Snapshotter) publish(dir string, chainID v1.Hash) error {
+	if err := os.WriteFile(filepath.Join(dir, "chain"), []byte(chainID.String()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing chain ID of %s: %w", chainID, err)
+	}
+	err := os.Rename(dir, s.dir(chainID))
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+		return os.RemoveAll(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("storing snapshot %s: %w", chainID, err)
+	}
+	return nil
+}
+
+// Unpack stores the uncompressed layer tar r as the snapshot of chainID
+// (whose parent chain is the caller's to know). It is idempotent: if
+// chainID is already there, r is not read. It is atomic: the layer is
+// unpacked in a staging directory and renamed into place, so a crash leaves
+// no half snapshot and two concurrent Unpacks of one chainID both succeed
+// with one copy kept. Unpack refuses unsafe tars (see layer.Apply).
+func (s *Snapshotter) Unpack(ctx context.Context, chainID v1.Hash, r io.Reader) error {
+	if s.Has(chainID) {
+		return nil
+	}
+	stage, err := s.stage()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage) // a no-op once published
+	if s.mode == ModeOverlay {
+		fsDir := filepath.Join(stage, "fs")
+		if err := os.Mkdir(fsDir, 0o755); err != nil {
+			return fmt.Errorf("unpacking %s: %w", chainID, err)
+		}
+		if err := layer.Apply(ctx, r, fsDir, layer.ApplyOverlay); err != nil {
+			return fmt.Errorf("unpacking %s: %w", chainID, err)
+		}
+	} else if err := storeFile(filepath.Join(stage, "tar"), r); err != nil {
+		return fmt.Errorf("unpacking %s: %w", chainID, err)
+	}
+	return s.publish(stage, chainID)
+}
+
+func storeFile(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Info describes one stored snapshot for `kiln prune`.
+type Info struct {
+	ChainID v1.Hash
+	// Size is the disk space the snapshot uses, in bytes (allocated blocks;
+	// a file linked several times counts once).
+	Size int64
+	// LastUsed is when it was last unpacked, committed, prepared on or viewed.
+	LastUsed time.Time
+}
+
+// Usage lists the stored snapshots, least recently used first.
+func (s *Snapshotter) Usage(ctx context.Context) ([]Info, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, "sn"))
+	if err != nil {
+		return nil, fmt.Errorf("listing snapshots: %w", err)
+	}
+	var out []Info
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		dir := filepath.Join(s.root, "sn", e.Name())
+		chainFile := filepath.Join(dir, "chain")
+		b, err := os.ReadFile(chainFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing snapshots: %w", err)
+		}
+		id, err := v1.NewHash(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("listing snapshots: reading %s: %w", chainFile, err)
+		}
+		fi, err := os.Stat(chainFile)
+		if err != nil {
+			return nil, fmt.Errorf("listing snapshots: %w", err)
+		}
+		size, err := diskUsage(dir)
+		if err != nil {
+			return nil, fmt.Errorf("listing snapshots: measuring %s: %w", id, err)
+		}
+		out = append(out, Info{ChainID: id, Size: size, LastUsed: fi.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LastUsed.Equal(out[j].LastUsed) {
+			return out[i].LastUsed.Before(out[j].LastUsed)
+		}
+		return out[i].ChainID.String() < out[j].ChainID.String()
+	})
+	return out, nil
+}
+
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return nil
+		}
+		if st.Nlink > 1 && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
+}
+
+// Remove deletes the snapshot of chainID and any merged tree kept with it.
+// It returns an error wrapping ErrNotFound if there is none. A longer chain
+// that includes chainID cannot be prepared afterwards unless its own merged
+// tree was kept, so prune from the top of chains down.
+func (s *Snapshotter) Remove(ctx context.Context, chainID v1.Hash) error {
+	stage, err := s.stage()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	err = os.Rename(s.dir(chainID), filepath.Join(stage, "x"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing snapshot %s: %w", chainID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("removing snapshot %s: %w", chainID, err)
+	}
+	if err := os.RemoveAll(stage); err != nil {
+		return fmt.Errorf("removing snapshot %s: %w", chainID, err)
+	}
+	return nil
+}

@@ -1,0 +1,13 @@
+// Package solve walks a plan.Graph and produces the target stage's layers
+// and config. For each step it computes the cache key (package cache), asks
+// the local store for a record, and on a miss executes the step: RUN through
+// package exec over a snapshot, COPY and ADD by copying files into a
+// snapshot; the snapshot's diff becomes a compressed layer in the store.
+//
+// A hit costs no layer bytes: the layers stay descriptors backed by the
+// store (or the base image's registry) until a later step or an output reads
+// them. Independent stages are solved in parallel.
+//
+// solve does not parse Dockerfiles, assemble manifests or push; package
+// build wires it between dockerfile and image/output.
+package solve

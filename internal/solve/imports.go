@@ -1,0 +1,204 @@
+package solve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// Import is an imported cache: its manifest and where its blobs are.
+type Import struct {
+	// Name is the source as the user knows it ("type=local,src=…").
+	Name     string
+	Manifest *cache.Manifest
+	Fetcher  cache.Fetcher
+}
+
+// importSource is an Import with its counters.
+type importSource struct {
+	Import
+	hits      atomic.Int64
+	bytesRead atomic.Int64
+}
+
+// candidate is one imported record that may satisfy a key.
+type candidate struct {
+	src *importSource
+	rec cache.Record
+}
+
+// BadBlobError is an imported layer that could not be read: missing, or
+// failing its digest check. The build treats it as a miss: it marks the
+// blob bad (Solver.MarkBad) and solves again, which rebuilds the step.
+type BadBlobError struct {
+	Digest v1.Hash
+	Source string
+	Err    error
+}
+
+func (e *BadBlobError) Error() string {
+	return fmt.Sprintf("cache blob %s from %s: %v", e.Digest, e.Source, e.Err)
+}
+
+func (e *BadBlobError) Unwrap() error { return e.Err }
+
+// imports indexes every imported record by key.
+type imports struct {
+	sources []*importSource
+	byKey   map[cache.Key][]candidate
+	mu      sync.Mutex
+	bad     map[v1.Hash]bool
+}
+
+func newImports(in []Import) *imports {
+	im := &imports{byKey: map[cache.Key][]candidate{}, bad: map[v1.Hash]bool{}}
+	for _, i := range in {
+		src := &importSource{Import: i}
+		im.sources = append(im.sources, src)
+		for _, r := range i.Manifest.Records {
+			im.byKey[r.Key] = append(im.byKey[r.Key], candidate{src: src, rec: r})
+		}
+	}
+	return im
+}
+
+func (im *imports) isBad(h v1.Hash) bool {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.bad[h]
+}
+
+// MarkBad excludes a blob from every later lookup: records whose new layer
+// it is become misses.
+func (s *Solver) MarkBad(h v1.Hash) {
+	s.imports.mu.Lock()
+	defer s.imports.mu.Unlock()
+	s.imports.bad[h] = true
+}
+
+// lookupImported finds key in the imported caches: a record whose chain
+// extends cur's by one layer. The layer stays lazy; the local store gets a
+// record so that, once its blob is fetched, later builds hit locally.
+func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*state, *importSource, bool) {
+	for _, c := range s.imports.byKey[key] {
+		chain := c.src.Manifest.Chain(c.rec)
+		n := len(cur.layers)
+		if len(chain) != n+1 {
+			continue
+		}
+		ok := true
+		for i, l := range cur.layers {
+			if chain[i].DiffID != l.desc.DiffID {
+				ok = false
+				break
+			}
+		}
+		top := chain[n]
+		if !ok || s.imports.isBad(top.Digest) {
+			continue
+		}
+		desc := store.Layer{Digest: top.Digest, DiffID: top.DiffID, Size: top.Size, MediaType: top.MediaType}
+		l, err := partial.CompressedToLayer(&importedLayer{s: s, src: c.src, d: desc})
+		if err != nil {
+			continue
+		}
+		rec := &store.Record{
+			Key: key.Hex(), Layers: append(cur.descs(), desc),
+			CreatedBy: c.rec.CreatedBy, Created: c.rec.Created, Stage: c.rec.Stage,
+		}
+		if s.opts.SourceDateEpoch != nil {
+			rec.Created = *s.opts.SourceDateEpoch
+		}
+		// Best effort: a failure only costs a local hit next time.
+		_ = s.opts.Store.PutRecord(rec)
+		layers := append(append([]layerRef(nil), cur.layers...), layerRef{desc: desc, layer: l})
+		c.src.hits.Add(1)
+		return cur.withLayers(step, []cache.Key{key}, layers, rec), c.src, true
+	}
+	return nil, nil, false
+}
+
+// importedLayer is a layer from an imported cache. Its bytes are fetched
+// on first read, checked against the digest, and kept in the local store,
+// so it is fetched at most once per state dir.
+type importedLayer struct {
+	s    *Solver
+	src  *importSource
+	d    store.Layer
+	once sync.Mutex
+}
+
+func (l *importedLayer) Digest() (v1.Hash, error)            { return l.d.Digest, nil }
+func (l *importedLayer) DiffID() (v1.Hash, error)            { return l.d.DiffID, nil }
+func (l *importedLayer) Size() (int64, error)                { return l.d.Size, nil }
+func (l *importedLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
+
+// Compressed fetches the blob into the store if needed and opens it there.
+// v1.Layer has no context; a fetch is bounded by the backend's own
+// timeouts.
+func (l *importedLayer) Compressed() (io.ReadCloser, error) {
+	l.once.Lock()
+	defer l.once.Unlock()
+	st := l.s.opts.Store
+	if !st.HasBlob(l.d.Digest) {
+		if err := l.fetch(context.Background()); err != nil {
+			return nil, &BadBlobError{Digest: l.d.Digest, Source: l.src.Name, Err: err}
+		}
+	}
+	return st.OpenBlob(l.d.Digest)
+}
+
+func (l *importedLayer) fetch(ctx context.Context) error {
+	desc := v1.Descriptor{MediaType: l.d.MediaType, Digest: l.d.Digest, Size: l.d.Size}
+	rc, err := cache.VerifyingFetcher(l.src.Fetcher).Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc}
+	err = l.s.opts.Store.WriteBlob(ctx, cr, l.d.Digest)
+	l.src.bytesRead.Add(cr.n)
+	if err != nil {
+		if errors.Is(err, cache.ErrDigestMismatch) {
+			return err
+		}
+		return fmt.Errorf("fetching: %w", err)
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ImportStats returns, per imported cache, how many steps hit and how many
+// bytes were read.
+func (s *Solver) ImportStats() []progress.CacheStat {
+	var out []progress.CacheStat
+	for _, src := range s.imports.sources {
+		out = append(out, progress.CacheStat{
+			Source: src.Name, Hits: int(src.hits.Load()), BytesRead: src.bytesRead.Load(),
+			Direction: progress.DirectionImport,
+		})
+	}
+	return out
+}

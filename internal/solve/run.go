@@ -1,0 +1,262 @@
+package solve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/exec"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/source"
+)
+
+// prepareRun resolves a RUN's mounts and computes its key.
+func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*prepared, error) {
+	r := step.Run
+	network := r.Network
+	if network == "" {
+		network = s.opts.Network
+	}
+	if network == "" {
+		network = "host"
+	}
+	var releases []func()
+	release := func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}
+	in := cache.RunInput{Parent: cur.key, Args: r.Args, Env: r.Env, WorkDir: r.WorkDir, User: r.User, Network: network}
+	var mounts []exec.Mount
+	var secretEnv []string
+	for _, m := range r.Mounts {
+		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID}
+		switch m.Type {
+		case plan.MountBind:
+			src, digest, rel, err := s.bindSource(ctx, m, runs)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			releases = append(releases, rel)
+			mi.Content = digest
+			mounts = append(mounts, exec.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true})
+		case plan.MountCache:
+			dir, unlock, err := s.cacheMount(ctx, m)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			releases = append(releases, unlock)
+			mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly})
+		case plan.MountTmpfs:
+			mounts = append(mounts, exec.Mount{Type: "tmpfs", Target: m.Target})
+		case plan.MountSecret:
+			val, ok := s.opts.Secrets[m.ID]
+			if !ok {
+				if m.Required {
+					release()
+					return nil, fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=PATH)", m.ID, m.ID)
+				}
+				continue
+			}
+			if m.Env != "" {
+				secretEnv = append(secretEnv, m.Env+"="+string(val))
+			}
+			if m.Env != "" && m.Target == "" {
+				break
+			}
+			path, rel, err := s.secretFile(m, val)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			releases = append(releases, rel)
+			mounts = append(mounts, exec.Mount{Type: "bind", Source: path, Target: m.Target, ReadOnly: true})
+		default:
+			release()
+			return nil, fmt.Errorf("unsupported mount type %q", m.Type)
+		}
+		in.Mounts = append(in.Mounts, mi)
+	}
+	if len(r.Files) > 0 {
+		dir, rel, err := s.pipeFiles(r.Files)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		releases = append(releases, rel)
+		mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: "/dev/pipes", ReadOnly: true})
+	}
+	key := cache.RunKey(in)
+	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, release: release}
+	p.exec = func(ctx context.Context, root string) error {
+		return s.run(ctx, step, root, network, append(append([]string(nil), r.Env...), secretEnv...), mounts)
+	}
+	return p, nil
+}
+
+// run executes argv in root and streams its output as progress events.
+func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string, env []string, mounts []exec.Mount) error {
+	r := step.Run
+	bundle, err := s.opts.Store.TempDir("b")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bundle)
+	out := newLineWriter(s, step)
+	err = exec.Run(ctx, exec.Spec{
+		Runtime:   s.opts.Runtime,
+		Root:      root,
+		Args:      r.Args,
+		Env:       env,
+		Cwd:       r.WorkDir,
+		User:      r.User,
+		Network:   network,
+		Mounts:    mounts,
+		Stdout:    out.stream("stdout"),
+		Stderr:    out.stream("stderr"),
+		BundleDir: bundle,
+	})
+	out.flush()
+	if err != nil {
+		se := &StepError{Step: step, Err: err, Tail: out.tail()}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			se.ExitCode = ee.Code
+			se.Err = fmt.Errorf("exit code %d", ee.Code)
+		}
+		return se
+	}
+	return nil
+}
+
+// bindSource returns the directory a RUN --mount=type=bind binds and the
+// content digest of what it binds.
+func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.Stage]*stageRun) (string, string, func(), error) {
+	srcPath := m.Source
+	if srcPath == "" {
+		srcPath = "."
+	}
+	tree, root, release, err := s.sourceTree(ctx, m.FromStage, m.FromImage, runs)
+	if err != nil {
+		return "", "", nil, err
+	}
+	matches, err := tree.Select([]string{srcPath})
+	if err != nil {
+		release()
+		return "", "", nil, err
+	}
+	digest, err := tree.Digest(ctx, matches)
+	if err != nil {
+		release()
+		return "", "", nil, err
+	}
+	return filepath.Join(root, filepath.FromSlash(matches[0].Path)), digest, release, nil
+}
+
+// cacheMount returns the persistent directory behind a cache mount. A
+// locked mount is held exclusively until the step ends.
+func (s *Solver) cacheMount(ctx context.Context, m plan.Mount) (string, func(), error) {
+	id := m.ID
+	if id == "" {
+		id = m.Target
+	}
+	sum := sha256.Sum256([]byte(id))
+	name := hex.EncodeToString(sum[:16])
+	dir := filepath.Join(s.opts.Store.Root(), "cache-mounts", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("creating cache mount %s: %w", id, err)
+	}
+	if m.UID > 0 || m.GID > 0 {
+		_ = os.Chown(dir, int(max(m.UID, 0)), int(max(m.GID, 0)))
+	}
+	unlock := func() {}
+	if m.Sharing == "locked" {
+		u, err := s.opts.Store.Lock(ctx, "mount-"+name)
+		if err != nil {
+			return "", nil, err
+		}
+		unlock = u
+	}
+	return dir, unlock, nil
+}
+
+// pipeFiles writes the heredoc scripts of a RUN (those starting with #!)
+// to a directory bound at /dev/pipes for the run. Their text is already in
+// the key through the step's argv.
+func (s *Solver) pipeFiles(files []plan.InlineFile) (string, func(), error) {
+	dir, err := s.opts.Store.TempDir("p")
+	if err != nil {
+		return "", nil, err
+	}
+	for _, f := range files {
+		name := filepath.Base(filepath.Clean("/" + f.Name))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(f.Data), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("writing heredoc %s: %w", f.Name, err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// secretFile writes a secret to a private file for a read-only bind.
+func (s *Solver) secretFile(m plan.Mount, val []byte) (string, func(), error) {
+	dir, err := s.opts.Store.TempDir("s")
+	if err != nil {
+		return "", nil, err
+	}
+	mode := os.FileMode(0o400)
+	if m.Mode >= 0 {
+		mode = os.FileMode(m.Mode)
+	}
+	path := filepath.Join(dir, "secret")
+	if err := os.WriteFile(path, val, mode); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("writing secret %s: %w", m.ID, err)
+	}
+	if m.UID > 0 || m.GID > 0 {
+		_ = os.Chown(path, int(max(m.UID, 0)), int(max(m.GID, 0)))
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+// sourceTree opens the tree a COPY or bind mount reads: a stage's result,
+// an image, or the build context. root is its directory on disk.
+func (s *Solver) sourceTree(ctx context.Context, fromStage *plan.Stage, fromImage *plan.Image, runs map[*plan.Stage]*stageRun) (*source.Tree, string, func(), error) {
+	var st *state
+	var err error
+	switch {
+	case fromStage != nil:
+		st, err = waitStage(ctx, runs, fromStage)
+	case fromImage != nil:
+		st, err = s.imageState(ctx, fromImage)
+	default:
+		return s.opts.Context, s.opts.ContextDir, func() {}, nil
+	}
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := s.unpack(ctx, st); err != nil {
+		return nil, "", nil, err
+	}
+	root, rel, err := s.opts.Snapshotter.View(ctx, st.chain())
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("mounting source: %w", err)
+	}
+	tree, err := source.Open(root, source.Options{})
+	if err != nil {
+		rel()
+		return nil, "", nil, err
+	}
+	return tree, root, func() { tree.Close(); rel() }, nil
+}

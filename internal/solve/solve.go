@@ -1,0 +1,247 @@
+package solve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/layer"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/snapshot"
+	"github.com/kiln-build/kiln/internal/source"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// Options configure a Solver. Store, Snapshotter and Context are required.
+type Options struct {
+	Store       *store.Store
+	Snapshotter *snapshot.Snapshotter
+	// Context is the build context, .dockerignore applied.
+	Context *source.Tree
+	// ContextDir is the context's directory, for RUN --mount=type=bind.
+	ContextDir string
+	// Image returns the image behind a plan.Image (FROM, COPY --from, RUN
+	// --mount from=). Its layers may be lazy.
+	Image func(ctx context.Context, img *plan.Image) (v1.Image, error)
+	// Progress receives step events; nil discards them.
+	Progress progress.Sink
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Runtime is the OCI runtime binary for RUN ("" = runc).
+	Runtime string
+	// Network is the default RUN network: "host" ("" too) or "none".
+	Network string
+	// Secrets holds the values of --secret, by id. They are bound into RUN
+	// steps that ask for them and never enter keys, layers or logs.
+	Secrets map[string][]byte
+	// NoCache ignores every cached result (results are still recorded).
+	NoCache bool
+	// SourceDateEpoch, when set, clamps layer timestamps and stamps every
+	// history entry, so two builds give byte-identical images.
+	SourceDateEpoch *time.Time
+	// Compression and CompressionLevel choose how new layers are stored
+	// ("" = gzip, 0 = the library default).
+	Compression      layer.Compression
+	CompressionLevel int
+	// Imports are the imported caches, consulted in order after the local
+	// store. NoCache ignores them.
+	Imports []Import
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Solver solves graphs. It is safe for one Solve at a time.
+type Solver struct {
+	opts    Options
+	sink    progress.Sink
+	log     *slog.Logger
+	imports *imports
+	total   int
+	mu      sync.Mutex
+	stats   Stats
+}
+
+// Stats counts what one Solve did.
+type Stats struct {
+	// Steps counts the filesystem steps (RUN, COPY, ADD) solved.
+	Steps int
+	// Cached counts those that were cache hits; Ran those executed.
+	Cached, Ran int
+}
+
+// Result is the solved target stage.
+type Result struct {
+	// Key is the cache key of the target's filesystem.
+	Key cache.Key
+	// Layers are the target's filesystem layers, bottom first.
+	Layers []v1.Layer
+	// History has one entry per instruction, base image history first.
+	History []v1.History
+	// Config is the target's runtime config.
+	Config v1.Config
+	// Stats counts hits and executions.
+	Stats Stats
+
+	target *state
+	all    []cache.Entry
+	layers map[v1.Hash]v1.Layer
+}
+
+// New returns a Solver.
+func New(opts Options) (*Solver, error) {
+	if opts.Store == nil || opts.Snapshotter == nil || opts.Context == nil {
+		return nil, errors.New("solve: Store, Snapshotter and Context are required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Compression == "" {
+		opts.Compression = layer.Gzip
+	}
+	s := &Solver{opts: opts, sink: opts.Progress, log: opts.Logger, imports: newImports(opts.Imports)}
+	if s.sink == nil {
+		s.sink = progress.Discard()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// stageRun is one stage being solved: its result is published by closing
+// done.
+type stageRun struct {
+	stage *plan.Stage
+	done  chan struct{}
+	state *state
+	err   error
+}
+
+// Solve solves every stage of g, independent stages in parallel, and
+// returns the target's result.
+func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
+	s.stats = Stats{}
+	s.total = g.Steps
+	runs := make(map[*plan.Stage]*stageRun, len(g.Stages))
+	for _, st := range g.Stages {
+		runs[st] = &stageRun{stage: st, done: make(chan struct{})}
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	for _, st := range g.Stages {
+		r := runs[st]
+		eg.Go(func() error {
+			defer close(r.done)
+			r.state, r.err = s.solveStage(ctx, r.stage, runs)
+			return r.err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	t := runs[g.Target].state
+	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}}
+	for _, l := range t.layers {
+		res.Layers = append(res.Layers, l.layer)
+	}
+	seen := map[cache.Key]bool{}
+	for _, st := range g.Stages {
+		final := runs[st].state
+		for _, l := range final.layers {
+			res.layers[l.desc.Digest] = l.layer
+		}
+		var lineage [][]cache.Entry
+		for x := final; x != nil; x = x.prev {
+			lineage = append(lineage, x.entries)
+		}
+		for i := len(lineage) - 1; i >= 0; i-- {
+			for _, e := range lineage[i] {
+				if !seen[e.Key] {
+					seen[e.Key] = true
+					res.all = append(res.all, e)
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// waitStage waits for dep's result; it fails when dep failed or ctx ends.
+func waitStage(ctx context.Context, runs map[*plan.Stage]*stageRun, dep *plan.Stage) (*state, error) {
+	r, ok := runs[dep]
+	if !ok {
+		return nil, fmt.Errorf("stage %s is not part of the build graph", dep.Label())
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("stage %s failed", dep.Label())
+	}
+	return r.state, nil
+}
+
+func (s *Solver) solveStage(ctx context.Context, st *plan.Stage, runs map[*plan.Stage]*stageRun) (*state, error) {
+	cur, err := s.baseState(ctx, st, runs)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range st.Steps {
+		switch step.Kind {
+		case plan.KindConfig:
+			cur = cur.withConfig(step, s.historyTime(cur))
+		case plan.KindRun, plan.KindCopy:
+			next, err := s.solveStep(ctx, step, cur, runs)
+			if err != nil {
+				return nil, err
+			}
+			cur = next
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown step kind %d", step.Pos.File, step.Pos.Line, step.Kind)
+		}
+	}
+	return cur, nil
+}
+
+// historyTime is the creation time of an entry that makes no layer: the
+// latest time so far, so that config-only steps never make a rebuilt image
+// differ.
+func (s *Solver) historyTime(cur *state) time.Time {
+	if s.opts.SourceDateEpoch != nil {
+		return *s.opts.SourceDateEpoch
+	}
+	var t time.Time
+	for _, h := range cur.history {
+		if h.Created.After(t) {
+			t = h.Created.Time
+		}
+	}
+	return t
+}
+
+func (s *Solver) emit(e progress.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.opts.Now()
+	}
+	s.sink.Emit(e)
+}
+
+func (s *Solver) count(cached bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Steps++
+	if cached {
+		s.stats.Cached++
+	} else {
+		s.stats.Ran++
+	}
+}

@@ -1,0 +1,208 @@
+package solve
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/layer"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// state is a filesystem plus config at one point of a stage. States are
+// immutable once made; each step returns a new one.
+type state struct {
+	key     cache.Key
+	layers  []layerRef
+	history []v1.History
+	config  v1.Config
+	// prev is the state this one was made from (across stage bases too),
+	// and entries the cache records of the step that made it: the lineage
+	// that mode=min exports.
+	prev    *state
+	entries []cache.Entry
+}
+
+// layerRef is one layer of a state: its descriptor and a v1.Layer that
+// reads its bytes on demand.
+type layerRef struct {
+	desc  store.Layer
+	layer v1.Layer
+}
+
+func (st *state) diffIDs() []v1.Hash {
+	ids := make([]v1.Hash, len(st.layers))
+	for i, l := range st.layers {
+		ids[i] = l.desc.DiffID
+	}
+	return ids
+}
+
+// chain returns the chain IDs of the state's layers, bottom first.
+func (st *state) chain() []v1.Hash { return layer.ChainIDs(st.diffIDs()) }
+
+func (st *state) descs() []store.Layer {
+	d := make([]store.Layer, len(st.layers))
+	for i, l := range st.layers {
+		d[i] = l.desc
+	}
+	return d
+}
+
+// withConfig returns the state after a config-only step.
+func (st *state) withConfig(step *plan.Step, created time.Time) *state {
+	next := *st
+	next.prev, next.entries = st, nil
+	next.config = step.Config
+	next.history = appendHistory(st.history, v1.History{
+		Created:    v1.Time{Time: created},
+		CreatedBy:  step.Text,
+		Comment:    historyComment,
+		EmptyLayer: true,
+	})
+	return &next
+}
+
+// withLayers returns the state after a filesystem step whose record is
+// rec; keys are every key the result is known by (the first is the state's).
+func (st *state) withLayers(step *plan.Step, keys []cache.Key, layers []layerRef, rec *store.Record) *state {
+	next := *st
+	next.prev = st
+	next.key = keys[0]
+	next.layers = layers
+	descs := make([]store.Layer, len(layers))
+	for i, l := range layers {
+		descs[i] = l.desc
+	}
+	next.entries = nil
+	for _, k := range keys {
+		next.entries = append(next.entries, cache.Entry{
+			Key: k, Layers: cacheLayers(descs), CreatedBy: step.Text,
+			Stage: step.Stage.Label(), Created: rec.Created,
+		})
+	}
+	next.history = appendHistory(st.history, v1.History{
+		Created:   v1.Time{Time: rec.Created},
+		CreatedBy: step.Text,
+		Comment:   historyComment,
+	})
+	return &next
+}
+
+const historyComment = "kiln"
+
+func appendHistory(h []v1.History, e v1.History) []v1.History {
+	out := make([]v1.History, len(h), len(h)+1)
+	copy(out, h)
+	return append(out, e)
+}
+
+// baseState is the state a stage starts from.
+func (s *Solver) baseState(ctx context.Context, st *plan.Stage, runs map[*plan.Stage]*stageRun) (*state, error) {
+	switch {
+	case st.Base.Stage != nil:
+		dep, err := waitStage(ctx, runs, st.Base.Stage)
+		if err != nil {
+			return nil, err
+		}
+		return dep, nil
+	case st.Base.Image != nil:
+		return s.imageState(ctx, st.Base.Image)
+	default:
+		return &state{key: cache.ScratchKey(), config: st.Config}, nil
+	}
+}
+
+// imageState is the state of a registry image: its layers stay lazy.
+func (s *Solver) imageState(ctx context.Context, pi *plan.Image) (*state, error) {
+	if s.opts.Image == nil {
+		return nil, fmt.Errorf("image %s: no image resolver configured", pi.Ref)
+	}
+	img, err := s.opts.Image(ctx, pi)
+	if err != nil {
+		return nil, fmt.Errorf("fetching image %s: %w", pi.Ref, err)
+	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers of %s: %w", pi.Ref, err)
+	}
+	st := &state{key: cache.ImageKey(pi.Digest.String())}
+	for i, l := range ls {
+		d, err := describe(l)
+		if err != nil {
+			return nil, fmt.Errorf("reading layer %d of %s: %w", i, pi.Ref, err)
+		}
+		st.layers = append(st.layers, layerRef{desc: d, layer: l})
+	}
+	if pi.Config != nil {
+		st.config = pi.Config.Config
+		st.history = append(st.history, pi.Config.History...)
+	}
+	// An image without history still needs one entry per layer.
+	if n := nonEmpty(st.history); n != len(st.layers) {
+		st.history = nil
+		for range st.layers {
+			st.history = append(st.history, v1.History{CreatedBy: "FROM " + pi.Ref, Comment: historyComment})
+		}
+	}
+	return st, nil
+}
+
+func nonEmpty(h []v1.History) int {
+	n := 0
+	for _, e := range h {
+		if !e.EmptyLayer {
+			n++
+		}
+	}
+	return n
+}
+
+// describe reads a layer's descriptor; for registry and store layers this
+// needs no layer bytes.
+func describe(l v1.Layer) (store.Layer, error) {
+	var d store.Layer
+	var err error
+	if d.Digest, err = l.Digest(); err != nil {
+		return d, err
+	}
+	if d.DiffID, err = l.DiffID(); err != nil {
+		return d, err
+	}
+	if d.Size, err = l.Size(); err != nil {
+		return d, err
+	}
+	if d.MediaType, err = l.MediaType(); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// storeLayer is a layer whose compressed blob is in the local store. It
+// implements partial.CompressedLayer and partial.WithDiffID, so it is read
+// only when its bytes are needed.
+type storeLayer struct {
+	s *store.Store
+	d store.Layer
+}
+
+func (l storeLayer) Digest() (v1.Hash, error)            { return l.d.Digest, nil }
+func (l storeLayer) DiffID() (v1.Hash, error)            { return l.d.DiffID, nil }
+func (l storeLayer) Size() (int64, error)                { return l.d.Size, nil }
+func (l storeLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
+func (l storeLayer) Compressed() (io.ReadCloser, error)  { return l.s.OpenBlob(l.d.Digest) }
+
+func (s *Solver) storeLayer(d store.Layer) (layerRef, error) {
+	l, err := partial.CompressedToLayer(storeLayer{s: s.opts.Store, d: d})
+	if err != nil {
+		return layerRef{}, err
+	}
+	return layerRef{desc: d, layer: l}, nil
+}

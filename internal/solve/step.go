@@ -1,0 +1,292 @@
+package solve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/layer"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/snapshot"
+	"github.com/kiln-build/kiln/internal/store"
+)
+
+// prepared is a filesystem step whose inputs are resolved.
+type prepared struct {
+	// quick, when set, is a key known without reading any layer: for COPY
+	// --from, the source stage's key stands in for the content digest, so
+	// a cached step on top of a cached stage needs no bytes at all.
+	quick cache.Key
+	// key computes the step's content key (DESIGN.md §3); it may read
+	// layers (COPY --from hashes the selected files).
+	key func(ctx context.Context) (cache.Key, error)
+	// exec performs the step in a writable rootfs.
+	exec    func(ctx context.Context, root string) error
+	release func()
+}
+
+// solveStep solves one RUN, COPY or ADD: key, then a hit from the store or
+// an imported cache, or an execution.
+func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*state, error) {
+	var p *prepared
+	var err error
+	switch step.Kind {
+	case plan.KindRun:
+		p, err = s.prepareRun(ctx, step, cur, runs)
+	default:
+		p, err = s.prepareCopy(ctx, step, cur, runs)
+	}
+	if err != nil {
+		return nil, stepError(step, err)
+	}
+	defer p.release()
+
+	var full cache.Key
+	lockKey := p.quick
+	if lockKey == "" {
+		if full, err = p.key(ctx); err != nil {
+			return nil, stepError(step, err)
+		}
+		lockKey = full
+	}
+	// Two builds of the same step wait for one another instead of both
+	// running it; the second then finds the first's record.
+	unlock, err := s.opts.Store.Lock(ctx, "key-"+lockKey.Hex())
+	if err != nil {
+		return nil, stepError(step, err)
+	}
+	defer unlock()
+
+	ev := progress.Event{Step: step.Number, Total: s.total, Stage: step.Stage.Label(), Text: step.Text}
+	if !s.opts.NoCache && p.quick != "" {
+		if next, src, ok := s.find(step, cur, p.quick); ok {
+			return s.cached(ev, src, next), nil
+		}
+	}
+	if full == "" {
+		if full, err = p.key(ctx); err != nil {
+			return nil, stepError(step, err)
+		}
+	}
+	if !s.opts.NoCache {
+		if next, src, ok := s.find(step, cur, full); ok {
+			if p.quick != "" {
+				s.alias(p.quick, next)
+			}
+			return s.cached(ev, src, next), nil
+		}
+	}
+	keys := []cache.Key{full}
+	if p.quick != "" {
+		keys = append(keys, p.quick)
+	}
+	ev.Kind = progress.StepStart
+	s.emit(ev)
+	start := s.opts.Now()
+	next, err := s.execute(ctx, step, cur, keys, p)
+	if err != nil {
+		fail := ev
+		fail.Kind, fail.Err = progress.StepFailed, err.Error()
+		var se *StepError
+		if errors.As(err, &se) {
+			fail.ExitCode = se.ExitCode
+			fail.Err = se.Err.Error()
+		}
+		s.emit(fail)
+		return nil, stepError(step, err)
+	}
+	s.count(false)
+	ev.Kind, ev.Duration = progress.StepDone, s.opts.Now().Sub(start)
+	s.emit(ev)
+	return next, nil
+}
+
+// cached reports a hit and returns its state.
+func (s *Solver) cached(ev progress.Event, src string, next *state) *state {
+	s.count(true)
+	ev.Kind, ev.Source = progress.StepCached, src
+	s.emit(ev)
+	return next
+}
+
+// alias records next's result under one more key, so the next build finds
+// it by that key too.
+func (s *Solver) alias(key cache.Key, next *state) {
+	if len(next.entries) == 0 {
+		return
+	}
+	e := next.entries[0]
+	rec := &store.Record{Key: key.Hex(), Layers: next.descs(), CreatedBy: e.CreatedBy, Created: e.Created, Stage: e.Stage}
+	_ = s.opts.Store.PutRecord(rec) // best effort: costs a lookup next time
+}
+
+// find looks key up in the local store, then in the imported caches.
+func (s *Solver) find(step *plan.Step, cur *state, key cache.Key) (*state, string, bool) {
+	if next, ok := s.lookup(step, cur, key); ok {
+		return next, "local state", true
+	}
+	if next, src, ok := s.lookupImported(step, cur, key); ok {
+		return next, src.Name, true
+	}
+	return nil, "", false
+}
+
+// lookup returns the state after step from a local record, if there is a
+// usable one: same parent chain, and the new layer's blob in the store.
+func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, bool) {
+	rec, err := s.opts.Store.Record(key.Hex())
+	if err != nil {
+		return nil, false
+	}
+	n := len(cur.layers)
+	if len(rec.Layers) != n+1 {
+		return nil, false
+	}
+	for i, l := range cur.layers {
+		if rec.Layers[i].DiffID != l.desc.DiffID {
+			return nil, false
+		}
+	}
+	top := rec.Layers[n]
+	if !s.opts.Store.HasBlob(top.Digest) || s.imports.isBad(top.Digest) {
+		return nil, false
+	}
+	ref, err := s.storeLayer(top)
+	if err != nil {
+		return nil, false
+	}
+	layers := append(append([]layerRef(nil), cur.layers...), ref)
+	return cur.withLayers(step, []cache.Key{key}, layers, rec), true
+}
+
+// execute runs a prepared step on a snapshot of cur and records the result
+// under every key in keys.
+func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, error) {
+	if err := s.unpack(ctx, cur); err != nil {
+		return nil, err
+	}
+	active, err := s.opts.Snapshotter.Prepare(ctx, cur.chain())
+	if err != nil {
+		return nil, fmt.Errorf("preparing rootfs: %w", err)
+	}
+	defer active.Release()
+	if err := p.exec(ctx, active.Root()); err != nil {
+		return nil, err
+	}
+	desc, err := s.commitDiff(ctx, active)
+	if err != nil {
+		return nil, err
+	}
+	chain := layer.ChainIDs(append(cur.diffIDs(), desc.DiffID))
+	if err := active.Commit(ctx, chain[len(chain)-1]); err != nil {
+		return nil, fmt.Errorf("keeping snapshot: %w", err)
+	}
+	created := s.opts.Now().UTC().Truncate(time.Second)
+	if s.opts.SourceDateEpoch != nil {
+		created = *s.opts.SourceDateEpoch
+	}
+	rec := &store.Record{
+		Layers:    append(cur.descs(), desc),
+		CreatedBy: step.Text,
+		Created:   created,
+		Stage:     step.Stage.Label(),
+	}
+	for _, k := range keys {
+		rec.Key = k.Hex()
+		if err := s.opts.Store.PutRecord(rec); err != nil {
+			return nil, fmt.Errorf("recording step result: %w", err)
+		}
+	}
+	ref, err := s.storeLayer(desc)
+	if err != nil {
+		return nil, err
+	}
+	layers := append(append([]layerRef(nil), cur.layers...), ref)
+	return cur.withLayers(step, keys, layers, rec), nil
+}
+
+// unpack makes sure every layer of st is unpacked in the snapshotter,
+// reading (and for lazy layers, fetching) only the missing ones.
+func (s *Solver) unpack(ctx context.Context, st *state) error {
+	chain := st.chain()
+	for i, id := range chain {
+		if s.opts.Snapshotter.Has(id) {
+			continue
+		}
+		if err := s.unpackLayer(ctx, id, st.layers[i]); err != nil {
+			return fmt.Errorf("unpacking layer %s: %w", st.layers[i].desc.Digest, err)
+		}
+	}
+	return nil
+}
+
+func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, l layerRef) error {
+	rc, err := l.layer.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return s.opts.Snapshotter.Unpack(ctx, id, rc)
+}
+
+// commitDiff turns the active snapshot's changes into a compressed layer
+// blob in the store.
+func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (store.Layer, error) {
+	bw, err := s.opts.Store.NewBlobWriter()
+	if err != nil {
+		return store.Layer{}, err
+	}
+	defer bw.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(active.WriteDiff(ctx, pw, layer.TarOptions{SourceDateEpoch: s.opts.SourceDateEpoch}))
+	}()
+	blob, err := layer.Compress(ctx, bw, pr, s.opts.Compression, s.opts.CompressionLevel)
+	pr.CloseWithError(io.ErrClosedPipe)
+	if err != nil {
+		return store.Layer{}, fmt.Errorf("writing layer: %w", err)
+	}
+	if _, err := bw.CommitAs(blob.Digest); err != nil {
+		return store.Layer{}, fmt.Errorf("storing layer: %w", err)
+	}
+	return store.Layer{Digest: blob.Digest, DiffID: blob.DiffID, Size: blob.Size, MediaType: blob.MediaType}, nil
+}
+
+// StepError is a step that failed, with where it is and what it printed
+// last.
+type StepError struct {
+	Step *plan.Step
+	// ExitCode is the RUN's exit code, 0 if the step did not get that far.
+	ExitCode int
+	// Tail holds the last lines the step printed.
+	Tail []string
+	Err  error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("%s:%d: %s: %v", e.Step.Pos.File, e.Step.Pos.Line, e.Step.Text, e.Err)
+	for _, l := range e.Tail {
+		msg += "\n  | " + l
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// stepError attaches the step to err, unless it already carries one.
+func stepError(step *plan.Step, err error) error {
+	var se *StepError
+	if errors.As(err, &se) {
+		if se.Step == nil {
+			se.Step = step
+		}
+		return err
+	}
+	return &StepError{Step: step, Err: err}
+}

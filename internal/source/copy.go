@@ -1,0 +1,385 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// CopyRequest says where and how CopyInto copies.
+type CopyRequest struct {
+	// Dest is the absolute destination inside the target root (a relative
+	// one is taken from "/"); the caller has applied WORKDIR. A trailing
+	// "/" means "a directory".
+	Dest string
+	// UID and GID own every copied entry and every parent directory
+	// created; -1 keeps the source's owner (created parents are then owned
+	// by 0). COPY's default is 0:0, which the caller passes.
+	UID, GID int
+	// Chmod, when set, replaces the permission and special bits of every
+	// copied file and directory (not symlinks, not created parents).
+	Chmod *os.FileMode
+	// ExtractArchives (ADD) extracts a source file that is a tar archive,
+	// plain or compressed with gzip, bzip2, xz or zstd, into Dest as a
+	// directory instead of copying it. xz needs the xz program on PATH.
+	ExtractArchives bool
+}
+
+// CopyInto copies matches into the directory targetRoot with Docker's COPY
+// rules:
+//   - a directory match copies its contents into Dest (created if missing,
+//     with the source directory's mode and the requested owner);
+//   - a file match goes to Dest/<Name> when Dest ends with "/" or is an
+//     existing directory, and to Dest itself otherwise;
+//   - more than one match (several sources, or a glob matching several
+//     entries) needs Dest to end with "/".
+//
+// Missing parent directories are created (0755, owned UID:GID). Symlinks in
+// targetRoot are resolved inside it (filepath-securejoin semantics), so no
+// write ever lands outside targetRoot; an existing non-directory at a
+// destination is replaced, an existing directory is merged into, and a file
+// over an existing directory is an error. Copied entries keep their source
+// mtimes (directories included). Hard links are copied as separate files.
+func (t *Tree) CopyInto(ctx context.Context, matches []Match, targetRoot string, req CopyRequest) error {
+	if t.opts.IgnoreOwners && (req.UID < 0 || req.GID < 0) {
+		return errors.New("copying: source digests ignore owners, so the copy must set them (UID and GID not -1)")
+	}
+	if len(matches) == 0 {
+		return nil
+	}
+	root, err := filepath.Abs(targetRoot)
+	if err != nil {
+		return fmt.Errorf("copying into %s: %w", targetRoot, err)
+	}
+	dest := filepath.ToSlash(req.Dest)
+	slash := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || dest == "."
+	destRel := strings.TrimPrefix(path.Clean("/"+dest), "/")
+	if len(matches) > 1 && !slash {
+		return fmt.Errorf("copying to %s: when using COPY with more than one source file, the destination must be a directory and end with a /", req.Dest)
+	}
+	w := &writer{root: root, req: req, dirs: map[string]string{}}
+	destDir := slash
+	if p, err := securejoin.SecureJoin(root, destRel); err == nil {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			destDir = true
+		}
+	}
+	for _, m := range matches {
+		clear(w.dirs) // an earlier match may have replaced a path with a link
+		if err := t.copyMatch(ctx, w, m, destRel, destDir); err != nil {
+			return fmt.Errorf("copying %s to %s: %w", m.Source, req.Dest, err)
+		}
+	}
+	return w.finish()
+}
+
+func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string, destDir bool) error {
+	if !m.Dir && w.req.ExtractArchives {
+		done, err := t.extractIfArchive(ctx, w, m, destRel)
+		if done || err != nil {
+			return err
+		}
+	}
+	target := destRel
+	if !m.Dir && destDir {
+		target = path.Join(destRel, m.Name)
+	}
+	ents, err := t.walk(ctx, m)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := node{
+			rel:   path.Join(target, e.rel),
+			mode:  e.fi.Mode(),
+			uid:   int(e.st.Uid),
+			gid:   int(e.st.Gid),
+			mtime: time.Unix(0, e.st.Mtim.Nano()),
+			atime: time.Unix(0, e.st.Atim.Nano()),
+			link:  e.link,
+			rdev:  e.st.Rdev,
+			// The match's own directory keeps its metadata when it exists.
+			keepExisting: m.Dir && e.rel == "",
+		}
+		if e.fi.Mode().IsRegular() {
+			n.content = func() (io.ReadCloser, error) { return os.Open(t.abs(e.src)) }
+		}
+		if err := w.write(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// node is one entry to write under the target root.
+type node struct {
+	rel          string // slash path under the target root
+	mode         fs.FileMode
+	uid, gid     int
+	mtime, atime time.Time
+	link         string // symlink target
+	hardlink     string // hard link target (slash path under the target root)
+	rdev         uint64
+	content      func() (io.ReadCloser, error)
+	keepExisting bool // an existing directory keeps its metadata
+}
+
+// writer writes nodes under root without leaving it.
+type writer struct {
+	root string
+	req  CopyRequest
+	dirs map[string]string // rel → resolved host path of directories seen
+
+	dirTimes []node // directories whose times are set last
+	dirPaths []string
+}
+
+// dir returns the host path of the directory rel, resolving symlinks inside
+// the root and creating what is missing (0755, owned by the request).
+func (w *writer) dir(rel string) (string, error) {
+	if rel == "" || rel == "." {
+		return w.root, nil
+	}
+	if p, ok := w.dirs[rel]; ok {
+		return p, nil
+	}
+	parent, err := w.dir(path.Dir(rel))
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(parent, path.Base(rel))
+	fi, err := os.Lstat(p)
+	switch {
+	case err == nil && fi.IsDir():
+	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+		// Follow the link inside the root; what it names (now free of
+		// links) is created like any other missing directory.
+		real, err := securejoin.SecureJoin(w.root, rel)
+		if err != nil {
+			return "", err
+		}
+		realRel, err := filepath.Rel(w.root, real)
+		if err != nil || realRel == ".." || strings.HasPrefix(realRel, "../") {
+			return "", fmt.Errorf("creating directory /%s: link resolves outside the root", rel)
+		}
+		if p, err = w.dir(filepath.ToSlash(realRel)); err != nil {
+			return "", err
+		}
+	case err == nil:
+		return "", fmt.Errorf("creating directory /%s: not a directory", rel)
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", err
+		}
+		if err := w.owner(p, -1, -1, false); err != nil {
+			return "", err
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return "", err
+		}
+	default:
+		return "", err
+	}
+	w.dirs[rel] = p
+	return p, nil
+}
+
+// owner chowns p to the request's owner, or to uid:gid when the request
+// keeps source owners (-1 there means leave as created).
+func (w *writer) owner(p string, uid, gid int, link bool) error {
+	if w.req.UID >= 0 {
+		uid = w.req.UID
+	}
+	if w.req.GID >= 0 {
+		gid = w.req.GID
+	}
+	if uid < 0 && gid < 0 {
+		return nil
+	}
+	if link {
+		return os.Lchown(p, uid, gid)
+	}
+	return os.Chown(p, uid, gid)
+}
+
+func (w *writer) perm(m fs.FileMode) fs.FileMode {
+	if w.req.Chmod != nil {
+		return *w.req.Chmod & modeBits
+	}
+	return m & modeBits
+}
+
+func (w *writer) write(ctx context.Context, n node) error {
+	if n.rel == "" || n.rel == "." {
+		if !n.mode.IsDir() {
+			return errors.New("cannot replace the root directory with a file")
+		}
+	}
+	if n.mode.IsDir() {
+		return w.writeDir(n)
+	}
+	parent, err := w.dir(path.Dir(n.rel))
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(parent, path.Base(n.rel))
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("cannot overwrite directory /%s with a non-directory", n.rel)
+		}
+		// Unlink rather than truncate: the old file may be a hard link.
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	switch {
+	case n.hardlink != "":
+		return w.writeHardlink(p, n)
+	case n.mode.IsRegular():
+		return w.writeFile(ctx, p, n)
+	case n.mode&fs.ModeSymlink != 0:
+		if err := os.Symlink(n.link, p); err != nil {
+			return err
+		}
+		if err := w.owner(p, n.uid, n.gid, true); err != nil {
+			return err
+		}
+		return setTimes(p, n, true)
+	case n.mode&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
+		typ := uint32(unix.S_IFIFO)
+		if n.mode&fs.ModeCharDevice != 0 {
+			typ = unix.S_IFCHR
+		} else if n.mode&fs.ModeDevice != 0 {
+			typ = unix.S_IFBLK
+		}
+		if err := unix.Mknod(p, typ|0o600, int(n.rdev)); err != nil {
+			return err
+		}
+		return w.meta(p, n)
+	}
+	return nil // sockets are not copied
+}
+
+func (w *writer) writeDir(n node) error {
+	existed := false
+	var p string
+	if n.rel == "" || n.rel == "." {
+		p, existed = w.root, true
+	} else {
+		parent, err := w.dir(path.Dir(n.rel))
+		if err != nil {
+			return err
+		}
+		p = filepath.Join(parent, path.Base(n.rel))
+		if _, err := os.Lstat(p); err == nil {
+			existed = true
+		}
+		if p, err = w.dir(n.rel); err != nil {
+			return err
+		}
+	}
+	if existed && n.keepExisting {
+		return nil
+	}
+	if err := w.meta(p, n); err != nil {
+		return err
+	}
+	w.dirTimes = append(w.dirTimes, n)
+	w.dirPaths = append(w.dirPaths, p)
+	return nil
+}
+
+func (w *writer) writeFile(ctx context.Context, p string, n node) error {
+	src, err := n.content()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, ctxReader{ctx, src})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return w.meta(p, n)
+}
+
+func (w *writer) writeHardlink(p string, n node) error {
+	parent, err := w.dir(path.Dir(n.hardlink))
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(parent, path.Base(n.hardlink))
+	fi, err := os.Lstat(target)
+	if err != nil {
+		return fmt.Errorf("hard link /%s to /%s: %w", n.rel, n.hardlink, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("hard link /%s to directory /%s", n.rel, n.hardlink)
+	}
+	return os.Link(target, p)
+}
+
+// meta sets owner, mode and times on a non-symlink.
+func (w *writer) meta(p string, n node) error {
+	if err := w.owner(p, n.uid, n.gid, false); err != nil {
+		return err
+	}
+	// After chown, which clears setuid and setgid.
+	if err := os.Chmod(p, w.perm(n.mode)); err != nil {
+		return err
+	}
+	return setTimes(p, n, false)
+}
+
+// finish sets directory times, deepest last-created first, once nothing
+// more is written into them.
+func (w *writer) finish() error {
+	for i := len(w.dirTimes) - 1; i >= 0; i-- {
+		if err := setTimes(w.dirPaths[i], w.dirTimes[i], false); err != nil {
+			return fmt.Errorf("setting times of /%s: %w", w.dirTimes[i].rel, err)
+		}
+	}
+	return nil
+}
+
+func setTimes(p string, n node, link bool) error {
+	flags := 0
+	if link {
+		flags = unix.AT_SYMLINK_NOFOLLOW
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(n.atime.UnixNano()), unix.NsecToTimespec(n.mtime.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, flags)
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,110 @@
+package source
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// Digest returns "sha256:<hex>" over exactly what CopyInto copies for
+// matches: for each match its name and kind, then for each entry its path
+// relative to the match, type, permission and special mode bits, owner
+// (unless Options.IgnoreOwners), link target, device numbers and content
+// sha256. mtimes, atimes and ctimes never count. The order of matches
+// counts; entries are in name order, whatever order the file system lists
+// them in.
+//
+// With a checksum cache, a file whose size, mtime, ctime, inode and device
+// are unchanged since it was last hashed is not read again.
+func (t *Tree) Digest(ctx context.Context, matches []Match) (string, error) {
+	h := sha256.New()
+	for _, m := range matches {
+		ents, err := t.walk(ctx, m)
+		if err != nil {
+			return "", fmt.Errorf("digesting COPY source: %w", err)
+		}
+		fmt.Fprintf(h, "match %q dir=%t n=%d\n", m.Name, m.Dir, len(ents))
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+			content := ""
+			switch mode := e.fi.Mode(); {
+			case mode.IsRegular():
+				if content, err = t.fileSum(e); err != nil {
+					return "", fmt.Errorf("digesting %s: %w", e.src, err)
+				}
+			case mode&(fs.ModeDevice|fs.ModeCharDevice) != 0:
+				content = fmt.Sprintf("dev %d", e.st.Rdev)
+			}
+			owner := fmt.Sprintf("%d:%d", e.st.Uid, e.st.Gid)
+			if t.opts.IgnoreOwners {
+				owner = "-"
+			}
+			fmt.Fprintf(h, "%q %c %o %s %q %s\n", e.rel, typeChar(e.fi.Mode()),
+				uint32(e.fi.Mode()&modeBits), owner, e.link, content)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// modeBits are the mode bits a copy keeps.
+const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+func typeChar(m fs.FileMode) byte {
+	switch {
+	case m.IsDir():
+		return 'd'
+	case m&fs.ModeSymlink != 0:
+		return 'l'
+	case m&fs.ModeCharDevice != 0:
+		return 'c'
+	case m&fs.ModeDevice != 0:
+		return 'b'
+	case m&fs.ModeNamedPipe != 0:
+		return 'p'
+	case m&fs.ModeSocket != 0:
+		return 's'
+	}
+	return 'f'
+}
+
+// fileSum returns the hex sha256 of a regular file's content, from the
+// checksum cache when the file's stat is unchanged.
+func (t *Tree) fileSum(e entry) (string, error) {
+	st := statKey{
+		Size:  e.st.Size,
+		Mtime: e.st.Mtim.Nano(),
+		Ctime: e.st.Ctim.Nano(),
+		Ino:   e.st.Ino,
+		Dev:   uint64(e.st.Dev),
+	}
+	if t.cache != nil {
+		if sum, ok := t.cache.get(e.src, st); ok {
+			return sum, nil
+		}
+	}
+	f, err := os.Open(t.abs(e.src))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	t.reads.Add(1)
+	sum := hex.EncodeToString(h.Sum(nil))
+	// A file changed within the racy window could change again within the
+	// same timestamp tick without its stat changing: hash it next time too.
+	changed := max(st.Mtime, st.Ctime)
+	if t.cache != nil && time.Since(time.Unix(0, changed)) >= t.racyWindow {
+		t.cache.put(e.src, st, sum)
+	}
+	return sum, nil
+}

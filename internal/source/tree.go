@@ -1,0 +1,211 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// Options configure a Tree. The zero value reads every file and keeps no
+// checksum cache.
+type Options struct {
+	// Ignore holds .dockerignore patterns (see ReadIgnore); the files they
+	// exclude do not exist for Select, Digest or CopyInto.
+	Ignore []string
+	// CacheFile is where file content checksums persist between builds;
+	// "" keeps none. Give each context directory its own file
+	// (store.ContextCacheFile).
+	CacheFile string
+	// IgnoreOwners leaves file owners out of Digest, so that a context
+	// checked out by different users on different machines digests the
+	// same. Set it when every copy from the tree sets the owner (COPY's
+	// default 0:0 or --chown); CopyInto then refuses UID or GID -1.
+	IgnoreOwners bool
+}
+
+// Tree is a directory read as a COPY source. Its methods may be called
+// concurrently. The directory must not change while a Digest or CopyInto
+// runs, or the digest may not describe what was copied.
+type Tree struct {
+	root   string
+	ignore *patternmatcher.PatternMatcher // nil: nothing ignored
+	opts   Options
+	cache  *sumCache
+
+	// racyWindow: a file changed less than this long before it is hashed
+	// is not stored in the checksum cache, since a later change within the
+	// same timestamp tick would go unnoticed. Tests set it to 0.
+	racyWindow time.Duration
+	// reads counts files whose content was hashed (a test hook).
+	reads atomic.Int64
+}
+
+// Open returns a Tree for the directory root. It loads the checksum cache
+// when opts.CacheFile names one; a missing or corrupt cache file is an empty
+// cache.
+func Open(root string, opts Options) (*Tree, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("opening source %s: %w", root, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("opening source %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("opening source %s: not a directory", root)
+	}
+	t := &Tree{root: abs, opts: opts, racyWindow: 2 * time.Second}
+	if len(opts.Ignore) > 0 {
+		pm, err := patternmatcher.New(opts.Ignore)
+		if err != nil {
+			return nil, fmt.Errorf("parsing .dockerignore patterns: %w", err)
+		}
+		t.ignore = pm
+	}
+	if opts.CacheFile != "" {
+		t.cache = loadSumCache(opts.CacheFile, abs)
+	}
+	return t, nil
+}
+
+// Root returns the absolute path of the tree's directory.
+func (t *Tree) Root() string { return t.root }
+
+// Save writes the checksum cache, if there is one and it changed. The write
+// is atomic and merges with what other builds saved meanwhile, so concurrent
+// builds sharing the file never corrupt it.
+func (t *Tree) Save() error {
+	if t.cache == nil {
+		return nil
+	}
+	if err := t.cache.save(); err != nil {
+		return fmt.Errorf("saving checksum cache %s: %w", t.opts.CacheFile, err)
+	}
+	return nil
+}
+
+// Close saves the checksum cache. The Tree may still be used afterwards,
+// but further cache updates are only saved by another Save or Close.
+func (t *Tree) Close() error { return t.Save() }
+
+// ReadIgnore reads .dockerignore patterns from the file at path. An absent
+// file yields no patterns and no error.
+func ReadIgnore(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	pats, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return pats, nil
+}
+
+// excluded reports whether .dockerignore excludes rel (a slash path relative
+// to the root).
+func (t *Tree) excluded(rel string) bool {
+	if t.ignore == nil || rel == "" {
+		return false
+	}
+	// Matches would be wrong here: Docker excludes a file when a parent
+	// directory matches too.
+	ex, err := t.ignore.MatchesOrParentMatches(rel)
+	return err == nil && ex
+}
+
+// mayIncludeUnder reports whether a walk must look inside an excluded
+// directory: only when some "!" pattern could bring a file back.
+func (t *Tree) mayIncludeUnder() bool { return t.ignore != nil && t.ignore.Exclusions() }
+
+// abs returns the host path of rel.
+func (t *Tree) abs(rel string) string {
+	if rel == "" {
+		return t.root
+	}
+	return filepath.Join(t.root, filepath.FromSlash(rel))
+}
+
+// InputError is a source the user named that cannot be used: outside the
+// root, missing, or a link that leads out. It is the user's to fix (the
+// CLI exits 2), not a failure of the build.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// errEscape marks a symlink whose target lies outside the root.
+var errEscape = errors.New("source: symlink points outside the root")
+
+// resolve follows rel inside the root, symlinks included (the last
+// component too), and returns the real slash path relative to the root.
+// Absolute link targets are taken relative to the root, as in a rootfs; a
+// relative target that climbs above the root is refused with errEscape.
+// A missing component gives an fs.ErrNotExist error.
+func (t *Tree) resolve(rel string) (string, error) {
+	todo := splitPath(rel)
+	var cur []string
+	links := 0
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return "", errEscape
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		next := path.Join(append(cur, c)...)
+		fi, err := os.Lstat(t.abs(next))
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur = append(cur, c)
+			continue
+		}
+		if links++; links > 40 {
+			return "", fmt.Errorf("resolving %s: too many levels of symbolic links", rel)
+		}
+		target, err := os.Readlink(t.abs(next))
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") {
+			cur = nil
+		}
+		todo = append(splitPath(target), todo...)
+	}
+	return path.Join(cur...), nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+)
+
+// entry is one file a match copies.
+type entry struct {
+	rel  string // relative to the match ("" for the match itself)
+	src  string // real slash path relative to the tree root
+	fi   fs.FileInfo
+	st   *syscall.Stat_t
+	link string // symlink target
+}
+
+// walk lists what copying m copies, parents before children, siblings in
+// name order. Inside a directory symlinks are entries, not followed.
+func (t *Tree) walk(ctx context.Context, m Match) ([]entry, error) {
+	root, err := t.entry(m.Path, "")
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
+	}
+	out := []entry{root}
+	if !m.Dir {
+		return out, nil
+	}
+	if err := t.walkDir(ctx, m.Path, "", &out); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
+	}
+	return out, nil
+}
+
+func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(t.abs(src))
+	if err != nil {
+		return err
+	}
+	for _, de := range ents {
+		csrc, crel := path.Join(src, de.Name()), path.Join(rel, de.Name())
+		ex := t.excluded(csrc)
+		if ex && !(de.IsDir() && t.mayIncludeUnder()) {
+			continue
+		}
+		e, err := t.entry(csrc, crel)
+		if err != nil {
+			return err
+		}
+		pos := len(*out)
+		*out = append(*out, e)
+		if !e.fi.IsDir() {
+			continue
+		}
+		if err := t.walkDir(ctx, csrc, crel, out); err != nil {
+			return err
+		}
+		if ex && len(*out) == pos+1 {
+			// An excluded directory exists only as the parent of files
+			// a "!" pattern brought back; this one has none.
+			*out = (*out)[:pos]
+		}
+	}
+	return nil
+}
+
+func (t *Tree) entry(src, rel string) (entry, error) {
+	fi, err := os.Lstat(t.abs(src))
+	if err != nil {
+		return entry{}, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return entry{}, fmt.Errorf("reading %s: no stat data", src)
+	}
+	e := entry{rel: rel, src: src, fi: fi, st: st}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if e.link, err = os.Readlink(t.abs(src)); err != nil {
+			return entry{}, err
+		}
+	}
+	return e, nil
+}

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotFound is returned when a blob or record is not in the store. A
+// corrupt record is reported as not found too.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrInUse is returned by Prune when a build holds the state directory open.
+var ErrInUse = errors.New("store: state dir is in use by a running build")
+
+// Directory names under the root. They are short on purpose (see doc.go).
+const (
+	lockFile    = "lock"
+	blobsDir    = "blobs/sha256"
+	recordsDir  = "records"
+	locksDir    = "locks"
+	tmpDir      = "tmp"
+	snapshotDir = "sn"
+	contextDir  = "cc"
+)
+
+// Store is an open state directory. Its methods may be called from many
+// goroutines at once, and several processes may open the same root at once.
+type Store struct {
+	root string
+	lock *os.File // holds the shared flock on root/lock
+}
+
+// Open opens the state directory at root, creating it and its layout when
+// missing, and takes a shared lock on it that is held until Close, so that
+// Prune never runs under a build. If a Prune is running, Open waits for it
+// to finish.
+func Open(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("resolving state dir %s: %w", root, err)
+	}
+	for _, d := range []string{blobsDir, recordsDir, locksDir, tmpDir, snapshotDir, contextDir} {
+		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
+			return nil, fmt.Errorf("creating state dir layout: %w", err)
+		}
+	}
+	f, err := openLockFile(filepath.Join(abs, lockFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f, unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking state dir %s: %w", abs, err)
+	}
+	return &Store{root: abs, lock: f}, nil
+}
+
+// Close releases the shared lock. The Store must not be used afterwards.
+// Locks taken with Lock are not released by Close.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close() // closing the descriptor drops the flock
+	s.lock = nil
+	if err != nil {
+		return fmt.Errorf("closing state dir lock: %w", err)
+	}
+	return nil
+}
+
+// Root returns the absolute path of the state directory.
+func (s *Store) Root() string { return s.root }
+
+// SnapshotRoot returns the directory the snapshotter keeps its snapshots in.
+// The path is kept short because overlay mount options are length-limited.
+func (s *Store) SnapshotRoot() string { return SnapshotRootOf(s.root) }
+
+// SnapshotRootOf is SnapshotRoot for a state dir that is not open (prune).
+func SnapshotRootOf(root string) string { return filepath.Join(root, snapshotDir) }
+
+// ContextCacheFile returns the path of the persistent checksum cache for the
+// build context directory dir (one file per absolute context path), for
+// source.Options.CacheFile. The file may not exist yet.
+func (s *Store) ContextCacheFile(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	return filepath.Join(s.root, contextDir, hashString(abs)[:32]+".json")
+}
+
+// TempDir creates a fresh directory under root/tmp whose name starts with
+// prefix, for bundles, upper dirs and staging. The caller removes it when
+// done; Prune removes whatever is left over.
+func (s *Store) TempDir(prefix string) (string, error) {
+	d, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), prefix)
+	if err != nil {
+		return "", fmt.Errorf("creating temporary directory: %w", err)
+	}
+	return d, nil
+}
