@@ -25,8 +25,8 @@ t0=$(date +%s.%N); d1=$(build state-1); t1=$(date +%s.%N)
 echo "== warm build (a new empty state dir, cache from $work/cache)"
 d2=$(build state-2); t2=$(date +%s.%N)
 echo
-echo "cold: $(echo "$t1 - $t0" | bc) s  digest $d1"
-echo "warm: $(echo "$t2 - $t1" | bc) s  digest $d2"
+echo "cold: $(awk "BEGIN{printf \"%.2f\", $t1 - $t0}") s  digest $d1"
+echo "warm: $(awk "BEGIN{printf \"%.2f\", $t2 - $t1}") s  digest $d2"
 echo "cache dir: $(du -sh "$work/cache" | cut -f1)"
 if [ "$d1" != "$d2" ]; then echo "digests differ!" >&2; exit 1; fi
 echo "same image digest: the warm build reused every step."

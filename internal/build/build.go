@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/output"
@@ -61,6 +62,9 @@ type Options struct {
 	StateDir string
 	// ForceCopy uses the copying snapshotter even where overlayfs works.
 	ForceCopy bool
+	// CacheFrom are the caches to import; CacheTo the caches to export.
+	CacheFrom []backends.Import
+	CacheTo   []backends.Export
 	// Remote reaches registries; nil is allowed for builds that use none.
 	Remote *remote.Client
 	// SourceDateEpoch, if set, makes layers and history reproducible.
@@ -156,7 +160,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
 	}
 
+	imports := importCaches(ctx, opts, sink)
 	solver, err := solve.New(solve.Options{
+		Imports:         imports,
 		Store:           st,
 		Snapshotter:     snap,
 		Context:         tree,
@@ -173,9 +179,55 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := solver.Solve(ctx, g)
+	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
 	if err != nil {
 		return nil, err
+	}
+	exportStats, err := exportCaches(ctx, opts, res, sink)
+	if err != nil {
+		return nil, err
+	}
+	sum := &progress.Summary{
+		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
+		Duration: time.Since(start), Digest: out.Digest.String(),
+		Caches: append(solver.ImportStats(), exportStats...),
+	}
+	if opts.MetadataFile != "" {
+		if err := writeMetadata(opts.MetadataFile, opts.Tags, out, sum); err != nil {
+			return nil, err
+		}
+	}
+	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
+	return out, nil
+}
+
+// maxBadBlobRetries bounds how often a build starts over after finding a
+// corrupt or missing cache blob (each retry excludes the blobs found bad).
+const maxBadBlobRetries = 5
+
+// solveAndWrite solves the graph, assembles the image and writes the
+// outputs. An imported layer that turns out to be corrupt or missing when
+// its bytes are first needed is a miss: the blob is marked bad and the
+// solve starts over, rebuilding what depended on it; steps already done
+// are local hits the second time.
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink) (*solve.Result, *Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, out, err := solveOnce(ctx, opts, g, solver)
+		var bad *solve.BadBlobError
+		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
+			solver.MarkBad(bad.Digest)
+			continue
+		}
+		return res, out, err
+	}
+}
+
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, *Result, error) {
+	res, err := solver.Solve(ctx, g)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg := res.Config
 	if len(opts.Labels) > 0 {
@@ -191,31 +243,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	img, err := image.Assemble(spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfgDigest, err := img.ConfigName()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := writeOutputs(ctx, opts, img); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}
-	sum := &progress.Summary{
-		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
-		Duration: time.Since(start), Digest: digest.String(),
-	}
-	if opts.MetadataFile != "" {
-		if err := writeMetadata(opts.MetadataFile, opts.Tags, out, sum); err != nil {
-			return nil, err
-		}
-	}
-	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
-	return out, nil
+	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}, nil
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific

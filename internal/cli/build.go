@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/output"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/remote"
@@ -108,8 +109,12 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 		}
 		opts.Outputs = append(opts.Outputs, spec)
 	}
-	if len(f.cacheFrom) > 0 || len(f.cacheTo) > 0 {
-		return usagef("--cache-from/--cache-to: cache backends are not supported yet")
+	deps := backends.Deps{Getenv: env.Getenv, Logger: opts.Logger}
+	if opts.CacheFrom, err = backends.ParseImports(f.cacheFrom, deps); err != nil {
+		return usageError{err}
+	}
+	if opts.CacheTo, err = backends.ParseExports(f.cacheTo, deps); err != nil {
+		return usageError{err}
 	}
 	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
 		return err

@@ -380,6 +380,7 @@ func TestUsageAndRemove(t *testing.T) {
 			must(t, s.Unpack(ctx, smallID, bytes.NewReader(small)))
 			must(t, s.Unpack(ctx, bigID, bytes.NewReader(big)))
 			// Use small last: it sorts after big.
+			must(t, os.Chtimes(filepath.Join(s.dir(bigID), "chain"), t0, t0))
 			a, err := s.Prepare(ctx, []v1.Hash{smallID})
 			must(t, err)
 			must(t, a.Release())
@@ -409,5 +410,17 @@ func TestUsageAndRemove(t *testing.T) {
 				t.Errorf("Usage after Remove = %+v, want only small", infos)
 			}
 		})
+	}
+}
+
+func TestNewFallsBackForUnmountablePath(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Root: filepath.Join(t.TempDir(), "a:b")})
+	must(t, err)
+	if s.Mode() != ModeCopy || s.Fallback() == nil {
+		t.Errorf("root with ':': Mode() = %s, Fallback() = %v; want copy and a reason", s.Mode(), s.Fallback())
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Errorf("New without Root: got nil error")
 	}
 }

@@ -45,7 +45,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	if err != nil {
 		return nil, stepError(step, err)
 	}
-	defer p.release()
+	defer func() { p.release() }() // p.release may be set late (lazy sources)
 
 	var full cache.Key
 	lockKey := p.quick

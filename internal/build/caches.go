@@ -1,0 +1,92 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/solve"
+)
+
+// importCaches imports every --cache-from. A cache that cannot be read is
+// a warning and a miss, never a failed build (DESIGN.md §6). --no-cache
+// imports nothing.
+func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve.Import {
+	if opts.NoCache {
+		return nil
+	}
+	var out []solve.Import
+	for _, imp := range opts.CacheFrom {
+		m, f, err := imp.Importer.Import(ctx)
+		if err != nil {
+			msg := fmt.Sprintf("cache %s: %v; building without it", imp.Name, err)
+			if cache.IsMiss(err) {
+				msg = fmt.Sprintf("cache %s: nothing to import yet (%v)", imp.Name, err)
+			}
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
+			continue
+		}
+		out = append(out, solve.Import{Name: imp.Name, Manifest: m, Fetcher: f})
+	}
+	return out
+}
+
+// exportCaches writes every --cache-to. A failed export fails the build
+// unless the export says ignore-error=true.
+func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, error) {
+	var stats []progress.CacheStat
+	for _, exp := range opts.CacheTo {
+		if exp.Inline {
+			continue
+		}
+		m := cache.NewManifest(res.Entries(exp.Options.Mode))
+		src := &countingFetcher{f: res.Fetcher()}
+		err := exp.Exporter.Export(ctx, m, src)
+		if err != nil {
+			if !exp.Options.IgnoreError {
+				return nil, fmt.Errorf("exporting cache to %s: %w", exp.Name, err)
+			}
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("exporting cache to %s: %v (ignored: ignore-error=true)", exp.Name, err)})
+			continue
+		}
+		stats = append(stats, progress.CacheStat{
+			Source: exp.Name, BytesWritten: src.n.Load(), Hits: len(m.Records), Direction: progress.DirectionExport,
+		})
+	}
+	return stats, nil
+}
+
+// countingFetcher counts the bytes an exporter reads, which are the bytes
+// it writes.
+type countingFetcher struct {
+	f cache.Fetcher
+	n atomic.Int64
+}
+
+func (c *countingFetcher) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	rc, err := c.f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReadCloser{rc: rc, n: &c.n}, nil
+}
+
+type countingReadCloser struct {
+	rc io.ReadCloser
+	n  *atomic.Int64
+}
+
+func (c *countingReadCloser) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReadCloser) Close() error { return c.rc.Close() }
