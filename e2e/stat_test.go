@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"os"
 	"syscall"
 )
@@ -13,4 +14,9 @@ func statUID(fi os.FileInfo) int {
 		return int(st.Uid)
 	}
 	return -1
+}
+
+func readAllClose(rc io.ReadCloser) ([]byte, error) {
+	defer rc.Close()
+	return io.ReadAll(rc)
 }

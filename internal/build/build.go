@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -50,6 +51,8 @@ type Options struct {
 	Labels    map[string]string
 	// NoCache ignores every cache; results are still recorded.
 	NoCache bool
+	// Stdout receives an output whose dest is "-".
+	Stdout io.Writer
 	// MetadataFile, if set, receives the build's metadata as JSON.
 	MetadataFile string
 	// Network is the default network of RUN steps: host or none.

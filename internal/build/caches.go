@@ -57,7 +57,7 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			continue
 		}
 		stats = append(stats, progress.CacheStat{
-			Source: exp.Name, BytesWritten: src.n.Load(), Hits: len(m.Records), Direction: progress.DirectionExport,
+			Source: exp.Name, BytesWritten: src.n.Load(), Direction: progress.DirectionExport,
 		})
 	}
 	return stats, nil

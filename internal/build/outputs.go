@@ -41,8 +41,8 @@ func writeOutputs(ctx context.Context, opts Options, img v1.Image) error {
 	}
 	for _, o := range opts.Outputs {
 		tags := opts.Tags
-		if o.Name != "" {
-			tags = strings.Split(o.Name, ",")
+		if names := o.Names(); len(names) > 0 {
+			tags = names
 		}
 		var err error
 		switch o.Type {
@@ -57,9 +57,17 @@ func writeOutputs(ctx context.Context, opts Options, img v1.Image) error {
 				}
 			}
 		case output.OCI:
-			err = output.WriteOCI(ctx, img, tags, o.Dest)
+			if o.Dest == output.Stdout {
+				err = output.WriteOCITar(ctx, opts.Stdout, img, tags)
+			} else {
+				err = output.WriteOCI(ctx, img, tags, o.Dest)
+			}
 		case output.Docker:
-			err = output.WriteDocker(ctx, img, tags, o.Dest)
+			if o.Dest == output.Stdout {
+				err = output.WriteDockerTar(ctx, opts.Stdout, img, tags)
+			} else {
+				err = output.WriteDocker(ctx, img, tags, o.Dest)
+			}
 		case output.Local:
 			err = writeLocal(ctx, img, o.Dest)
 		default:

@@ -84,6 +84,7 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 		Target:       f.target,
 		NoCache:      f.noCache,
 		MetadataFile: f.metadataFile,
+		Stdout:       env.Stdout,
 		Runtime:      f.runtime,
 		StateDir:     stateDir(env.Getenv),
 		ForceCopy:    f.forceCopy,
@@ -141,6 +142,11 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	closeSink()
 	if err != nil {
 		return err
+	}
+	for _, o := range opts.Outputs {
+		if o.Dest == output.Stdout {
+			return nil // stdout holds the tar; the digest is in the summary
+		}
 	}
 	fmt.Fprintln(env.Stdout, res.Digest.String())
 	return nil
