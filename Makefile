@@ -9,10 +9,12 @@ kiln:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o kiln ./cmd/kiln
 
 test:
+	.ci/deps test
 	go vet ./...
 	go test -race -count=1 -timeout 20m ./...
 
 demo: kiln
+	.ci/deps demo
 	./examples/demo.sh
 
 bench: kiln

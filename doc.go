@@ -1,0 +1,26 @@
+// Kiln builds container images from Dockerfiles, pushes them, and keeps
+// their build cache wherever CI can reach it. See README.md for the user's
+// view and ../shared/DESIGN.md for the contract between the parts.
+//
+// Everything but cmd/kiln is internal: kiln is a program, not a library.
+// The packages follow the boxes of the data flow:
+//
+//	cmd/kiln            main: signals, cli.Run, exit code
+//	internal/cli        cobra commands; flags and environment → typed options; errors → exit codes
+//	internal/build      one build end to end: plan → solve → image → outputs → cache exports
+//	internal/dockerfile Dockerfile + build args → plan (the only importer of BuildKit's parser)
+//	internal/plan       the build graph: stages and resolved steps (pure data)
+//	internal/solve      walks the graph: key → hit (local store, imported cache) or execute
+//	internal/exec       RUN through an OCI runtime (runc, crun)
+//	internal/snapshot   unpacked layers by chain ID; overlayfs mounts; copying fallback
+//	internal/layer      diff → OCI tar (whiteouts) → gzip/zstd; safe apply
+//	internal/source     the build context and stage roots as COPY sources: .dockerignore, checksums, copy rules
+//	internal/store      the state dir: blobs, step records, locks, prune
+//	internal/cache      keys, the portable cache manifest, Importer/Exporter, spec parsing
+//	internal/cache/*    one backend per package (local, …), the backend table, the conformance suite
+//	internal/image      config, history and manifest assembly
+//	internal/output     oci and docker tarballs; output specs
+//	internal/remote     registries: references, auth, retries, push, login
+//	internal/progress   events, renderers (tty, plain, json), the summary
+//	internal/imagetest  test fixtures: busybox base images, registries, invariant checks
+package kiln
