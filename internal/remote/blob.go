@@ -1,0 +1,134 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// ErrNotFound is a manifest or blob the registry does not have.
+var ErrNotFound = errors.New("remote: not found")
+
+// notFound wraps ErrNotFound when err is the registry's 404 (or its
+// MANIFEST_UNKNOWN / BLOB_UNKNOWN / NAME_UNKNOWN codes); other errors become
+// an *Error as everywhere in this package.
+func notFound(registry, what string, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		if terr.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%s: %w", what, ErrNotFound)
+		}
+		for _, d := range terr.Errors {
+			switch d.Code {
+			case transport.ManifestUnknownErrorCode, transport.BlobUnknownErrorCode, transport.NameUnknownErrorCode:
+				return fmt.Errorf("%s: %w", what, ErrNotFound)
+			}
+		}
+	}
+	return fmt.Errorf("%s: %w", what, toError(registry, err))
+}
+
+// Manifest fetches the raw manifest (image or index) ref names, with its
+// media type and digest. A missing one is ErrNotFound.
+func (c *Client) Manifest(ctx context.Context, ref string) ([]byte, types.MediaType, v1.Hash, error) {
+	r, err := c.ParseReference(ref)
+	if err != nil {
+		return nil, "", v1.Hash{}, err
+	}
+	d, err := ggcrremote.Get(r, c.remoteOptions(ctx)...)
+	if err != nil {
+		return nil, "", v1.Hash{}, notFound(r.Context().RegistryStr(), "fetching manifest "+ref, err)
+	}
+	return d.Manifest, d.MediaType, d.Digest, nil
+}
+
+// rawManifest is a manifest to PUT as is.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// PutManifest uploads a raw manifest under ref. Every blob it refers to
+// must already be in the repository.
+func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaType types.MediaType) error {
+	r, err := c.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	if err := ggcrremote.Put(r, rawManifest{raw, mediaType}, c.remoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("pushing manifest %s: %w", ref, toError(r.Context().RegistryStr(), err))
+	}
+	return nil
+}
+
+// BlobExists reports whether repo holds the blob.
+func (c *Client) BlobExists(ctx context.Context, repo string, digest v1.Hash) (bool, error) {
+	l, err := c.Layer(ctx, repo, digest)
+	if err != nil {
+		return false, err
+	}
+	if _, err := l.Size(); err != nil {
+		err = notFound(c.registryOf(repo), "checking blob "+digest.String(), err)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// Blob opens a blob of repo. A missing blob is ErrNotFound; ggcr checks
+// the digest as the blob is read. The caller closes the reader.
+func (c *Client) Blob(ctx context.Context, repo string, digest v1.Hash) (io.ReadCloser, error) {
+	l, err := c.Layer(ctx, repo, digest)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, notFound(c.registryOf(repo), "fetching blob "+digest.String(), err)
+	}
+	return rc, nil
+}
+
+// WriteLayer uploads l to repo unless it is already there. A layer that
+// Image or Layer returned from another repository of the same registry is
+// cross-repo mounted instead of uploaded.
+func (c *Client) WriteLayer(ctx context.Context, repo string, l v1.Layer) error {
+	r, err := name.NewRepository(repo, c.nameOptions(repo)...)
+	if err != nil {
+		return fmt.Errorf("parsing repository %s: %w", repo, err)
+	}
+	if err := ggcrremote.WriteLayer(r, l, c.remoteOptions(ctx)...); err != nil {
+		return fmt.Errorf("writing blob to %s: %w", repo, toError(r.RegistryStr(), err))
+	}
+	return nil
+}
+
+// registryOf returns the registry host of a repository string.
+func (c *Client) registryOf(repo string) string {
+	r, err := name.NewRepository(repo)
+	if err != nil {
+		return repo
+	}
+	return r.RegistryStr()
+}
+
+// nameOptions marks a repository insecure when its registry is.
+func (c *Client) nameOptions(repo string) []name.Option {
+	if r, err := name.NewRepository(repo); err == nil && c.isInsecure(r.RegistryStr()) {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
