@@ -19,9 +19,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/backends"
+	"github.com/kiln-build/kiln/internal/cache/inline"
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/image"
+	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/output"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
@@ -165,19 +168,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	imports := importCaches(ctx, opts, sink)
 	solver, err := solve.New(solve.Options{
-		Imports:         imports,
-		Store:           st,
-		Snapshotter:     snap,
-		Context:         tree,
-		ContextDir:      opts.ContextDir,
-		Image:           images.image,
-		Progress:        sink,
-		Logger:          log,
-		Runtime:         opts.Runtime,
-		Network:         opts.Network,
-		Secrets:         opts.Secrets,
-		NoCache:         opts.NoCache,
-		SourceDateEpoch: opts.SourceDateEpoch,
+		Imports:          imports,
+		Store:            st,
+		Snapshotter:      snap,
+		Context:          tree,
+		ContextDir:       opts.ContextDir,
+		Image:            images.image,
+		Progress:         sink,
+		Logger:           log,
+		Runtime:          opts.Runtime,
+		Network:          opts.Network,
+		Secrets:          opts.Secrets,
+		NoCache:          opts.NoCache,
+		SourceDateEpoch:  opts.SourceDateEpoch,
+		Compression:      layer.Compression(exportCompression(opts.CacheTo)),
+		CompressionLevel: exportCompressionLevel(opts.CacheTo),
 	})
 	if err != nil {
 		return nil, err
@@ -244,7 +249,14 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if opts.SourceDateEpoch != nil {
 		spec.Created = *opts.SourceDateEpoch
 	}
-	img, err := image.Assemble(spec)
+	img, err := assemble(spec, opts, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The image to push is the same image, whose layers from a registry
+	// cache are the registry's own (mountable) values.
+	spec.Layers = res.PushLayers()
+	pushImg, err := assemble(spec, opts, res)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,10 +268,25 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeOutputs(ctx, opts, img); err != nil {
+	if err := writeOutputs(ctx, opts, img, pushImg); err != nil {
 		return nil, nil, err
 	}
 	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}, nil
+}
+
+// assemble builds the image and, when a --cache-to type=inline asks for
+// it, writes the min-mode records into its config.
+func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error) {
+	img, err := image.Assemble(spec)
+	if err != nil {
+		return nil, err
+	}
+	for _, exp := range opts.CacheTo {
+		if exp.Inline {
+			return inline.Attach(img, res.Entries(cache.ModeMin))
+		}
+	}
+	return img, nil
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific

@@ -10,7 +10,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/remote"
 	"github.com/kiln-build/kiln/internal/solve"
 )
 
@@ -64,10 +66,25 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 }
 
 // countingFetcher counts the bytes an exporter reads, which are the bytes
-// it writes.
+// it writes. It forwards cache.LayerFetcher, so that wrapping never hides
+// the capability that lets a registry mount instead of upload.
 type countingFetcher struct {
 	f cache.Fetcher
 	n atomic.Int64
+}
+
+var _ cache.LayerFetcher = (*countingFetcher)(nil)
+
+func (c *countingFetcher) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
+	lf, ok := c.f.(cache.LayerFetcher)
+	if !ok {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, cache.ErrNotFound)
+	}
+	l, err := lf.FetchLayer(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return remote.CountReads(l, func(n int64) { c.n.Add(n) }), nil
 }
 
 func (c *countingFetcher) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
@@ -90,3 +107,25 @@ func (c *countingReadCloser) Read(p []byte) (int, error) {
 }
 
 func (c *countingReadCloser) Close() error { return c.rc.Close() }
+
+// exportCompression is the compression new layers are made with: the
+// first --cache-to that names one (so the cache holds them as asked without
+// recompressing), else gzip. Layers that already exist (base images, cache
+// hits) keep theirs.
+func exportCompression(exports []backends.Export) string {
+	for _, e := range exports {
+		if e.Options.Compression != "" && e.Options.Compression != "gzip" {
+			return e.Options.Compression
+		}
+	}
+	return "gzip"
+}
+
+func exportCompressionLevel(exports []backends.Export) int {
+	for _, e := range exports {
+		if e.Options.CompressionLevel != 0 {
+			return e.Options.CompressionLevel
+		}
+	}
+	return 0
+}

@@ -31,8 +31,9 @@ func namedRegistryOutput(outs []output.Spec) bool {
 	return false
 }
 
-// writeOutputs pushes and writes the image wherever the user asked.
-func writeOutputs(ctx context.Context, opts Options, img v1.Image) error {
+// writeOutputs pushes pushImg and writes img (the same image; pushImg's
+// layers may be registry layers that a push can mount).
+func writeOutputs(ctx context.Context, opts Options, img, pushImg v1.Image) error {
 	pushTags := map[string]bool{}
 	if opts.Push {
 		for _, t := range opts.Tags {
@@ -93,7 +94,7 @@ func writeOutputs(ctx context.Context, opts Options, img v1.Image) error {
 	for t := range pushTags {
 		tags = append(tags, t)
 	}
-	if err := opts.Remote.Push(ctx, img, tags); err != nil {
+	if err := opts.Remote.Push(ctx, pushImg, tags); err != nil {
 		return fmt.Errorf("pushing %s: %w", strings.Join(tags, ", "), err)
 	}
 	return nil

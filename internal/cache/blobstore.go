@@ -45,6 +45,27 @@ type Locker interface {
 	Lock(ctx context.Context) (unlock func(), err error)
 }
 
+// LayerFetcher is an optional Fetcher capability: the blob as a v1.Layer,
+// which may carry where it lives (a registry layer can be cross-repo
+// mounted instead of copied).
+type LayerFetcher interface {
+	FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error)
+}
+
+// Mounter is an optional Fetcher capability of registry-backed caches:
+// Mountable marks l (a layer whose bytes this cache holds) so that pushing
+// it to another repository of the same registry mounts it instead of
+// uploading it. l keeps its own descriptors and readers.
+type Mounter interface {
+	Mountable(l v1.Layer) (v1.Layer, error)
+}
+
+// LayerPutter is an optional BlobStore capability: store a blob given as a
+// v1.Layer, so the store can mount it from where it already is.
+type LayerPutter interface {
+	PutLayer(ctx context.Context, l v1.Layer) error
+}
+
 // maxManifestSize caps the manifest and cache config blobs read on import,
 // so a corrupt or hostile cache cannot make kiln read gigabytes as JSON.
 const maxManifestSize = 16 << 20
@@ -167,6 +188,18 @@ func (b blobExporter) copyBlob(ctx context.Context, desc v1.Descriptor, src Fetc
 		return fmt.Errorf("checking blob %s: %w", desc.Digest, err)
 	}
 	if ok {
+		return nil
+	}
+	lp, canPut := b.s.(LayerPutter)
+	lf, canFetch := src.(LayerFetcher)
+	if canPut && canFetch {
+		l, err := lf.FetchLayer(ctx, desc)
+		if err != nil {
+			return fmt.Errorf("reading blob %s: %w", desc.Digest, err)
+		}
+		if err := lp.PutLayer(ctx, l); err != nil {
+			return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+		}
 		return nil
 	}
 	rc, err := VerifyingFetcher(src).Fetch(ctx, desc)

@@ -138,6 +138,10 @@ func NewAttrs(typ string, m map[string]string) *Attrs {
 	return &Attrs{typ: typ, m: m, used: map[string]bool{}}
 }
 
+// Fail records an error about key (the first one recorded wins), for
+// checks a backend makes itself.
+func (a *Attrs) Fail(key, format string, args ...any) { a.fail(key, format, args...) }
+
 func (a *Attrs) fail(key, format string, args ...any) {
 	if a.err == nil {
 		a.err = fmt.Errorf("cache type=%s: %s: %s", a.typ, key, fmt.Sprintf(format, args...))

@@ -110,12 +110,26 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 		}
 		opts.Outputs = append(opts.Outputs, spec)
 	}
-	deps := backends.Deps{Getenv: env.Getenv, Logger: opts.Logger}
+	// The registry client is made once every spec is parsed, since a cache
+	// spec may add an insecure registry; backends ask for it only later.
+	deps := backends.Deps{Getenv: env.Getenv, Logger: opts.Logger,
+		Remote: func() (*remote.Client, error) { return opts.Remote, nil }}
 	if opts.CacheFrom, err = backends.ParseImports(f.cacheFrom, deps); err != nil {
 		return usageError{err}
 	}
 	if opts.CacheTo, err = backends.ParseExports(f.cacheTo, deps); err != nil {
 		return usageError{err}
+	}
+	insecure := append([]string(nil), f.insecure...)
+	for _, i := range opts.CacheFrom {
+		if i.InsecureRegistry != "" {
+			insecure = append(insecure, i.InsecureRegistry)
+		}
+	}
+	for _, e := range opts.CacheTo {
+		if e.InsecureRegistry != "" {
+			insecure = append(insecure, e.InsecureRegistry)
+		}
 	}
 	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
 		return err
@@ -124,7 +138,7 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 		return err
 	}
 	opts.Remote, err = remote.New(remote.Options{
-		Insecure:        f.insecure,
+		Insecure:        insecure,
 		CAFile:          f.registryCA,
 		DockerConfigDir: dockerConfigDir(env.Getenv),
 		Logger:          opts.Logger,

@@ -132,3 +132,53 @@ func (c *Client) nameOptions(repo string) []name.Option {
 	}
 	return nil
 }
+
+// Mountable returns l marked as living in repo: a push of it to another
+// repository of the same registry is a cross-repo mount (ggcr recognises
+// its *MountableLayer), while its descriptors and bytes stay l's own.
+func (c *Client) Mountable(l v1.Layer, repo string) (v1.Layer, error) {
+	d, err := l.Digest()
+	if err != nil {
+		return nil, err
+	}
+	ref, err := c.ParseReference(repo + "@" + d.String())
+	if err != nil {
+		return nil, err
+	}
+	return &ggcrremote.MountableLayer{Layer: l, Reference: ref}, nil
+}
+
+// CountReads returns l with every byte read through Compressed reported to
+// add. A mountable layer stays mountable (a mount reads nothing).
+func CountReads(l v1.Layer, add func(int64)) v1.Layer {
+	if ml, ok := l.(*ggcrremote.MountableLayer); ok {
+		return &ggcrremote.MountableLayer{Layer: CountReads(ml.Layer, add), Reference: ml.Reference}
+	}
+	return countingLayer{Layer: l, add: add}
+}
+
+type countingLayer struct {
+	v1.Layer
+	add func(int64)
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{rc: rc, add: l.add}, nil
+}
+
+type countingReader struct {
+	rc  io.ReadCloser
+	add func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.rc.Close() }

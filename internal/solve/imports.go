@@ -110,10 +110,12 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 			continue
 		}
 		desc := store.Layer{Digest: top.Digest, DiffID: top.DiffID, Size: top.Size, MediaType: top.MediaType}
-		l, err := partial.CompressedToLayer(&importedLayer{s: s, src: c.src, d: desc})
+		il := &importedLayer{s: s, src: c.src, d: desc}
+		l, err := partial.CompressedToLayer(il)
 		if err != nil {
 			continue
 		}
+		s.imported.Store(desc.Digest, il)
 		rec := &store.Record{
 			Key: key.Hex(), Layers: append(cur.descs(), desc),
 			CreatedBy: c.rec.CreatedBy, Created: c.rec.Created, Stage: c.rec.Stage,
@@ -188,6 +190,33 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// mountable returns, for a layer that came from an imported registry
+// cache, that layer marked as living in the cache's repository: pushing it
+// to the same registry mounts it instead of downloading and uploading it.
+// Its descriptors stay the cache's, and its bytes, if ever read, still go
+// through the local store with their digest checked. Otherwise it returns
+// nil.
+func (s *Solver) mountable(h v1.Hash) v1.Layer {
+	v, ok := s.imported.Load(h)
+	if !ok {
+		return nil
+	}
+	il := v.(*importedLayer)
+	m, ok := il.src.Fetcher.(cache.Mounter)
+	if !ok {
+		return nil
+	}
+	l, err := partial.CompressedToLayer(il)
+	if err != nil {
+		return nil
+	}
+	ml, err := m.Mountable(l)
+	if err != nil {
+		return nil
+	}
+	return ml
 }
 
 // ImportStats returns, per imported cache, how many steps hit and how many

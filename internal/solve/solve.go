@@ -64,7 +64,9 @@ type Solver struct {
 	sink    progress.Sink
 	log     *slog.Logger
 	imports *imports
-	total   int
+	// imported maps a layer digest to its *importedLayer.
+	imported sync.Map
+	total    int
 	mu      sync.Mutex
 	stats   Stats
 }
@@ -93,6 +95,7 @@ type Result struct {
 	target *state
 	all    []cache.Entry
 	layers map[v1.Hash]v1.Layer
+	solver *Solver
 }
 
 // New returns a Solver.
@@ -147,7 +150,7 @@ func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 		return nil, err
 	}
 	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}}
+	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s}
 	for _, l := range t.layers {
 		res.Layers = append(res.Layers, l.layer)
 	}

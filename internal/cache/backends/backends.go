@@ -7,7 +7,10 @@ import (
 	"strings"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/cache/inline"
 	"github.com/kiln-build/kiln/internal/cache/local"
+	"github.com/kiln-build/kiln/internal/cache/registry"
+	"github.com/kiln-build/kiln/internal/remote"
 )
 
 // Deps are what backends may need from the program: passed in, never
@@ -16,6 +19,10 @@ type Deps struct {
 	// Getenv reads defaults some backends take from the environment.
 	Getenv func(string) string
 	Logger *slog.Logger
+	// Remote returns the registry client. It is called when a cache is
+	// imported or exported, not when specs are parsed, so that the client
+	// can be made after every spec's registry.insecure is known.
+	Remote func() (*remote.Client, error)
 }
 
 // Import is a parsed --cache-from: a name for messages and its importer.
@@ -25,6 +32,9 @@ type Import struct {
 	// IgnoreError is accepted for symmetry; a failed import is always a
 	// warning and a miss.
 	IgnoreError bool
+	// InsecureRegistry is a registry host the spec asked to reach without
+	// TLS verification (registry.insecure=true).
+	InsecureRegistry string
 }
 
 // Export is a parsed --cache-to.
@@ -33,8 +43,10 @@ type Export struct {
 	Exporter cache.Exporter
 	Options  cache.ExportOptions
 	// Inline marks type=inline: the records go into the image config
-	// instead of through Exporter.
+	// (inline.Attach) instead of through Exporter, which is nil.
 	Inline bool
+	// InsecureRegistry is as for Import.
+	InsecureRegistry string
 }
 
 type backend struct {
@@ -47,8 +59,8 @@ type backend struct {
 // table is every cache type kiln knows.
 var table = map[string]backend{
 	"local":    {importer: localImporter, exporter: localExporter},
-	"registry": {later: "type=registry is not supported yet"},
-	"inline":   {later: "type=inline is not supported yet"},
+	"registry": {importer: registryImporter, exporter: registryExporter},
+	"inline":   {exporter: inlineExporter},
 	"gha":      {later: "type=gha is not supported yet"},
 	"s3":       {later: "type=s3 is not supported yet"},
 	"azblob":   {later: "type=azblob is not supported yet"},
@@ -68,6 +80,38 @@ func localExporter(attrs map[string]string, _ Deps) (Export, error) {
 		return Export{}, err
 	}
 	return Export{Exporter: local.NewExporter(c), Options: c.ExportOptions}, nil
+}
+
+func registryImporter(attrs map[string]string, d Deps) (Import, error) {
+	c, err := registry.ParseImportConfig(attrs)
+	if err != nil {
+		return Import{}, err
+	}
+	imp := Import{Importer: registry.NewImporter(c, d.Remote), IgnoreError: attrs[cache.AttrIgnoreError] == "true"}
+	if c.Insecure {
+		imp.InsecureRegistry = c.Registry()
+	}
+	return imp, nil
+}
+
+func registryExporter(attrs map[string]string, d Deps) (Export, error) {
+	c, err := registry.ParseExportConfig(attrs)
+	if err != nil {
+		return Export{}, err
+	}
+	exp := Export{Exporter: registry.NewExporter(c, d.Remote), Options: c.ExportOptions}
+	if c.Insecure {
+		exp.InsecureRegistry = c.Registry()
+	}
+	return exp, nil
+}
+
+func inlineExporter(attrs map[string]string, _ Deps) (Export, error) {
+	c, err := inline.ParseExportConfig(attrs)
+	if err != nil {
+		return Export{}, err
+	}
+	return Export{Options: c.ExportOptions, Inline: true}, nil
 }
 
 func lookup(spec cache.Spec) (backend, error) {

@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// dirEntries lists the names in dir (none when it is missing).
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+var pruneLine = regexp.MustCompile(`^removed (\d+) records, (\d+) blobs, (\d+) snapshots; freed (.+), kept (.+)\n$`)
+
+// TestPrune: prune --all empties the state dir, so the next build runs
+// every step; --keep-storage trims the store to the size given.
+func TestPrune(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := appContext(t, base)
+	state := filepath.Join(t.TempDir(), "state")
+	// A local output makes the build read (and so store) every layer.
+	out := filepath.Join(t.TempDir(), "rootfs")
+	first := mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
+	digest := strings.TrimSpace(first.stdout)
+	stores := []string{"records", "blobs/sha256", "sn/sn"}
+	for _, d := range stores {
+		if len(dirEntries(t, filepath.Join(state, d))) == 0 {
+			t.Fatalf("after a build %s is empty: the test cannot tell a prune happened", d)
+		}
+	}
+
+	r := mustKiln(t, state, nil, "prune", "--all")
+	m := pruneLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("prune --all printed %q", r.stdout)
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("prune --all removed no records: %s", r.stdout)
+	}
+	if m[5] != "0 B" && m[5] != "0B" {
+		t.Errorf("prune --all kept %s, want 0", m[5])
+	}
+	for _, d := range stores {
+		if names := dirEntries(t, filepath.Join(state, d)); len(names) != 0 {
+			t.Errorf("after prune --all %s holds %v", d, names)
+		}
+	}
+	again := mustKiln(t, state, nil, "build", "--progress", "plain", ctxDir)
+	if got := len(ranSteps(again.stderr)); got != 5 {
+		t.Errorf("after prune --all the build ran %d steps, want all 5\n%s", got, again.stderr)
+	}
+	if strings.TrimSpace(again.stdout) != digest {
+		t.Logf("rebuild after prune gave %s, first build %s (no SOURCE_DATE_EPOCH)", again.stdout, digest)
+	}
+
+	// --keep-storage: the store ends at most that size.
+	mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
+	r = mustKiln(t, state, nil, "prune", "--keep-storage", "1KB")
+	m = pruneLine.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("prune --keep-storage printed %q", r.stdout)
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 {
+		t.Errorf("prune --keep-storage 1KB removed no records: %s", r.stdout)
+	}
+	var size int64
+	for _, d := range stores {
+		size += dirSize(t, filepath.Join(state, d))
+	}
+	if size > 1024 {
+		t.Errorf("after prune --keep-storage 1KB the store holds %d bytes (%s)", size, r.stdout)
+	}
+	third := mustKiln(t, state, nil, "build", "--progress", "plain", ctxDir)
+	if len(ranSteps(third.stderr)) == 0 {
+		t.Errorf("after prune --keep-storage 1KB nothing ran: the records were not removed")
+	}
+
+	// A generous limit removes nothing.
+	r = mustKiln(t, state, nil, "prune", "--keep-storage", "10GB")
+	if m = pruneLine.FindStringSubmatch(r.stdout); m == nil || m[1] != "0" {
+		t.Errorf("prune --keep-storage 10GB: %q, want 0 records removed", r.stdout)
+	}
+	fourth := mustKiln(t, state, nil, "build", "--progress", "plain", ctxDir)
+	if got := ranSteps(fourth.stderr); len(got) != 0 {
+		t.Errorf("after a prune within the limit the build ran %v", got)
+	}
+
+	// Bad input.
+	for _, args := range [][]string{{"prune"}, {"prune", "--keep-storage", "lots"}} {
+		if r := kiln(t, state, nil, args...); r.code != 2 {
+			t.Errorf("kiln %v: exit %d, want 2\n%s", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestVersion: kiln version prints the version and commit set at link time.
+func TestVersion(t *testing.T) {
+	r := kiln(t, t.TempDir(), nil, "version")
+	if r.code != 0 || !regexp.MustCompile(`^kiln \S+ \(commit \S+\)\n$`).MatchString(r.stdout) {
+		t.Errorf("kiln version: exit %d, %q", r.code, r.stdout)
+	}
+
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "kiln")
+	const pkg = "github.com/kiln-build/kiln/internal/cli"
+	cmd := exec.Command("go", "build", "-o", bin,
+		"-ldflags", "-X "+pkg+".Version=v9.8.7 -X "+pkg+".Commit=0123abc", "./cmd/kiln")
+	cmd.Dir = filepath.Dir(filepath.Dir(file))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building kiln with -ldflags: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "kiln v9.8.7 (commit 0123abc)\n" {
+		t.Errorf("kiln version = %q, want %q", out, "kiln v9.8.7 (commit 0123abc)\n")
+	}
+}

@@ -1,0 +1,80 @@
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// InlineKey is the top-level image config key that carries inline cache
+// records (DESIGN.md §4). It is not a label, so it never shows in
+// `docker inspect` labels and never collides with one.
+const InlineKey = "kiln.cache.v1"
+
+// Inline is the value stored under InlineKey: records whose layer indexes
+// refer to the image's own manifest layers.
+type Inline struct {
+	Records []Record `json:"records"`
+}
+
+// NewInline keeps the entries whose layer chain is a prefix of the image's
+// layers (by digest) and expresses them against those layers. Other
+// entries cannot be served from the image and are dropped: inline cache is
+// min mode by nature.
+func NewInline(entries []Entry, imageLayers []v1.Descriptor) Inline {
+	in := Inline{Records: []Record{}}
+	seen := map[Key]bool{}
+	for _, e := range entries {
+		if seen[e.Key] || len(e.Layers) > len(imageLayers) {
+			continue
+		}
+		ok := true
+		idx := make([]int, len(e.Layers))
+		for i, l := range e.Layers {
+			if l.Digest != imageLayers[i].Digest {
+				ok = false
+				break
+			}
+			idx[i] = i
+		}
+		if !ok {
+			continue
+		}
+		seen[e.Key] = true
+		in.Records = append(in.Records, Record{Key: e.Key, Layers: idx, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()})
+	}
+	return in
+}
+
+// DecodeInline reads the inline cache of an image from its raw config and
+// manifest. An image without one is ErrNotFound.
+func DecodeInline(rawConfig []byte, m *v1.Manifest) (*Manifest, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(rawConfig, &top); err != nil {
+		return nil, fmt.Errorf("decoding image config: %w", err)
+	}
+	raw, ok := top[InlineKey]
+	if !ok {
+		return nil, fmt.Errorf("image carries no inline cache: %w", ErrNotFound)
+	}
+	var in Inline
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fmt.Errorf("decoding inline cache: %w", err)
+	}
+	var cf v1.ConfigFile
+	if err := json.Unmarshal(rawConfig, &cf); err != nil {
+		return nil, fmt.Errorf("decoding image config: %w", err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("image config has %d diff IDs for %d layers", len(cf.RootFS.DiffIDs), len(m.Layers))
+	}
+	out := &Manifest{SchemaVersion: SchemaVersion, MediaType: MediaType, Records: in.Records}
+	for i, l := range m.Layers {
+		out.Layers = append(out.Layers, Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: cf.RootFS.DiffIDs[i]})
+	}
+	if err := out.Validate(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,98 @@
+package inline
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+
+	"github.com/kiln-build/kiln/internal/cache"
+)
+
+// Config is a parsed --cache-to type=inline.
+type Config struct {
+	cache.ExportOptions
+}
+
+// ParseExportConfig reads --cache-to type=inline attributes: mode=min (the
+// only mode inline cache has) and ignore-error.
+func ParseExportConfig(attrs map[string]string) (Config, error) {
+	a := cache.NewAttrs("inline", attrs)
+	mode := a.String(cache.AttrMode, string(cache.ModeMin))
+	if mode != string(cache.ModeMin) {
+		a.Fail(cache.AttrMode, "inline cache holds only the final image's layers (min); use type=registry,mode=max for intermediate stages")
+	}
+	c := Config{ExportOptions: cache.ExportOptions{Mode: cache.ModeMin, IgnoreError: a.Bool(cache.AttrIgnoreError, false)}}
+	return c, a.Done()
+}
+
+// Attach returns img with the entries that its layers can serve written
+// into its config under cache.InlineKey. Layers are unchanged; the config
+// and manifest digests change.
+func Attach(img v1.Image, entries []cache.Entry) (v1.Image, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	in := cache.NewInline(entries, m.Layers)
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(rawCfg, &top); err != nil {
+		return nil, fmt.Errorf("decoding image config: %w", err)
+	}
+	val, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	top[cache.InlineKey] = val
+	newCfg, err := json.Marshal(top)
+	if err != nil {
+		return nil, err
+	}
+	h, size, err := v1.SHA256(bytes.NewReader(newCfg))
+	if err != nil {
+		return nil, err
+	}
+	nm := m.DeepCopy()
+	nm.Config.Digest, nm.Config.Size = h, size
+	rawManifest, err := json.Marshal(nm)
+	if err != nil {
+		return nil, err
+	}
+	return &withConfig{Image: img, config: newCfg, configName: h, manifest: nm, rawManifest: rawManifest}, nil
+}
+
+// withConfig is img with another config blob. It embeds the base image so
+// that its layers stay exactly the values the base returns: lazy layers
+// stay lazy and registry layers stay mountable.
+type withConfig struct {
+	v1.Image
+	config      []byte
+	configName  v1.Hash
+	manifest    *v1.Manifest
+	rawManifest []byte
+}
+
+func (w *withConfig) RawConfigFile() ([]byte, error) { return w.config, nil }
+func (w *withConfig) ConfigName() (v1.Hash, error)   { return w.configName, nil }
+func (w *withConfig) ConfigFile() (*v1.ConfigFile, error) {
+	return v1.ParseConfigFile(bytes.NewReader(w.config))
+}
+func (w *withConfig) RawManifest() ([]byte, error)    { return w.rawManifest, nil }
+func (w *withConfig) Manifest() (*v1.Manifest, error) { return w.manifest.DeepCopy(), nil }
+func (w *withConfig) Digest() (v1.Hash, error)        { return partial.Digest(w) }
+func (w *withConfig) Size() (int64, error)            { return partial.Size(w) }
+
+// LayerByDigest serves the new config blob, and the base's layers as they
+// are.
+func (w *withConfig) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	if h == w.configName {
+		return partial.ConfigLayer(w)
+	}
+	return w.Image.LayerByDigest(h)
+}
