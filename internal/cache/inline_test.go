@@ -40,7 +40,7 @@ func TestInlineRoundTrip(t *testing.T) {
 	}
 	cfg := map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{hashOf('1').String(), hashOf('2').String(), hashOf('3').String()}},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{hashOf('1').String(), hashOf('2').String(), hashOf('3').String()}},
 		InlineKey: in,
 	}
 	raw, _ := json.Marshal(cfg)

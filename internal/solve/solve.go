@@ -67,8 +67,8 @@ type Solver struct {
 	// imported maps a layer digest to its *importedLayer.
 	imported sync.Map
 	total    int
-	mu      sync.Mutex
-	stats   Stats
+	mu       sync.Mutex
+	stats    Stats
 }
 
 // Stats counts what one Solve did.
