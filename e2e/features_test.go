@@ -46,7 +46,8 @@ COPY --chown=app:app owned.txt ./
 ADD archive.tar.gz /opt/
 COPY *.md /docs/
 USER app
-RUN id -u > /tmp/uid && id -g > /tmp/gid && pwd > /tmp/pwd && echo "$GREETING" > /tmp/env
+WORKDIR /home/app/src
+RUN id -u > /tmp/uid && id -g > /tmp/gid && pwd > /tmp/pwd && echo "$GREETING" > /tmp/env && touch made-by-app
 LABEL org.example.a=1 "org.example.b"="two words"
 EXPOSE 8080 53/udp
 VOLUME ["/data"]
@@ -133,8 +134,8 @@ func TestDockerfileFeatures(t *testing.T) {
 			t.Errorf("build arg %s leaked into the config's Env", e)
 		}
 	}
-	if c.User != "app" || c.WorkingDir != "/work" {
-		t.Errorf("User %q WorkingDir %q, want app and /work", c.User, c.WorkingDir)
+	if c.User != "app" || c.WorkingDir != "/home/app/src" {
+		t.Errorf("User %q WorkingDir %q, want app and /home/app/src", c.User, c.WorkingDir)
 	}
 	if c.Labels["org.example.a"] != "1" || c.Labels["org.example.b"] != "two words" {
 		t.Errorf("Labels = %v", c.Labels)
@@ -166,22 +167,23 @@ func TestDockerfileFeatures(t *testing.T) {
 	assertAbsent(t, filepath.Join(root, "onbuild.txt")) // recorded, not run
 
 	files := map[string]string{
-		"exec.txt":             "exec-form:hello world\n",
-		"args.txt":             "global-default|stage-default|from-cli||\n",
-		"shell.txt":            "shell:/bin/sh\n",
-		"heredoc.txt":          "heredoc-line-1\nheredoc-line-2\n",
-		"script.txt":           "script:/dev/pipes/EOT\n",
-		"inline.txt":           "inline body\n",
-		"etc/app/a.conf":       "a\n",
-		"etc/app/b.conf":       "b\n",
-		"usr/local/bin/bin.sh": "#!/bin/sh\necho bin\n",
-		"work/owned.txt":       "owned\n",
-		"opt/pkg/hello.txt":    "hello from tar\n",
-		"docs/KEEP.md":         "kept\n",
-		"tmp/uid":              "1000\n",
-		"tmp/gid":              "1000\n",
-		"tmp/pwd":              "/work\n",
-		"tmp/env":              "hello world\n",
+		"exec.txt":                 "exec-form:hello world\n",
+		"args.txt":                 "global-default|stage-default|from-cli||\n",
+		"shell.txt":                "shell:/bin/sh\n",
+		"heredoc.txt":              "heredoc-line-1\nheredoc-line-2\n",
+		"script.txt":               "script:/dev/pipes/EOT\n",
+		"inline.txt":               "inline body\n",
+		"etc/app/a.conf":           "a\n",
+		"etc/app/b.conf":           "b\n",
+		"usr/local/bin/bin.sh":     "#!/bin/sh\necho bin\n",
+		"work/owned.txt":           "owned\n",
+		"opt/pkg/hello.txt":        "hello from tar\n",
+		"docs/KEEP.md":             "kept\n",
+		"tmp/uid":                  "1000\n",
+		"tmp/gid":                  "1000\n",
+		"tmp/pwd":                  "/home/app/src\n",
+		"home/app/src/made-by-app": "",
+		"tmp/env":                  "hello world\n",
 	}
 	for p, want := range files {
 		if got := readFile(t, filepath.Join(root, p)); got != want {
@@ -196,6 +198,12 @@ func TestDockerfileFeatures(t *testing.T) {
 	}
 	if fi, st := lstat(t, filepath.Join(root, "work/owned.txt")); fi != nil && (st.Uid != 1000 || st.Gid != 1000) {
 		t.Errorf("owned.txt owner %d:%d, want 1000:1000 (--chown=app:app)", st.Uid, st.Gid)
+	}
+	// WORKDIR under USER app: created owned by app, who can write there.
+	for _, p := range []string{"home/app", "home/app/src", "home/app/src/made-by-app"} {
+		if fi, st := lstat(t, filepath.Join(root, p)); fi != nil && st.Uid != 1000 {
+			t.Errorf("/%s owned by %d, want 1000 (WORKDIR under USER app)", p, st.Uid)
+		}
 	}
 	if fi, st := lstat(t, filepath.Join(root, "etc/app/a.conf")); fi != nil && (st.Uid != 0 || fi.Mode().Perm() != 0o644) {
 		t.Errorf("a.conf: mode %v uid %d, want 0644 root", fi.Mode(), st.Uid)

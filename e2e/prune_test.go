@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -35,8 +34,7 @@ func TestPrune(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	// A local output makes the build read (and so store) every layer.
 	out := filepath.Join(t.TempDir(), "rootfs")
-	first := mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
-	digest := strings.TrimSpace(first.stdout)
+	mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
 	stores := []string{"records", "blobs/sha256", "sn/sn"}
 	for _, d := range stores {
 		if len(dirEntries(t, filepath.Join(state, d))) == 0 {
@@ -63,9 +61,6 @@ func TestPrune(t *testing.T) {
 	again := mustKiln(t, state, nil, "build", "--progress", "plain", ctxDir)
 	if got := len(ranSteps(again.stderr)); got != 5 {
 		t.Errorf("after prune --all the build ran %d steps, want all 5\n%s", got, again.stderr)
-	}
-	if strings.TrimSpace(again.stdout) != digest {
-		t.Logf("rebuild after prune gave %s, first build %s (no SOURCE_DATE_EPOCH)", again.stdout, digest)
 	}
 
 	// --keep-storage: the store ends at most that size.

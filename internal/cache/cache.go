@@ -53,7 +53,10 @@ func (l Layer) Descriptor() v1.Descriptor {
 // Record is the result of one step: the whole layer chain of the filesystem
 // after it, as indexes into Manifest.Layers, bottom first.
 type Record struct {
-	Key       Key       `json:"key"`
+	Key Key `json:"key"`
+	// Canonical, when set, makes Key an alias: the step's result is
+	// canonically known by Canonical, and later steps' keys build on it.
+	Canonical Key       `json:"canonical,omitempty"`
 	Layers    []int     `json:"layers"`
 	CreatedBy string    `json:"createdBy,omitempty"`
 	Stage     string    `json:"stage,omitempty"`

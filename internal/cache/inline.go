@@ -42,7 +42,7 @@ func NewInline(entries []Entry, imageLayers []v1.Descriptor) Inline {
 			continue
 		}
 		seen[e.Key] = true
-		in.Records = append(in.Records, Record{Key: e.Key, Layers: idx, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()})
+		in.Records = append(in.Records, Record{Key: e.Key, Canonical: e.Canonical, Layers: idx, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()})
 	}
 	return in
 }

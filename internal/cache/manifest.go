@@ -7,7 +7,9 @@ import (
 // Entry is one step result to export: its key and the whole layer chain of
 // the filesystem after it.
 type Entry struct {
-	Key       Key
+	Key Key
+	// Canonical, when set, makes Key an alias of this key (see Record).
+	Canonical Key
 	Layers    []Layer
 	CreatedBy string
 	Stage     string
@@ -26,7 +28,7 @@ func NewManifest(entries []Entry) *Manifest {
 			continue
 		}
 		seen[e.Key] = true
-		r := Record{Key: e.Key, Layers: []int{}, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()}
+		r := Record{Key: e.Key, Canonical: e.Canonical, Layers: []int{}, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()}
 		for _, l := range e.Layers {
 			i, ok := index[l.Digest.String()]
 			if !ok {

@@ -72,8 +72,9 @@ type Spec struct {
 	// Env is the environment as KEY=VALUE. DefaultPath is added when it
 	// holds no PATH.
 	Env []string
-	// Cwd is the absolute working directory; "" means "/". It is created in
-	// Root (mode 0755, owned by root) if missing, and then stays there.
+	// Cwd is the absolute working directory; "" means "/". If missing, it
+	// is created in Root (mode 0755, every created directory owned by
+	// User, as BuildKit's WORKDIR does) and then stays there.
 	Cwd string
 	// User is the Dockerfile USER: "name", "uid", "name:group" or
 	// "uid:gid"; "" means root. See ResolveUser.
@@ -141,7 +142,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := makeCwd(spec.Root, spec.Cwd); err != nil {
+	if err := makeCwd(spec.Root, spec.Cwd, uid, gid); err != nil {
 		return err
 	}
 	hosts := filepath.Join(spec.BundleDir, "hosts")

@@ -12,14 +12,34 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// makeCwd creates the working directory in root (0755) if it is missing.
-func makeCwd(root, cwd string) error {
+// makeCwd creates the working directory in root if it is missing: each
+// missing directory on the way gets mode 0755 and owner uid:gid (the
+// step's user), as BuildKit's WORKDIR does, so that a USER can write in
+// the WORKDIR it asked for. Existing directories are left as they are.
+func makeCwd(root, cwd string, uid, gid uint32) error {
 	p, err := securejoin.SecureJoin(root, cwd)
 	if err != nil {
 		return fmt.Errorf("resolving working directory %s: %w", cwd, err)
 	}
+	// p has every symlink resolved inside root: the missing part is the
+	// tail of plain names that Lstat does not find.
+	var missing []string
+	top := filepath.Clean(root)
+	for d := p; d != top && len(d) > len(top); d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("checking working directory %s: %w", cwd, err)
+		}
+		missing = append(missing, d)
+	}
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return fmt.Errorf("creating working directory %s: %w", cwd, err)
+	}
+	for _, d := range missing {
+		if err := os.Lchown(d, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("creating working directory %s: %w", cwd, err)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,6 +272,41 @@ func TestRunUser(t *testing.T) {
 				t.Errorf("Run with unknown user: %v, want an error naming it", err)
 			}
 		})
+	})
+}
+
+// TestRunCwdOwnedByUser: a missing working directory is created owned by
+// the step's user (BuildKit's WORKDIR under USER), so the user can write
+// there; existing directories keep their owner.
+func TestRunCwdOwnedByUser(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		root := newRoot(t)
+		out, errOut, err := run(t, Spec{Runtime: rt, Root: root, User: "app", Cwd: "/home/app/w",
+			Args: []string{"/bin/sh", "-c", "echo x > made && pwd"}})
+		if err != nil {
+			t.Fatalf("Run: %v; stderr: %s", err, errOut)
+		}
+		if out != "/home/app/w\n" {
+			t.Errorf("pwd = %q", out)
+		}
+		for rel, want := range map[string]uint32{"home": 1000, "home/app": 1000, "home/app/w": 1000, "home/app/w/made": 1000, "tmp": 0} {
+			fi, err := os.Lstat(filepath.Join(root, rel))
+			if err != nil {
+				t.Errorf("%s: %v", rel, err)
+				continue
+			}
+			if uid := fi.Sys().(*syscall.Stat_t).Uid; uid != want {
+				t.Errorf("%s owned by %d, want %d", rel, uid, want)
+			}
+		}
+		// An existing directory is not chowned.
+		_, errOut, err = run(t, Spec{Runtime: rt, Root: root, User: "app", Cwd: "/tmp", Args: []string{"true"}})
+		if err != nil {
+			t.Fatalf("Run: %v; stderr: %s", err, errOut)
+		}
+		if fi, err := os.Lstat(filepath.Join(root, "tmp")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("the existing /tmp was chowned: %v", err)
+		}
 	})
 }
 

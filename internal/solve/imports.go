@@ -116,9 +116,16 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 			continue
 		}
 		s.imported.Store(desc.Digest, il)
+		canonical := key
+		if c.rec.Canonical != "" {
+			canonical = c.rec.Canonical
+		}
 		rec := &store.Record{
 			Key: key.Hex(), Layers: append(cur.descs(), desc),
 			CreatedBy: c.rec.CreatedBy, Created: c.rec.Created, Stage: c.rec.Stage,
+		}
+		if canonical != key {
+			rec.Canonical = string(canonical)
 		}
 		if s.opts.SourceDateEpoch != nil {
 			rec.Created = *s.opts.SourceDateEpoch
@@ -127,7 +134,7 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 		_ = s.opts.Store.PutRecord(rec)
 		layers := append(append([]layerRef(nil), cur.layers...), layerRef{desc: desc, layer: l})
 		c.src.hits.Add(1)
-		return cur.withLayers(step, []cache.Key{key}, layers, rec), c.src, true
+		return cur.withLayers(step, canonical, []cache.Key{key}, layers, rec), c.src, true
 	}
 	return nil, nil, false
 }

@@ -71,28 +71,34 @@ func (st *state) withConfig(step *plan.Step, created time.Time) *state {
 }
 
 // withLayers returns the state after a filesystem step whose record is
-// rec; keys are every key the result is known by (the first is the state's).
-func (st *state) withLayers(step *plan.Step, keys []cache.Key, layers []layerRef, rec *store.Record) *state {
+// rec. key is the result's canonical key, which the state carries so that
+// later steps' keys never depend on how this one was found; aliases are
+// other keys it is known by.
+func (st *state) withLayers(step *plan.Step, key cache.Key, aliases []cache.Key, layers []layerRef, rec *store.Record) *state {
 	next := *st
 	next.prev = st
-	next.key = keys[0]
+	next.key = key
 	next.layers = layers
+	// The plan's config for the step is the stage's config at that point
+	// (it may differ from the running one: ONBUILD triggers cleared, the
+	// default PATH added).
+	next.config = step.Config
 	descs := make([]store.Layer, len(layers))
 	for i, l := range layers {
 		descs[i] = l.desc
 	}
-	next.entries = nil
-	for _, k := range keys {
-		next.entries = append(next.entries, cache.Entry{
-			Key: k, Layers: cacheLayers(descs), CreatedBy: step.Text,
-			Stage: step.Stage.Label(), Created: rec.Created,
-		})
+	entry := cache.Entry{Key: key, Layers: cacheLayers(descs), CreatedBy: step.Text, Stage: step.Stage.Label(), Created: rec.Created}
+	next.entries = []cache.Entry{entry}
+	for _, a := range aliases {
+		if a == key {
+			continue
+		}
+		e := entry
+		e.Key, e.Canonical = a, key
+		next.entries = append(next.entries, e)
 	}
-	next.history = appendHistory(st.history, v1.History{
-		Created:   v1.Time{Time: rec.Created},
-		CreatedBy: step.Text,
-		Comment:   historyComment,
-	})
+	history := v1.History{Created: v1.Time{Time: rec.Created}, CreatedBy: step.Text, Comment: historyComment}
+	next.history = appendHistory(st.history, history)
 	return &next
 }
 

@@ -122,7 +122,7 @@ func (s *Solver) alias(key cache.Key, next *state) {
 		return
 	}
 	e := next.entries[0]
-	rec := &store.Record{Key: key.Hex(), Layers: next.descs(), CreatedBy: e.CreatedBy, Created: e.Created, Stage: e.Stage}
+	rec := &store.Record{Key: key.Hex(), Canonical: string(next.key), Layers: next.descs(), CreatedBy: e.CreatedBy, Created: e.Created, Stage: e.Stage}
 	_ = s.opts.Store.PutRecord(rec) // best effort: costs a lookup next time
 }
 
@@ -162,11 +162,16 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 		return nil, false
 	}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
-	return cur.withLayers(step, []cache.Key{key}, layers, rec), true
+	canonical := key
+	if rec.Canonical != "" {
+		canonical = cache.Key(rec.Canonical)
+	}
+	return cur.withLayers(step, canonical, []cache.Key{key}, layers, rec), true
 }
 
 // execute runs a prepared step on a snapshot of cur and records the result
-// under every key in keys.
+// under every key in keys; the first is the canonical one, the others are
+// recorded as its aliases.
 func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, error) {
 	if err := s.unpack(ctx, cur); err != nil {
 		return nil, err
@@ -197,9 +202,13 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		Created:   created,
 		Stage:     step.Stage.Label(),
 	}
-	for _, k := range keys {
-		rec.Key = k.Hex()
-		if err := s.opts.Store.PutRecord(rec); err != nil {
+	for i, k := range keys {
+		r := *rec
+		r.Key = k.Hex()
+		if i > 0 {
+			r.Canonical = string(keys[0])
+		}
+		if err := s.opts.Store.PutRecord(&r); err != nil {
 			return nil, fmt.Errorf("recording step result: %w", err)
 		}
 	}
@@ -208,7 +217,7 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		return nil, err
 	}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
-	return cur.withLayers(step, keys, layers, rec), nil
+	return cur.withLayers(step, keys[0], keys[1:], layers, rec), nil
 }
 
 // unpack makes sure every layer of st is unpacked in the snapshotter,

@@ -36,6 +36,11 @@ type Record struct {
 	CreatedBy string    `json:"createdBy,omitempty"`
 	Created   time.Time `json:"created"`
 	Stage     string    `json:"stage,omitempty"`
+	// Canonical, when set, is the key the result is canonically known by:
+	// Key is then an alias (a COPY --from found by its source stage's key
+	// rather than by content), and the state after a hit carries Canonical,
+	// so later steps get the same keys however this one was found.
+	Canonical string `json:"canonical,omitempty"`
 	// LastUsed is when the record was last written or read; it comes from
 	// the record file's mtime and is what Prune's LRU order uses. PutRecord
 	// ignores the value.
