@@ -355,3 +355,26 @@ func TestCacheSpecErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheCompressionZstd: compression=zstd makes the new layers zstd, in
+// the cache and in the image, and they import back.
+func TestCacheCompressionZstd(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := appContext(t, base)
+	dir := filepath.Join(t.TempDir(), "cache")
+	_, s0 := cacheBuild(t, ctxDir, nil, "--cache-to", "type=local,dest="+dir+",mode=max,compression=zstd,compression-level=3")
+	m := assertValidCacheDir(t, dir)
+	zstd := 0
+	for _, l := range m.Layers {
+		if l.MediaType == "application/vnd.oci.image.layer.v1.tar+zstd" {
+			zstd++
+		}
+	}
+	if zstd != 5 {
+		t.Errorf("%d zstd layers in the cache, want the 5 built ones", zstd)
+	}
+	r, s := cacheBuild(t, ctxDir, nil, "--cache-from", "type=local,src="+dir, "-o", "type=oci,dest="+filepath.Join(t.TempDir(), "i.tar"))
+	if s.Summary.Cached != 5 || s.Digest != s0.Digest {
+		t.Errorf("warm build from a zstd cache: %d cached, digest %s (cold %s)\n%s", s.Summary.Cached, s.Digest, s0.Digest, r.stderr)
+	}
+}
