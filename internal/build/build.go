@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/cache/inline"
 	"github.com/kiln-build/kiln/internal/dockerfile"
+	"github.com/kiln-build/kiln/internal/exec"
 	"github.com/kiln-build/kiln/internal/image"
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/output"
@@ -162,6 +163,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		return nil, err
 	}
+	if hasRun(g) {
+		if err := exec.Available(opts.Runtime); err != nil {
+			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
+		}
+	}
 	for _, a := range g.UnusedArgs {
 		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
 	}
@@ -207,6 +213,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
 	return out, nil
+}
+
+// hasRun reports whether any step of g runs a command.
+func hasRun(g *plan.Graph) bool {
+	for _, st := range g.Stages {
+		for _, step := range st.Steps {
+			if step.Kind == plan.KindRun {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // maxBadBlobRetries bounds how often a build starts over after finding a
