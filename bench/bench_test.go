@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -227,12 +230,20 @@ func TestWriteReport(t *testing.T) {
 		Caches: []cacheStat{{Source: "type=local,dest=/c,mode=max", BytesWritten: 12_800_000}}}}})
 	m := machine{date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), nproc: 2, cpu: "CPU", kernel: "6.1",
 		fs: "ext4", kiln: "kiln v1", runc: "runc 1.1", runs: 5, edits: 1}
-	var buf bytes.Buffer
-	writeReport(&buf, m, []*projectResult{r}, evaluate(r, []buildFact{
+	reg := &registryReport{version: "docker-registry 2.8", results: []*regResult{{
+		project: "p", workflow: "registry", steps: 3,
+		runs: []regRun{{cold: 4 * time.Second, warm: 200 * time.Millisecond, warmCached: 3,
+			coldTraffic: split{upLayers: 12_000_000, upOther: 3000},
+			warmTraffic: split{requests: 9, downOther: 2500, upOther: 1200}}},
+	}}}
+	checks := evaluate(r, []buildFact{
 		{kind: kindCold, group: 1, ran: 3, digest: "sha256:a"},
 		{kind: kindWarm, group: 1, cached: 3, digest: "sha256:a"},
 		{kind: kindEdit, group: 1, ran: 1, cached: 2, digest: "sha256:b"},
-	}))
+	})
+	checks = append(checks, check{project: "p inline", text: "only the final stage", note: true})
+	var buf bytes.Buffer
+	writeReport(&buf, m, []*projectResult{r}, reg, checks)
 	out := buf.String()
 	for _, want := range []string{
 		"- date: 2026-01-02 03:04 UTC",
@@ -244,9 +255,201 @@ func TestWriteReport(t *testing.T) {
 		"| p       | warm  | `type=local,src=C`           |    3 |  0 B |     0 B |",
 		"- PASS p: warm rebuilds ran no step and gave the cold digest (1/1 builds)",
 		"- PASS p: cache dir after 1 edited rebuilds / after 1 build = 1.01",
+		"- registry: docker-registry 2.8 on 127.0.0.1",
+		"- inline: `--push -t REG/app:latest --cache-from type=registry,ref=REG/app:latest --cache-to type=inline`",
+		"| p       | registry |     3 | 4.00 s | 0.20 s |     20.0× |           3 / 0 |",
+		"| p       | registry | 12.0 MB |             9 |               0 B |                         2.5 kB |             0 B |                       1.2 kB |",
+		"- NOTE p inline: only the final stage",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestWriteReportRegistrySkipped(t *testing.T) {
+	var buf bytes.Buffer
+	writeReport(&buf, machine{}, nil, &registryReport{skipped: "-registry=false"}, nil)
+	if !strings.Contains(buf.String(), "### Registry cache (build-push-action workflows)\n\nSkipped: -registry=false.\n") {
+		t.Errorf("no skip note in\n%s", buf.String())
+	}
+}
+
+func TestCheckStatus(t *testing.T) {
+	tests := []struct {
+		c          check
+		status     string
+		wantMissed bool
+	}{
+		{check{ok: true}, "PASS", false},
+		{check{ok: false}, "FAIL", true},
+		{check{ok: true, note: true}, "PASS", false},
+		{check{ok: false, note: true}, "NOTE", false},
+	}
+	for _, tt := range tests {
+		if got := tt.c.status(); got != tt.status {
+			t.Errorf("%+v: status %s, want %s", tt.c, got, tt.status)
+		}
+		if got := tt.c.missed(); got != tt.wantMissed {
+			t.Errorf("%+v: missed %v, want %v", tt.c, got, tt.wantMissed)
+		}
+	}
+}
+
+func TestWorkflowArgs(t *testing.T) {
+	want := map[string]string{
+		"inline": "--push -t R/app:latest --cache-from type=registry,ref=R/app:latest --cache-to type=inline",
+		"registry": "--push -t R/app:latest --cache-from type=registry,ref=R/app:buildcache " +
+			"--cache-to type=registry,ref=R/app:buildcache,mode=max",
+	}
+	for _, w := range workflows {
+		if got := strings.Join(w.args("R/app"), " "); got != want[w.name] {
+			t.Errorf("%s: got %q, want %q", w.name, got, want[w.name])
+		}
+	}
+	s := buildSpec{context: "/c", meta: "/m.json", extra: workflows[0].args("R/app")}
+	if got := strings.Join(s.args(), " "); got != "build --progress plain --metadata-file /m.json "+want["inline"]+" /c" {
+		t.Errorf("build args %q", got)
+	}
+}
+
+func TestIsMultiStage(t *testing.T) {
+	got := map[string]bool{}
+	for _, p := range projects() {
+		got[p.name] = isMultiStage(p)
+	}
+	if got["small"] || !got["multi-stage"] {
+		t.Errorf("isMultiStage: %v", got)
+	}
+}
+
+func TestParseManifest(t *testing.T) {
+	layers, children, err := parseManifest([]byte(`{"schemaVersion":2,"config":{"digest":"sha256:c"},` +
+		`"layers":[{"digest":"sha256:l1"},{"digest":"sha256:l2"}]}`))
+	if err != nil || !slices.Equal(layers, []string{"sha256:l1", "sha256:l2"}) || children != nil {
+		t.Errorf("image manifest: %v %v %v", layers, children, err)
+	}
+	layers, children, err = parseManifest([]byte(`{"schemaVersion":2,"manifests":[{"digest":"sha256:m"}]}`))
+	if err != nil || layers != nil || !slices.Equal(children, []string{"sha256:m"}) {
+		t.Errorf("index: %v %v %v", layers, children, err)
+	}
+	if _, _, err := parseManifest([]byte("nope")); err == nil {
+		t.Error("no error for a bad manifest")
+	}
+}
+
+func digestOf(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+// TestCountingProxy runs the proxy in front of a fake registry and checks
+// what it counts for downloads, an upload session, a monolithic upload,
+// an unfinished upload and a manifest push.
+func TestCountingProxy(t *testing.T) {
+	layer, config, mono := digestOf('a'), digestOf('b'), digestOf('d')
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+layer):
+			w.Write(make([]byte, 1000))
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+config):
+			w.Write(make([]byte, 100))
+		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/"):
+			w.Write(make([]byte, 50))
+		case r.Method == http.MethodHead:
+			w.Header().Set("Content-Length", "1000")
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	defer fake.Close()
+	p, err := newCountingProxy(strings.TrimPrefix(fake.URL, "http://"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	base := "http://" + p.addr + "/v2/x/app"
+	do := func(method, path string, body int) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, bytes.NewReader(make([]byte, body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	p.reset()
+	do(http.MethodGet, "/blobs/"+layer, 0)
+	do(http.MethodGet, "/blobs/"+config, 0)
+	do(http.MethodHead, "/blobs/"+layer, 0)
+	do(http.MethodGet, "/manifests/latest", 0)
+	do(http.MethodPost, "/blobs/uploads/", 0)
+	do(http.MethodPatch, "/blobs/uploads/u1", 300)
+	do(http.MethodPatch, "/blobs/uploads/u1", 200)
+	do(http.MethodPut, "/blobs/uploads/u1?digest="+layer, 10)
+	do(http.MethodPost, "/blobs/uploads/?digest="+mono, 40)
+	do(http.MethodPatch, "/blobs/uploads/u2", 7)
+	do(http.MethodPut, "/manifests/latest", 60)
+	got := p.snapshot()
+	if got.requests != 11 {
+		t.Errorf("requests = %d, want 11", got.requests)
+	}
+	if got.downBlobs[layer] != 1000 || got.downBlobs[config] != 100 || got.downManifests != 50 {
+		t.Errorf("downloads: %v, manifests %d", got.downBlobs, got.downManifests)
+	}
+	if got.upBlobs[layer] != 510 || got.upBlobs[mono] != 40 || got.upUnfinished != 7 || got.upManifests != 60 {
+		t.Errorf("uploads: %v, unfinished %d, manifests %d", got.upBlobs, got.upUnfinished, got.upManifests)
+	}
+	s := got.splitBy(map[string]bool{layer: true})
+	want := split{requests: 11, downLayers: 1000, downOther: 150, upLayers: 517, upOther: 100}
+	if s != want {
+		t.Errorf("split = %+v, want %+v", s, want)
+	}
+	p.reset()
+	if got := p.snapshot(); got.requests != 0 || len(got.downBlobs) != 0 || got.upUnfinished != 0 {
+		t.Errorf("after reset: %+v", got)
+	}
+}
+
+func TestEvaluateRegistry(t *testing.T) {
+	good := regRun{coldDigest: "sha256:a", warmDigest: "sha256:a", tagDigest: "sha256:a", warmCached: 6}
+	rerun := regRun{coldDigest: "sha256:a", warmDigest: "sha256:b", tagDigest: "sha256:b", warmRan: 13, warmCached: 2}
+	pulled := good
+	pulled.warmTraffic.downLayers = 1234
+	tests := []struct {
+		name   string
+		r      regResult
+		status []string
+	}{
+		{"all met", regResult{runs: []regRun{good, good}}, []string{"PASS", "PASS"}},
+		{"no runs", regResult{}, []string{"FAIL", "FAIL"}},
+		{"warm re-ran", regResult{runs: []regRun{good, rerun}}, []string{"FAIL", "PASS"}},
+		{"tag names another digest", regResult{runs: []regRun{{coldDigest: "sha256:a", warmDigest: "sha256:a", tagDigest: "sha256:z"}}},
+			[]string{"FAIL", "PASS"}},
+		{"layer bytes pulled", regResult{runs: []regRun{good, pulled}}, []string{"PASS", "FAIL"}},
+		{"inline multi-stage is a note", regResult{minOnly: true, steps: 15, runs: []regRun{rerun, pulled}}, []string{"NOTE", "NOTE"}},
+		{"inline multi-stage that hits passes", regResult{minOnly: true, runs: []regRun{good}}, []string{"PASS", "PASS"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.r.project, tt.r.workflow = "p", "w"
+			checks := evaluateRegistry(&tt.r)
+			var got []string
+			for _, c := range checks {
+				got = append(got, c.status())
+				if c.project != "p w" {
+					t.Errorf("project %q", c.project)
+				}
+			}
+			if !slices.Equal(got, tt.status) {
+				t.Errorf("statuses %v, want %v: %+v", got, tt.status, checks)
+			}
+		})
+	}
+	c := evaluateRegistry(&regResult{minOnly: true, steps: 15, runs: []regRun{rerun}})[0]
+	if !strings.Contains(c.text, "ran 13 of 15 steps") || !strings.Contains(c.text, "only the final stage is cached") {
+		t.Errorf("note text %q", c.text)
 	}
 }

@@ -65,13 +65,15 @@ func firstLine(ctx context.Context, name string, args ...string) string {
 
 // A buildSpec is one `kiln build` the bench times.
 type buildSpec struct {
-	context string // the build context directory
-	state   string // KILN_STATE, a dir that must not exist yet
-	cache   string // the local cache dir
-	from    bool   // --cache-from type=local,src=cache
-	to      bool   // --cache-to type=local,dest=cache,mode=max
-	ociDest string // -o type=oci,dest=ociDest if set
-	meta    string // --metadata-file
+	context string   // the build context directory
+	state   string   // KILN_STATE, a dir that must not exist yet
+	cache   string   // the local cache dir
+	from    bool     // --cache-from type=local,src=cache
+	to      bool     // --cache-to type=local,dest=cache,mode=max
+	ociDest string   // -o type=oci,dest=ociDest if set
+	meta    string   // --metadata-file
+	extra   []string // more flags, before the context (--push, registry caches)
+	env     []string // more environment for kiln
 }
 
 // args returns the kiln command line for s.
@@ -86,6 +88,7 @@ func (s buildSpec) args() []string {
 	if s.ociDest != "" {
 		args = append(args, "--output", "type=oci,dest="+s.ociDest)
 	}
+	args = append(args, s.extra...)
 	return append(args, s.context)
 }
 
@@ -129,7 +132,7 @@ func runBuild(ctx context.Context, kiln string, s buildSpec, log io.Writer) (bui
 	defer cancel()
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, kiln, s.args()...)
-	cmd.Env = append(os.Environ(), "KILN_STATE="+s.state)
+	cmd.Env = append(append(os.Environ(), "KILN_STATE="+s.state), s.env...)
 	cmd.Stdout = io.MultiWriter(&out, log)
 	cmd.Stderr = cmd.Stdout
 	// Let kiln clean up (runc delete, unmounts) when the bench is stopped.

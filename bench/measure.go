@@ -255,12 +255,12 @@ func evaluate(r *projectResult, facts []buildFact) []check {
 	}
 	g := r.growth()
 	return []check{
-		{r.name, len(warm) > 0 && len(warmBad) == 0, fmt.Sprintf("warm rebuilds ran no step and gave the cold digest (%d/%d builds)%s",
+		{project: r.name, ok: len(warm) > 0 && len(warmBad) == 0, text: fmt.Sprintf("warm rebuilds ran no step and gave the cold digest (%d/%d builds)%s",
 			len(warm)-len(warmBad), len(warm), detail(warmBad))},
-		{r.name, read == 0, fmt.Sprintf("a warm rebuild without output read no layer bytes (most read: %s)", fmtBytes(read))},
-		{r.name, len(edits) > 0 && len(editBad) == 0, fmt.Sprintf("each rebuild after an edit re-ran the steps after it and reused the ones before (%d/%d)%s",
+		{project: r.name, ok: read == 0, text: fmt.Sprintf("a warm rebuild without output read no layer bytes (most read: %s)", fmtBytes(read))},
+		{project: r.name, ok: len(edits) > 0 && len(editBad) == 0, text: fmt.Sprintf("each rebuild after an edit re-ran the steps after it and reused the ones before (%d/%d)%s",
 			len(edits)-len(editBad), len(edits), detail(editBad))},
-		{r.name, len(r.sizes) > 1 && g <= maxGrowth, fmt.Sprintf("cache dir after %d edited rebuilds / after 1 build = %.2f (target ≤ %.2f)",
+		{project: r.name, ok: len(r.sizes) > 1 && g <= maxGrowth, text: fmt.Sprintf("cache dir after %d edited rebuilds / after 1 build = %.2f (target ≤ %.2f)",
 			max(len(r.sizes)-1, 0), g, maxGrowth)},
 	}
 }

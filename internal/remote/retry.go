@@ -28,6 +28,11 @@ const (
 //
 // A request whose body cannot be replayed (no GetBody) is tried once; ggcr
 // restarts such uploads as a whole (see restartUpload).
+//
+// A blob download whose connection drops halfway through the body goes on
+// with a Range request for the rest (see resumingBody), and a HEAD answered
+// 401 or 403 gets the body of the same GET, so that the registry's own
+// error message reaches the user (see withErrorBody).
 type retryTransport struct {
 	inner   http.RoundTripper
 	maxWait time.Duration
@@ -43,6 +48,22 @@ func (e *retriesExhausted) Error() string { return e.err.Error() }
 func (e *retriesExhausted) Unwrap() error { return e.err }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.retry(req)
+	if err != nil {
+		return resp, err
+	}
+	switch {
+	case req.Method == http.MethodHead && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		t.withErrorBody(req.Context(), req, resp)
+	case resumable(req, resp):
+		resp.Body = &resumingBody{t: t, req: req, body: resp.Body, size: resp.ContentLength}
+	}
+	return resp, nil
+}
+
+// retry sends req until it gets an answer that is not transient, or the
+// budget is spent.
+func (t *retryTransport) retry(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var waited time.Duration
 	for attempt := 0; ; attempt++ {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -89,19 +90,39 @@ func (r *repo) Has(ctx context.Context, desc v1.Descriptor) (bool, error) {
 	return c.BlobExists(ctx, r.repo, desc.Digest)
 }
 
-// streamLayer is a blob of known descriptor read once from a stream.
+// streamLayer is a blob of known descriptor read from a stream. An upload
+// that is retried (a 503 on the PATCH, a dropped connection) asks for the
+// bytes again: a stream that can seek starts over; any other stream can be
+// read once, and a second read is an error rather than a short body.
 type streamLayer struct {
 	desc v1.Descriptor
 	r    io.Reader
+	mu   *sync.Mutex
+	read *bool
 }
 
 func (l streamLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
 func (l streamLayer) Size() (int64, error)                { return l.desc.Size, nil }
 func (l streamLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
-func (l streamLayer) Compressed() (io.ReadCloser, error)  { return io.NopCloser(l.r), nil }
+
+func (l streamLayer) Compressed() (io.ReadCloser, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if *l.read {
+		s, ok := l.r.(io.Seeker)
+		if !ok {
+			return nil, fmt.Errorf("blob %s: cannot send it again after a failed upload", l.desc.Digest)
+		}
+		if _, err := s.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("blob %s: rewinding for another upload: %w", l.desc.Digest, err)
+		}
+	}
+	*l.read = true
+	return io.NopCloser(l.r), nil
+}
 
 func (r *repo) Put(ctx context.Context, desc v1.Descriptor, rd io.Reader) error {
-	l, err := partial.CompressedToLayer(streamLayer{desc: desc, r: rd})
+	l, err := partial.CompressedToLayer(streamLayer{desc: desc, r: rd, mu: new(sync.Mutex), read: new(bool)})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	code := Run(context.Background(), Env{Args: args, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: getenv})
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrorsExit2WithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build"}, "exactly one CONTEXT"},
+		{[]string{"build", "--progress", "fancy", dir}, `--progress "fancy"`},
+		{[]string{"build", "--network", "bridge", dir}, `--network "bridge"`},
+		{[]string{"build", "--build-arg", "=x", dir}, "KEY=VALUE"},
+		{[]string{"build", "--label", "novalue", dir}, "KEY=VALUE"},
+		{[]string{"build", "--cache-to", "type=local", dir}, "dest: required"},
+		{[]string{"build", "--cache-from", "type=s4,src=x", dir}, `unknown cache type "s4"`},
+		{[]string{"build", "--output", "type=tarball", dir}, "--output"},
+		{[]string{"build", "--secret", "id=a", dir}, "src=PATH or env=VAR"},
+		{[]string{"build", "--secret", "id=a,env=NOPE_NOT_SET", dir}, "NOPE_NOT_SET is not set"},
+		{[]string{"build", "--bogus", dir}, "unknown flag"},
+		{[]string{"prune"}, "--all or --keep-storage"},
+		{[]string{"prune", "--keep-storage", "lots"}, "--keep-storage"},
+		{[]string{"login", "reg.example"}, "--username"},
+		{[]string{"login", "reg.example", "-u", "me"}, "--password-stdin"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := run(t, nil, tt.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.want)
+			}
+			if n := strings.Count(strings.TrimRight(stderr, "\n"), "\n"); n != 0 {
+				t.Errorf("error is %d lines, want one:\n%s", n+1, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestDockerfileMissingIsUsage(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(t.TempDir(), "state")
+	code, _, stderr := run(t, func(k string) string {
+		if k == "KILN_STATE" {
+			return state
+		}
+		return ""
+	}, "build", dir)
+	if code != 2 || !strings.Contains(stderr, "Dockerfile not found") {
+		t.Errorf("exit %d, stderr %q; want 2 and 'Dockerfile not found'", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "kiln dev (commit unknown)") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"1024", 1024, false},
+		{"10GB", 10 << 30, false},
+		{"512mb", 512 << 20, false},
+		{"1.5G", 3 << 29, false},
+		{"1KB", 1024, false},
+		{"-1", 0, true},
+		{"many", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestReadSecrets(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "s")
+	if err := os.WriteFile(f, []byte("file-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) string {
+		if k == "TOKEN" {
+			return "env-value"
+		}
+		return ""
+	}
+	got, err := readSecrets([]string{"id=a,src=" + f, "id=b,env=TOKEN", "type=env,id=c,src=TOKEN"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got["a"]) != "file-value" || string(got["b"]) != "env-value" || string(got["c"]) != "env-value" {
+		t.Errorf("secrets = %q", got)
+	}
+}
+
+func TestStateDir(t *testing.T) {
+	env := map[string]string{"KILN_STATE": "/s"}
+	if got := stateDir(func(k string) string { return env[k] }); got != "/s" {
+		t.Errorf("stateDir with KILN_STATE = %q", got)
+	}
+}

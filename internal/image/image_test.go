@@ -1,0 +1,56 @@
+package image
+
+import (
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+)
+
+func TestAssemble(t *testing.T) {
+	l1, _ := random.Layer(100, types.OCILayer)
+	l2, _ := random.Layer(200, types.OCILayer)
+	t1 := time.Unix(1700000000, 0).UTC()
+	t2 := t1.Add(time.Hour)
+	spec := Spec{
+		Config: v1.Config{Env: []string{"A=1"}, Cmd: []string{"sh"}},
+		Layers: []v1.Layer{l1, l2},
+		History: []v1.History{
+			{Created: v1.Time{Time: t1}, CreatedBy: "COPY a /a"},
+			{Created: v1.Time{Time: t1}, CreatedBy: "ENV A=1", EmptyLayer: true},
+			{Created: v1.Time{Time: t2}, CreatedBy: "RUN b"},
+		},
+	}
+	img, err := Assemble(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("invalid image: %v", err)
+	}
+	cf, _ := img.ConfigFile()
+	if !cf.Created.Time.Equal(t2) {
+		t.Errorf("created = %v, want the latest history time %v", cf.Created, t2)
+	}
+	if cf.OS != "linux" || len(cf.RootFS.DiffIDs) != 2 || cf.Config.Env[0] != "A=1" {
+		t.Errorf("config file = %+v", cf)
+	}
+	mt, _ := img.MediaType()
+	if mt != types.OCIManifestSchema1 {
+		t.Errorf("media type %s, want OCI", mt)
+	}
+	// Same spec, same digest.
+	img2, _ := Assemble(spec)
+	d1, _ := img.Digest()
+	d2, _ := img2.Digest()
+	if d1 != d2 {
+		t.Errorf("two assemblies of one spec differ: %s vs %s", d1, d2)
+	}
+	spec.History = spec.History[:2]
+	if _, err := Assemble(spec); err == nil {
+		t.Errorf("history with 1 layer entry for 2 layers was accepted")
+	}
+}
