@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // writeFileAtomic creates dest through a temporary file in its directory,
@@ -20,30 +20,10 @@ func writeFileAtomic(ctx context.Context, dest string, write func(io.Writer) err
 	if dest == "" {
 		return errors.New("output: empty dest")
 	}
-	dir := filepath.Dir(dest)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".tmp*")
+	err = atomicfile.WriteFunc(dest, 0o644, func(w io.Writer) error {
+		return write(&ctxWriter{ctx: ctx, w: w})
+	})
 	if err != nil {
-		return fmt.Errorf("creating %s: %w", dest, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(&ctxWriter{ctx: ctx, w: f}); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", dest, err)
-	}
-	if err := os.Rename(f.Name(), dest); err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // Login checks user and password against registry (HOST[:PORT]; Docker Hub
@@ -136,39 +138,10 @@ func storeCredentials(ctx context.Context, dir, registry, user, password string)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(out, '\n'), 0o600)
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating docker config dir: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".config.json.*")
-	if err != nil {
-		return fmt.Errorf("writing docker config: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing docker config: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("writing docker config: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing docker config: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing docker config: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(out, '\n'), 0o600); err != nil {
 		return fmt.Errorf("writing docker config: %w", err)
 	}
 	return nil

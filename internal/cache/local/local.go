@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/cache"
 )
 
@@ -219,14 +220,14 @@ func (d *dir) SetRoot(ctx context.Context, manifest []byte) error {
 	}
 	desc.Annotations = map[string]string{refNameAnnotation: d.tag}
 	idx.Manifests = append(keep, desc)
-	if err := writeFileAtomic(filepath.Join(d.path, layoutFile), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.path, layoutFile), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(d.path, indexFile), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(d.path, indexFile), b, 0o644); err != nil {
 		return err
 	}
 	return collect(ctx, d.path, idx)
@@ -277,27 +278,4 @@ func collect(ctx context.Context, path string, idx *v1.IndexManifest) error {
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
