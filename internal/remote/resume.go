@@ -43,7 +43,7 @@ func resumable(req *http.Request, resp *http.Response) bool {
 }
 
 // resumingBody is a blob body that, when the connection drops before its
-// last byte, asks for the rest (Range: bytes=N-) and goes on, within the
+// last byte, asks for the rest (Range: bytes=N-END) and goes on, within the
 // transport's retry budget. The caller (go-containerregistry) checks the
 // digest of the whole as usual.
 type resumingBody struct {
@@ -88,7 +88,9 @@ func (b *resumingBody) resume(cause error) error {
 	}
 	b.waited += delay
 	r := b.req.Clone(ctx)
-	r.Header.Set("Range", fmt.Sprintf("bytes=%d-", b.n))
+	// The end is explicit: some registries (go-containerregistry's) do not
+	// take an open range.
+	r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", b.n, b.size-1))
 	resp, err := b.t.retry(r)
 	if err != nil {
 		return err
