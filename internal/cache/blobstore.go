@@ -185,7 +185,7 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 func (b blobExporter) copyBlob(ctx context.Context, desc v1.Descriptor, src Fetcher) error {
 	ok, err := b.s.Has(ctx, desc)
 	if err != nil {
-		return fmt.Errorf("checking blob %s: %w", desc.Digest, err)
+		return err // stores name the blob in their errors
 	}
 	if ok {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/dockerfile"
+	"github.com/kiln-build/kiln/internal/remote"
 	"github.com/kiln-build/kiln/internal/source"
 )
 
@@ -62,7 +64,13 @@ func exitCode(err error) int {
 	var ue usageError
 	var de *dockerfile.Error
 	var ie *source.InputError
+	var re *remote.Error
+	var ne net.Error
 	switch {
+	case errors.As(err, &re), errors.As(err, &ne):
+		// A registry or the network failed (resolving FROM included): the
+		// build failed, the input was not wrong.
+		return 1
 	case errors.As(err, &ue), errors.As(err, &de), errors.As(err, &ie), errors.Is(err, build.ErrUsage):
 		return 2
 	default:

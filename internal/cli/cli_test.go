@@ -3,10 +3,17 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/dockerfile"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/remote"
+	"github.com/kiln-build/kiln/internal/source"
 )
 
 func run(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
@@ -127,5 +134,23 @@ func TestStateDir(t *testing.T) {
 	env := map[string]string{"KILN_STATE": "/s"}
 	if got := stateDir(func(k string) string { return env[k] }); got != "/s" {
 		t.Errorf("stateDir with KILN_STATE = %q", got)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{usagef("bad"), 2},
+		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 3}, Err: errors.New("unknown instruction")}, 2},
+		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 1}, Err: fmt.Errorf("resolving image: %w", &remote.Error{Registry: "r", Status: 503})}, 1},
+		{&source.InputError{Err: errors.New("outside")}, 2},
+		{errors.New("exit code 1"), 1},
+	}
+	for _, tt := range tests {
+		if got := exitCode(tt.err); got != tt.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
 	}
 }
