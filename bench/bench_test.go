@@ -449,7 +449,20 @@ func TestEvaluateRegistry(t *testing.T) {
 		})
 	}
 	c := evaluateRegistry(&regResult{minOnly: true, steps: 15, runs: []regRun{rerun}})[0]
-	if !strings.Contains(c.text, "ran 13 of 15 steps") || !strings.Contains(c.text, "only the final stage is cached") {
+	if !strings.Contains(c.text, "ran 13 of 15 steps (median) and pushed the cold digest in 0/1 runs") ||
+		!strings.Contains(c.text, "only the final stage is cached") {
 		t.Errorf("note text %q", c.text)
+	}
+}
+
+func TestRegistryVersion(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/usr/bin/docker-registry github.com/docker/distribution 2.8.2+ds1", "docker-registry github.com/docker/distribution 2.8.2+ds1"},
+		{"unknown", "docker-registry (version unknown)"},
+	}
+	for _, tt := range tests {
+		if got := registryVersion(tt.in); got != tt.want {
+			t.Errorf("registryVersion(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,7 @@ http:
 		return nil, fmt.Errorf("starting docker-registry: %w", err)
 	}
 	s := &registryServer{addr: addr, cmd: cmd, exited: make(chan struct{}), logPath: logPath,
-		version: firstLine(ctx, bin, "--version")}
+		version: registryVersion(firstLine(ctx, bin, "--version"))}
 	go func() { cmd.Wait(); close(s.exited) }()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(15 * time.Second)
@@ -99,6 +100,16 @@ http:
 	}
 	s.stop()
 	return nil, fmt.Errorf("docker-registry did not answer on %s within 15 s:\n%s", addr, s.logTail())
+}
+
+// registryVersion names the registry by the output of --version, which
+// starts with the path it was run as ("/usr/bin/docker-registry
+// github.com/docker/distribution 2.8.2+ds1").
+func registryVersion(out string) string {
+	if _, rest, ok := strings.Cut(out, " "); ok && out != "unknown" {
+		return registryBinary + " " + rest
+	}
+	return registryBinary + " (version unknown)"
 }
 
 // stop kills the registry process and waits for it.
