@@ -309,26 +309,17 @@ func TestNoCacheStillExports(t *testing.T) {
 	_, base := setup(t)
 	ctxDir := appContext(t, base)
 	dir := filepath.Join(t.TempDir(), "cache")
+	fresh := filepath.Join(t.TempDir(), "fresh")
 	cacheBuild(t, ctxDir, nil, "--cache-to", "type=local,dest="+dir+",mode=max")
-	before, err := os.Stat(filepath.Join(dir, "index.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	r, s := cacheBuild(t, ctxDir, nil, "--no-cache",
-		"--cache-from", "type=local,src="+dir, "--cache-to", "type=local,dest="+dir+",mode=max")
+		"--cache-from", "type=local,src="+dir, "--cache-to", "type=local,dest="+fresh+",mode=max")
 	if s.Summary.Cached != 0 || s.Summary.Ran != 5 {
 		t.Errorf("--no-cache: %d cached, %d ran; want 0 and 5\n%s", s.Summary.Cached, s.Summary.Ran, r.stderr)
 	}
-	// index.json is replaced by rename on every export; the layers may be
-	// byte-identical (same second), so compare the file, not its bytes.
-	after, err := os.Stat(filepath.Join(dir, "index.json"))
-	if err != nil {
-		t.Fatal(err)
+	m := assertValidCacheDir(t, fresh)
+	if len(m.Records) == 0 {
+		t.Errorf("--no-cache exported no records")
 	}
-	if os.SameFile(before, after) {
-		t.Errorf("--no-cache did not export (index.json not replaced)")
-	}
-	assertValidCacheDir(t, dir)
 }
 
 func TestCacheSpecErrors(t *testing.T) {

@@ -39,12 +39,32 @@ func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve
 	return out
 }
 
+// importStats lists every --cache-from in the order given, with what the
+// solve counted for it; one that imported nothing shows as 0 hits.
+func importStats(from []backends.Import, got []progress.CacheStat) []progress.CacheStat {
+	by := map[string]progress.CacheStat{}
+	for _, s := range got {
+		by[s.Source] = s
+	}
+	out := make([]progress.CacheStat, 0, len(from))
+	for _, imp := range from {
+		s, ok := by[imp.Name]
+		if !ok {
+			s = progress.CacheStat{Source: imp.Name, Direction: progress.DirectionImport}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // exportCaches writes every --cache-to. A failed export fails the build
 // unless the export says ignore-error=true.
 func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, error) {
 	var stats []progress.CacheStat
 	for _, exp := range opts.CacheTo {
 		if exp.Inline {
+			// Written into the image config before the outputs.
+			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport})
 			continue
 		}
 		m := cache.NewManifest(res.Entries(exp.Options.Mode))

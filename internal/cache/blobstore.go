@@ -155,6 +155,17 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 	if err != nil {
 		return err
 	}
+	raw, err := json.Marshal(im)
+	if err != nil {
+		return err
+	}
+	// A fully cached build exports the cache it imported: when the
+	// location already holds this very manifest, its blobs are there too
+	// (a manifest is only ever published after its blobs), so there is
+	// nothing to check or send.
+	if cur, err := b.s.Root(ctx); err == nil && bytes.Equal(cur, raw) {
+		return nil
+	}
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(exportParallelism)
 	for _, l := range m.Layers {
@@ -171,10 +182,6 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 		if err := b.s.Put(ctx, cdesc, bytes.NewReader(config)); err != nil {
 			return fmt.Errorf("writing cache manifest: %w", err)
 		}
-	}
-	raw, err := json.Marshal(im)
-	if err != nil {
-		return err
 	}
 	if err := b.s.SetRoot(ctx, raw); err != nil {
 		return fmt.Errorf("publishing cache: %w", err)

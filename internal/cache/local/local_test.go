@@ -117,3 +117,28 @@ func TestUnwritableDestFails(t *testing.T) {
 		t.Fatal("export under a regular file succeeded")
 	}
 }
+
+// TestIdenticalExportIsANoOp: exporting the manifest the directory already
+// holds checks and rewrites nothing.
+func TestIdenticalExportIsANoOp(t *testing.T) {
+	ctx := context.Background()
+	d := filepath.Join(t.TempDir(), "cache")
+	src := cachetest.NewBlobs()
+	m := cachetest.RandomManifest(src, 9, 3)
+	if err := NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}).Export(ctx, m, src); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(filepath.Join(d, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A source that fails every fetch proves no blob is copied.
+	empty := cachetest.NewBlobs()
+	if err := NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}).Export(ctx, m, empty); err != nil {
+		t.Fatalf("re-export of the same manifest: %v", err)
+	}
+	after, _ := os.Stat(filepath.Join(d, "index.json"))
+	if !os.SameFile(before, after) {
+		t.Errorf("index.json was rewritten for an identical export")
+	}
+}
