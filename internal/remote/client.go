@@ -81,6 +81,11 @@ type Client struct {
 	platform  v1.Platform
 	userAgent string
 	configDir string
+	// puller and pusher are shared by every call, so a registry is pinged
+	// and a token fetched once per repository and scope, not once per
+	// request (with token auth that is most of a warm build's requests).
+	puller *ggcrremote.Puller
+	pusher *ggcrremote.Pusher
 }
 
 // New validates opts and returns a Client. It fails when CAFile cannot be
@@ -125,6 +130,13 @@ func New(opts Options) (*Client, error) {
 	}
 	c.transport = &retryTransport{inner: base, maxWait: maxWait, sleep: sleep, logger: c.logger}
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
+	shared := c.baseOptions()
+	if c.puller, err = ggcrremote.NewPuller(shared...); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	if c.pusher, err = ggcrremote.NewPusher(shared...); err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
 	return c, nil
 }
 
@@ -243,8 +255,12 @@ func (c *Client) isInsecure(registry string) bool {
 // ggcr only restarts a whole blob upload when the upload session itself
 // broke (see restartUpload).
 func (c *Client) remoteOptions(ctx context.Context) []ggcrremote.Option {
+	return append(c.baseOptions(), ggcrremote.WithContext(ctx), ggcrremote.Reuse(c.puller), ggcrremote.Reuse(c.pusher))
+}
+
+// baseOptions are the options every call shares, without a context.
+func (c *Client) baseOptions() []ggcrremote.Option {
 	return []ggcrremote.Option{
-		ggcrremote.WithContext(ctx),
 		ggcrremote.WithAuthFromKeychain(c.keychain),
 		ggcrremote.WithTransport(c.transport),
 		ggcrremote.WithPlatform(c.platform),

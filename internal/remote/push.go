@@ -38,10 +38,7 @@ func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 		}
 		refs = append(refs, r)
 	}
-	p, err := ggcrremote.NewPusher(c.remoteOptions(ctx)...)
-	if err != nil {
-		return fmt.Errorf("pushing image: %w", err)
-	}
+	p := c.pusher
 	// firstRepo remembers, per registry, the repository written first, which
 	// later repositories of that registry mount from.
 	firstRepo := map[string]name.Reference{}
