@@ -25,7 +25,9 @@ func (c *Client) Image(ctx context.Context, ref string) (v1.Image, v1.Hash, erro
 	}
 	img, err := ggcrremote.Image(r, c.remoteOptions(ctx)...)
 	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("resolving image %s: %w", ref, toError(r.Context().RegistryStr(), err))
+		// The caller names the image (the Dockerfile line says "resolving
+		// image X"); the registry error names the registry.
+		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
 	}
 	h, err := img.Digest()
 	if err != nil {
