@@ -38,7 +38,7 @@ func TestErrors(t *testing.T) {
 			want:       `nothere.txt.*no such file`,
 		},
 		{
-			name:       "unknown stage",
+			name: "unknown stage",
 			// Not a valid image reference either (upper case), so kiln
 			// never tries a registry: tests must not reach the internet.
 			dockerfile: "FROM " + base + "\nCOPY --from=NoSuchStage /a /b\n",

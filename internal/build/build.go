@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,6 +117,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
 		return nil, usagef("build context %q is not a directory", opts.ContextDir)
 	}
+	// Everything below (bind mounts into RUN above all) needs the context
+	// as an absolute path.
+	abs, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return nil, usagef("build context %q: %v", opts.ContextDir, err)
+	}
+	opts.ContextDir = abs
 	df, err := os.ReadFile(dfPath)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -309,8 +314,10 @@ func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific
-// "<Dockerfile>.dockerignore" first, as BuildKit does) and a checksum cache
-// in the state dir keyed by the context's absolute path.
+// "<Dockerfile>.dockerignore" first, as BuildKit does) and the state dir's
+// checksum cache for it. Owners are not hashed: COPY from the context
+// writes 0:0 unless --chown says otherwise, so a checkout owned by another
+// uid (CI vs laptop) must give the same keys.
 func openContext(dir, dfPath string, st *store.Store) (*source.Tree, error) {
 	ignore, err := source.ReadIgnore(dfPath + ".dockerignore")
 	if err == nil && ignore == nil {
@@ -319,19 +326,7 @@ func openContext(dir, dfPath string, st *store.Store) (*source.Tree, error) {
 	if err != nil {
 		return nil, usagef("reading .dockerignore: %v", err)
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(abs))
-	cacheDir := filepath.Join(st.Root(), "context-cache")
-	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
-		return nil, err
-	}
-	return source.Open(dir, source.Options{
-		Ignore:    ignore,
-		CacheFile: filepath.Join(cacheDir, hex.EncodeToString(sum[:12])+".json"),
-	})
+	return source.Open(dir, source.Options{Ignore: ignore, CacheFile: st.ContextCacheFile(dir), IgnoreOwners: true})
 }
 
 func displayName(dfPath, ctxDir string) string {

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -70,6 +71,13 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 		m := cache.NewManifest(res.Entries(exp.Options.Mode))
 		src := &countingFetcher{f: res.Fetcher()}
 		err := exp.Exporter.Export(ctx, m, src)
+		var partial *cache.PartialError
+		if errors.As(err, &partial) && len(m.Records) > partial.Dropped {
+			// Published, less what could not be read: a warning.
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("cache %s: %v", exp.Name, partial)})
+			err = nil
+		}
 		if err != nil {
 			if !exp.Options.IgnoreError {
 				return nil, fmt.Errorf("exporting cache to %s: %w", exp.Name, err)

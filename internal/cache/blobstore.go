@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -166,14 +167,23 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 	if cur, err := b.s.Root(ctx); err == nil && bytes.Equal(cur, raw) {
 		return nil
 	}
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.SetLimit(exportParallelism)
-	for _, l := range m.Layers {
-		desc := l.Descriptor()
-		eg.Go(func() error { return b.copyBlob(gctx, desc, src) })
-	}
-	if err := eg.Wait(); err != nil {
+	missing, firstMiss, err := b.copyBlobs(ctx, m, src)
+	if err != nil {
 		return err
+	}
+	var partial *PartialError
+	if len(missing) > 0 {
+		pruned := m.Without(missing)
+		partial = &PartialError{Dropped: len(m.Records) - len(pruned.Records), Err: firstMiss}
+		if len(pruned.Records) == 0 {
+			return partial // nothing left worth publishing; keep what is there
+		}
+		if config, im, err = EncodeImageManifest(pruned); err != nil {
+			return err
+		}
+		if raw, err = json.Marshal(im); err != nil {
+			return err
+		}
 	}
 	cdesc := im.Config
 	if ok, err := b.s.Has(ctx, cdesc); err != nil {
@@ -186,7 +196,40 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 	if err := b.s.SetRoot(ctx, raw); err != nil {
 		return fmt.Errorf("publishing cache: %w", err)
 	}
+	if partial != nil {
+		return partial
+	}
 	return nil
+}
+
+// copyBlobs copies every layer of m that the store lacks, in parallel. A
+// layer src cannot read (a miss) is collected, not fatal; any other error
+// is.
+func (b blobExporter) copyBlobs(ctx context.Context, m *Manifest, src Fetcher) (missing map[v1.Hash]bool, firstMiss, err error) {
+	var mu sync.Mutex
+	missing = map[v1.Hash]bool{}
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.SetLimit(exportParallelism)
+	for _, l := range m.Layers {
+		desc := l.Descriptor()
+		eg.Go(func() error {
+			err := b.copyBlob(gctx, desc, src)
+			if err != nil && IsMiss(err) && gctx.Err() == nil {
+				mu.Lock()
+				missing[desc.Digest] = true
+				if firstMiss == nil {
+					firstMiss = err
+				}
+				mu.Unlock()
+				return nil
+			}
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, nil, err
+	}
+	return missing, firstMiss, nil
 }
 
 func (b blobExporter) copyBlob(ctx context.Context, desc v1.Descriptor, src Fetcher) error {

@@ -20,6 +20,22 @@ var (
 	ErrDigestMismatch = errors.New("cache: blob digest mismatch")
 )
 
+// PartialError is what Export returns when it published the cache without
+// the records whose layers its source could not read (gone from the cache
+// they were imported from, or corrupt). The export itself succeeded.
+type PartialError struct {
+	// Dropped is how many records were left out.
+	Dropped int
+	// Err is one of the read errors.
+	Err error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("exported without %d records whose layers could not be read: %v", e.Dropped, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
 // MediaType is the media type of the portable cache manifest.
 const MediaType types.MediaType = "application/vnd.kiln.cache.config.v1+json"
 
@@ -109,7 +125,9 @@ type Importer interface {
 //
 // Export makes the location hold exactly m: it copies the blobs of m's
 // layers from src (skipping those already there), then publishes m last, so
-// a failed export never publishes a manifest whose blobs are missing.
+// a failed export never publishes a manifest whose blobs are missing. A
+// layer src cannot read (a miss) drops the records that use it, and Export
+// returns a *PartialError after publishing the rest.
 // Concurrent exports to one location leave it holding one of the manifests
 // whole, never a mix.
 type Exporter interface {

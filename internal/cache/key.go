@@ -48,6 +48,18 @@ type RunInput struct {
 	User    string       `json:"user"`
 	Network string       `json:"network"`
 	Mounts  []MountInput `json:"mounts,omitempty"`
+	// Files are heredoc scripts run from /dev/pipes (RUN <<EOF with #!):
+	// their text decides the result but is not in Args.
+	Files []FileInput `json:"files,omitempty"`
+	// SourceDateEpoch, when set, clamps the layer's times: a build with it
+	// must not reuse a result made without it, or with another epoch.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+}
+
+// FileInput is an inline file a step uses.
+type FileInput struct {
+	Name string `json:"name"`
+	Data string `json:"data"`
 }
 
 // MountInput is one RUN --mount as it enters a key. Content is the content
@@ -63,6 +75,8 @@ type MountInput struct {
 	Mode     int64  `json:"mode,omitempty"`
 	UID      int64  `json:"uid,omitempty"`
 	GID      int64  `json:"gid,omitempty"`
+	// Env is the variable a secret is exposed as (its value never is).
+	Env string `json:"env,omitempty"`
 }
 
 // CopyInput is everything that decides a COPY or ADD step's result. Content
@@ -78,6 +92,8 @@ type CopyInput struct {
 	Chmod   string   `json:"chmod,omitempty"`
 	Link    bool     `json:"link,omitempty"`
 	Content string   `json:"content"`
+	// SourceDateEpoch is as for RunInput.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
 }
 
 // RunKey returns the key of a RUN step.

@@ -81,6 +81,9 @@ func TestKeyChangesWithEveryInput(t *testing.T) {
 		"network":                 func(r *RunInput) { r.Network = "none" },
 		"mount content":           func(r *RunInput) { r.Mounts[0].Content = "sha256:ab" },
 		"mount target":            func(r *RunInput) { r.Mounts[0].Target = "/x" },
+		"heredoc script":          func(r *RunInput) { r.Files = []FileInput{{Name: "EOF", Data: "#!/bin/sh\necho two\n"}} },
+		"secret env name":         func(r *RunInput) { r.Mounts[0].Env = "TOKEN" },
+		"source date epoch":       func(r *RunInput) { e := int64(0); r.SourceDateEpoch = &e },
 	}
 	base := RunKey(baseRun())
 	for name, mod := range runMods {
@@ -101,6 +104,7 @@ func TestKeyChangesWithEveryInput(t *testing.T) {
 		"chmod":        func(c *CopyInput) { c.Chmod = "0755" },
 		"link":         func(c *CopyInput) { c.Link = true },
 		"add":          func(c *CopyInput) { c.Add = true },
+		"epoch":        func(c *CopyInput) { e := int64(1700000000); c.SourceDateEpoch = &e },
 	}
 	cbase := CopyKey(baseCopy())
 	for name, mod := range copyMods {

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Entry is one step result to export: its key and the whole layer chain of
@@ -51,4 +53,24 @@ func (m *Manifest) Chain(r Record) []Layer {
 		out[i] = m.Layers[li]
 	}
 	return out
+}
+
+// Without returns m less every record whose chain uses a layer in missing,
+// and less the layers no remaining record uses.
+func (m *Manifest) Without(missing map[v1.Hash]bool) *Manifest {
+	var entries []Entry
+	for _, r := range m.Records {
+		chain := m.Chain(r)
+		ok := true
+		for _, l := range chain {
+			if missing[l.Digest] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			entries = append(entries, Entry{Key: r.Key, Canonical: r.Canonical, Layers: chain, CreatedBy: r.CreatedBy, Stage: r.Stage, Created: r.Created})
+		}
+	}
+	return NewManifest(entries)
 }

@@ -232,6 +232,11 @@ func validate(spec *Spec) error {
 		}
 		switch m.Type {
 		case MountBind:
+			// The runtime resolves a relative source against the bundle
+			// directory, which would bind config.json (and its env) instead.
+			if !filepath.IsAbs(m.Source) {
+				return fmt.Errorf("exec: bind mount source %q for %s is not absolute", m.Source, m.Target)
+			}
 			if _, err := os.Stat(m.Source); err != nil {
 				return fmt.Errorf("checking bind mount source for %s: %w", m.Target, err)
 			}

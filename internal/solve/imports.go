@@ -2,7 +2,6 @@ package solve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/store"
@@ -155,20 +155,37 @@ func (l *importedLayer) Size() (int64, error)                { return l.d.Size, 
 func (l *importedLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
 
 // Compressed fetches the blob into the store if needed and opens it there.
-// v1.Layer has no context; a fetch is bounded by the backend's own
-// timeouts.
+// v1.Layer has no context: solve calls ensure with the step's context
+// before it needs the bytes, so this fetch only happens for outputs.
 func (l *importedLayer) Compressed() (io.ReadCloser, error) {
-	l.once.Lock()
-	defer l.once.Unlock()
-	st := l.s.opts.Store
-	if !st.HasBlob(l.d.Digest) {
-		if err := l.fetch(context.Background()); err != nil {
-			return nil, &BadBlobError{Digest: l.d.Digest, Source: l.src.Name, Err: err}
-		}
+	if err := l.ensure(context.Background()); err != nil {
+		return nil, err
 	}
-	return st.OpenBlob(l.d.Digest)
+	return l.s.opts.Store.OpenBlob(l.d.Digest)
 }
 
+// ensure puts the blob in the local store, checked against both its digest
+// and its diff ID, fetching it at most once. A blob that cannot be had is a
+// *BadBlobError (a miss); a cancelled ctx is just that.
+func (l *importedLayer) ensure(ctx context.Context) error {
+	l.once.Lock()
+	defer l.once.Unlock()
+	if l.s.opts.Store.HasBlob(l.d.Digest) {
+		return nil
+	}
+	if err := l.fetch(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &BadBlobError{Digest: l.d.Digest, Source: l.src.Name, Err: err}
+	}
+	return nil
+}
+
+// fetch copies the blob into a store blob writer while a second reader
+// decompresses and hashes it, and commits only when the compressed digest
+// and the diff ID both match what the cache said: a wrong diff ID would
+// otherwise publish wrong contents under a chain ID.
 func (l *importedLayer) fetch(ctx context.Context) error {
 	desc := v1.Descriptor{MediaType: l.d.MediaType, Digest: l.d.Digest, Size: l.d.Size}
 	rc, err := cache.VerifyingFetcher(l.src.Fetcher).Fetch(ctx, desc)
@@ -176,16 +193,50 @@ func (l *importedLayer) fetch(ctx context.Context) error {
 		return err
 	}
 	defer rc.Close()
+	bw, err := l.s.opts.Store.NewBlobWriter()
+	if err != nil {
+		return err
+	}
+	defer bw.Close()
+	pr, pw := io.Pipe()
+	diffID := make(chan diffResult, 1)
+	go func() { diffID <- hashUncompressed(pr) }()
 	cr := &countingReader{r: rc}
-	err = l.s.opts.Store.WriteBlob(ctx, cr, l.d.Digest)
+	_, err = io.Copy(io.MultiWriter(bw, pw), cr)
+	pw.CloseWithError(err)
+	got := <-diffID
 	l.src.bytesRead.Add(cr.n)
 	if err != nil {
-		if errors.Is(err, cache.ErrDigestMismatch) {
-			return err
-		}
-		return fmt.Errorf("fetching: %w", err)
+		return err
+	}
+	if got.err != nil {
+		return fmt.Errorf("decompressing %s: %v: %w", l.d.Digest, got.err, cache.ErrDigestMismatch)
+	}
+	if got.h != l.d.DiffID {
+		return fmt.Errorf("layer %s uncompresses to %s, the cache says %s: %w", l.d.Digest, got.h, l.d.DiffID, cache.ErrDigestMismatch)
+	}
+	if _, err := bw.CommitAs(l.d.Digest); err != nil {
+		return fmt.Errorf("storing %s: %w", l.d.Digest, err)
 	}
 	return nil
+}
+
+type diffResult struct {
+	h   v1.Hash
+	err error
+}
+
+// hashUncompressed returns the sha256 of r's decompressed bytes. It reads r
+// to the end whatever happens, so the writer never blocks.
+func hashUncompressed(r io.Reader) diffResult {
+	defer io.Copy(io.Discard, r)
+	d, err := layer.Decompress(r)
+	if err != nil {
+		return diffResult{err: err}
+	}
+	defer d.Close()
+	h, _, err := v1.SHA256(d)
+	return diffResult{h: h, err: err}
 }
 
 type countingReader struct {
@@ -208,6 +259,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func (s *Solver) mountable(h v1.Hash) v1.Layer {
 	v, ok := s.imported.Load(h)
 	if !ok {
+		return nil
+	}
+	if s.imports.isBad(h) {
 		return nil
 	}
 	il := v.(*importedLayer)

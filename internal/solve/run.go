@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -31,11 +32,18 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 			releases[i]()
 		}
 	}
-	in := cache.RunInput{Parent: cur.key, Args: r.Args, Env: r.Env, WorkDir: r.WorkDir, User: r.User, Network: network}
+	in := cache.RunInput{
+		Parent: cur.key, Args: r.Args, Env: r.Env, WorkDir: r.WorkDir, User: r.User, Network: network,
+		SourceDateEpoch: s.epoch(),
+	}
+	for _, f := range r.Files {
+		in.Files = append(in.Files, cache.FileInput{Name: f.Name, Data: f.Data})
+	}
 	var mounts []exec.Mount
 	var secretEnv []string
+	locked := map[string]bool{}
 	for _, m := range r.Mounts {
-		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID}
+		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID, Env: m.Env}
 		switch m.Type {
 		case plan.MountBind:
 			src, digest, rel, err := s.bindSource(ctx, m, runs)
@@ -45,14 +53,16 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 			}
 			releases = append(releases, rel)
 			mi.Content = digest
-			mounts = append(mounts, exec.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: true})
+			mounts = append(mounts, exec.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountCache:
-			dir, unlock, err := s.cacheMount(ctx, m)
+			dir, name, err := s.cacheMount(m)
 			if err != nil {
 				release()
 				return nil, err
 			}
-			releases = append(releases, unlock)
+			if m.Sharing == "locked" {
+				locked[name] = true
+			}
 			mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountTmpfs:
 			mounts = append(mounts, exec.Mount{Type: "tmpfs", Target: m.Target})
@@ -83,6 +93,21 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 			return nil, fmt.Errorf("unsupported mount type %q", m.Type)
 		}
 		in.Mounts = append(in.Mounts, mi)
+	}
+	// Locked cache mounts are taken in one sorted order, so two steps that
+	// lock the same mounts can never wait for each other in a circle.
+	names := make([]string, 0, len(locked))
+	for n := range locked {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		unlock, err := s.opts.Store.Lock(ctx, "mount-"+n)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		releases = append(releases, unlock)
 	}
 	if len(r.Files) > 0 {
 		dir, rel, err := s.pipeFiles(r.Files)
@@ -137,7 +162,10 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 }
 
 // bindSource returns the directory a RUN --mount=type=bind binds and the
-// content digest of what it binds.
+// content digest of what it binds. From the context, and for a writable
+// bind, it binds a private copy of exactly what the digest covers
+// (.dockerignore applied; writes are discarded with the copy); from a stage
+// or image it binds the read-only view itself.
 func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.Stage]*stageRun) (string, string, func(), error) {
 	srcPath := m.Source
 	if srcPath == "" {
@@ -157,39 +185,50 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 		release()
 		return "", "", nil, err
 	}
-	return filepath.Join(root, filepath.FromSlash(matches[0].Path)), digest, release, nil
+	fromContext := m.FromStage == nil && m.FromImage == nil
+	if !fromContext && m.ReadOnly {
+		return filepath.Join(root, filepath.FromSlash(matches[0].Path)), digest, release, nil
+	}
+	dir, err := s.opts.Store.TempDir("m")
+	if err != nil {
+		release()
+		return "", "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir); release() }
+	if err := tree.CopyInto(ctx, matches, dir, source.CopyRequest{Dest: "/", UID: 0, GID: 0}); err != nil {
+		cleanup()
+		return "", "", nil, fmt.Errorf("staging bind mount %s: %w", srcPath, err)
+	}
+	p := dir
+	if len(matches) == 1 && !matches[0].Dir {
+		p = filepath.Join(dir, matches[0].Name)
+	}
+	return p, digest, cleanup, nil
 }
 
-// cacheMount returns the persistent directory behind a cache mount. A
-// locked mount is held exclusively until the step ends.
-func (s *Solver) cacheMount(ctx context.Context, m plan.Mount) (string, func(), error) {
+// cacheMount returns the persistent directory behind a cache mount and
+// its lock name. Cache mounts live in the state dir and survive builds;
+// their contents are never part of a key.
+func (s *Solver) cacheMount(m plan.Mount) (string, string, error) {
 	id := m.ID
 	if id == "" {
 		id = m.Target
 	}
 	sum := sha256.Sum256([]byte(id))
 	name := hex.EncodeToString(sum[:16])
-	dir := filepath.Join(s.opts.Store.Root(), "cache-mounts", name)
+	dir := s.opts.Store.CacheMountDir(id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, fmt.Errorf("creating cache mount %s: %w", id, err)
+		return "", "", fmt.Errorf("creating cache mount %s: %w", id, err)
 	}
 	if m.UID > 0 || m.GID > 0 {
 		_ = os.Chown(dir, int(max(m.UID, 0)), int(max(m.GID, 0)))
 	}
-	unlock := func() {}
-	if m.Sharing == "locked" {
-		u, err := s.opts.Store.Lock(ctx, "mount-"+name)
-		if err != nil {
-			return "", nil, err
-		}
-		unlock = u
-	}
-	return dir, unlock, nil
+	return dir, name, nil
 }
 
 // pipeFiles writes the heredoc scripts of a RUN (those starting with #!)
-// to a directory bound at /dev/pipes for the run. Their text is already in
-// the key through the step's argv.
+// to a directory bound at /dev/pipes for the run. Their text is in the key
+// (RunInput.Files).
 func (s *Solver) pipeFiles(files []plan.InlineFile) (string, func(), error) {
 	dir, err := s.opts.Store.TempDir("p")
 	if err != nil {

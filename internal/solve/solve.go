@@ -188,7 +188,9 @@ func waitStage(ctx context.Context, runs map[*plan.Stage]*stageRun, dep *plan.St
 		return nil, ctx.Err()
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("stage %s failed", dep.Label())
+		// The root cause itself, so that whichever stage reports first,
+		// the build sees the same error (a bad cache blob stays one).
+		return nil, r.err
 	}
 	return r.state, nil
 }
@@ -229,6 +231,15 @@ func (s *Solver) historyTime(cur *state) time.Time {
 		}
 	}
 	return t
+}
+
+// epoch is SourceDateEpoch as it enters keys.
+func (s *Solver) epoch() *int64 {
+	if s.opts.SourceDateEpoch == nil {
+		return nil
+	}
+	e := s.opts.SourceDateEpoch.Unix()
+	return &e
 }
 
 func (s *Solver) emit(e progress.Event) {

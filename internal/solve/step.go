@@ -162,6 +162,11 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 		return nil, false
 	}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
+	if s.opts.SourceDateEpoch != nil {
+		r := *rec
+		r.Created = *s.opts.SourceDateEpoch
+		rec = &r
+	}
 	canonical := key
 	if rec.Canonical != "" {
 		canonical = cache.Key(rec.Canonical)
@@ -236,6 +241,12 @@ func (s *Solver) unpack(ctx context.Context, st *state) error {
 }
 
 func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, l layerRef) error {
+	if v, ok := s.imported.Load(l.desc.Digest); ok {
+		// Fetch an imported layer with the step's context (Ctrl-C stops it).
+		if err := v.(*importedLayer).ensure(ctx); err != nil {
+			return err
+		}
+	}
 	rc, err := l.layer.Uncompressed()
 	if err != nil {
 		return err

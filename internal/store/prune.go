@@ -109,7 +109,7 @@ func (p *pruner) run(ctx context.Context) error {
 		return err
 	}
 	if p.opts.All {
-		for _, d := range []string{contextDir, locksDir} {
+		for _, d := range []string{contextDir, locksDir, mountsDir} {
 			if err := p.clearDir(d); err != nil {
 				return err
 			}

@@ -25,6 +25,7 @@ const (
 	tmpDir      = "tmp"
 	snapshotDir = "sn"
 	contextDir  = "cc"
+	mountsDir   = "cm"
 )
 
 // Store is an open state directory. Its methods may be called from many
@@ -82,6 +83,13 @@ func (s *Store) SnapshotRoot() string { return SnapshotRootOf(s.root) }
 
 // SnapshotRootOf is SnapshotRoot for a state dir that is not open (prune).
 func SnapshotRootOf(root string) string { return filepath.Join(root, snapshotDir) }
+
+// CacheMountDir returns the persistent directory of the RUN
+// --mount=type=cache with the given name (a safe file name). `kiln prune
+// --all` removes it with everything else.
+func (s *Store) CacheMountDir(name string) string {
+	return filepath.Join(s.root, mountsDir, hashString(name)[:32])
+}
 
 // ContextCacheFile returns the path of the persistent checksum cache for the
 // build context directory dir (one file per absolute context path), for

@@ -52,6 +52,7 @@ func Run(t *testing.T, f Factory) {
 	t.Run("corrupt blob is a miss", func(t *testing.T) { testCorrupt(t, f(t)) })
 	t.Run("failed export publishes nothing", func(t *testing.T) { testFailedExport(t, f(t)) })
 	t.Run("concurrent exports", func(t *testing.T) { testConcurrent(t, f(t)) })
+	t.Run("unreadable source layer drops its records", func(t *testing.T) { testPartial(t, f(t)) })
 }
 
 // RunParse checks that parse rejects each bad attribute set with an error
@@ -277,4 +278,23 @@ func testConcurrent(t *testing.T, loc Location) {
 		}
 	}
 	t.Fatalf("after two concurrent exports the location holds neither manifest: %+v", got)
+}
+
+func testPartial(t *testing.T, loc Location) {
+	ctx := context.Background()
+	src := NewBlobs()
+	m := RandomManifest(src, 10, 3)
+	// The top layer is gone from the source (evicted from the cache it
+	// was imported from): the record that needs it is dropped, the others
+	// are published.
+	src.mu.Lock()
+	delete(src.m, m.Layers[2].Digest)
+	src.mu.Unlock()
+	err := loc.Exporter.Export(ctx, m, src)
+	var partial *cache.PartialError
+	if !errors.As(err, &partial) || partial.Dropped != 1 {
+		t.Fatalf("Export with a missing source layer = %v, want a PartialError dropping 1 record", err)
+	}
+	want := m.Without(map[v1.Hash]bool{m.Layers[2].Digest: true})
+	checkImport(t, loc, want, src)
 }
