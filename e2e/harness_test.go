@@ -69,11 +69,18 @@ type result struct {
 // kiln runs the kiln binary with the given state dir and extra env.
 func kiln(t *testing.T, state string, env []string, args ...string) result {
 	t.Helper()
+	return kilnStdin(t, state, "", env, args...)
+}
+
+// kilnStdin is kiln with stdin.
+func kilnStdin(t *testing.T, state, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kilnBin, args...)
 	cmd.Env = append(os.Environ(), "KILN_STATE="+state, "DOCKER_CONFIG="+filepath.Join(state, "..", "docker-config"))
 	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -128,6 +135,14 @@ func freePort(t *testing.T) int {
 // the YAML (auth, tls).
 func startRegistry(t *testing.T, extraConfig string) string {
 	t.Helper()
+	addr, _ := startRegistryData(t, extraConfig)
+	return addr
+}
+
+// startRegistryData is startRegistry that also returns the storage
+// directory (for tests that damage blobs on disk).
+func startRegistryData(t *testing.T, extraConfig string) (string, string) {
+	t.Helper()
 	need(t, "docker-registry")
 	dir := t.TempDir()
 	port := freePort(t)
@@ -165,16 +180,16 @@ http:
 		if err == nil {
 			c.Close()
 			if strings.Contains(extraConfig, "tls:") {
-				return addr
+				return addr, filepath.Join(dir, "data")
 			}
 			resp, err := http.Get("http://" + addr + "/v2/")
 			if err == nil {
 				resp.Body.Close()
-				return addr
+				return addr, filepath.Join(dir, "data")
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("docker-registry did not start on %s:\n%s", addr, logs.String())
-	return ""
+	return "", ""
 }

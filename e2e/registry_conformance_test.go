@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -40,50 +37,8 @@ func (r storedRegistry) blobFile(d v1.Hash) string {
 // also returns the storage directory.
 func startStoredRegistry(t *testing.T) storedRegistry {
 	t.Helper()
-	need(t, "docker-registry")
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, data, addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("docker-registry", "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-				resp.Body.Close()
-				return storedRegistry{addr: addr, data: data}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not start on %s:\n%s", addr, logs.String())
-	return storedRegistry{}
+	addr, data := startRegistryData(t, "")
+	return storedRegistry{addr: addr, data: data}
 }
 
 var conformanceRepo atomic.Int64
