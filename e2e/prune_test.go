@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -126,5 +127,27 @@ func TestVersion(t *testing.T) {
 	}
 	if string(out) != "kiln v9.8.7 (commit 0123abc)\n" {
 		t.Errorf("kiln version = %q, want %q", out, "kiln v9.8.7 (commit 0123abc)\n")
+	}
+}
+
+// TestStateMax: KILN_STATE_MAX bounds the state dir after each build.
+func TestStateMax(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := appContext(t, base)
+	state := filepath.Join(t.TempDir(), "state")
+	r := mustKiln(t, state, []string{"KILN_STATE_MAX=1KB"}, "build", "--progress", "plain", ctxDir)
+	if !strings.Contains(r.stderr, "over KILN_STATE_MAX") {
+		t.Errorf("no word of the bound\n%s", r.stderr)
+	}
+	r = mustKiln(t, state, nil, "build", "--progress", "plain", ctxDir)
+	if got := len(ranSteps(r.stderr)); got != 5 {
+		t.Errorf("after bounding to 1KB the next build ran %d steps, want all 5", got)
+	}
+	r = mustKiln(t, state, []string{"KILN_STATE_MAX=10GB"}, "build", "--progress", "plain", ctxDir)
+	if got := len(ranSteps(r.stderr)); got != 0 || strings.Contains(r.stderr, "over KILN_STATE_MAX") {
+		t.Errorf("under a 10GB bound: ran %d steps, pruned: %v", got, strings.Contains(r.stderr, "over KILN_STATE_MAX"))
+	}
+	if r := kiln(t, state, []string{"KILN_STATE_MAX=lots"}, "build", ctxDir); r.code != 2 {
+		t.Errorf("KILN_STATE_MAX=lots: exit %d, want 2", r.code)
 	}
 }

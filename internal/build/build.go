@@ -66,6 +66,10 @@ type Options struct {
 	Runtime string
 	// StateDir is the local state store.
 	StateDir string
+	// StateMax, when > 0, bounds the state dir: after the build, least
+	// recently used results are pruned until it fits (skipped while another
+	// build holds the state dir).
+	StateMax int64
 	// ForceCopy uses the copying snapshotter even where overlayfs works.
 	ForceCopy bool
 	// CacheFrom are the caches to import; CacheTo the caches to export.
@@ -139,7 +143,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening state dir %s: %w", opts.StateDir, err)
 	}
-	defer st.Close()
+	defer func() {
+		st.Close()
+		if opts.StateMax > 0 {
+			boundState(ctx, opts, sink)
+		}
+	}()
 	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: opts.ForceCopy})
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshots: %w", err)
@@ -219,6 +228,51 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
 	return out, nil
+}
+
+// boundState prunes the state dir down to opts.StateMax when it is over.
+// A build running meanwhile keeps it from pruning (store.ErrInUse): the
+// next build will.
+func boundState(ctx context.Context, opts Options, sink progress.Sink) {
+	used, err := store.Usage(opts.StateDir)
+	if err != nil || used <= opts.StateMax {
+		return
+	}
+	snap, err := snapshot.New(snapshot.Options{Root: store.SnapshotRootOf(opts.StateDir)})
+	if err != nil {
+		return
+	}
+	rep, err := store.Prune(ctx, opts.StateDir, store.PruneOptions{KeepBytes: opts.StateMax, Snapshots: SnapshotSet(snap)})
+	if err != nil {
+		if !errors.Is(err, store.ErrInUse) {
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("bounding the state dir: %v", err)})
+		}
+		return
+	}
+	sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: fmt.Sprintf(
+		"state dir was %s, over KILN_STATE_MAX: pruned %d results, freed %s",
+		progress.HumanBytes(used), rep.Records, progress.HumanBytes(rep.Freed))})
+}
+
+// SnapshotSet shows a snapshotter to the store's prune.
+func SnapshotSet(s *snapshot.Snapshotter) store.SnapshotSet { return snapshotSet{s} }
+
+type snapshotSet struct{ s *snapshot.Snapshotter }
+
+func (ss snapshotSet) Usage(ctx context.Context) ([]store.SnapshotInfo, error) {
+	infos, err := ss.s.Usage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.SnapshotInfo, len(infos))
+	for i, in := range infos {
+		out[i] = store.SnapshotInfo{ChainID: in.ChainID, Size: in.Size, LastUsed: in.LastUsed}
+	}
+	return out, nil
+}
+
+func (ss snapshotSet) Remove(ctx context.Context, chainID v1.Hash) error {
+	return ss.s.Remove(ctx, chainID)
 }
 
 // hasRun reports whether any step of g runs a command.

@@ -91,6 +91,11 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 		Logger:       g.logger(env.Stderr),
 	}
 	var err error
+	if v := env.Getenv("KILN_STATE_MAX"); v != "" {
+		if opts.StateMax, err = parseSize(v); err != nil {
+			return usagef("KILN_STATE_MAX=%q: %v", v, err)
+		}
+	}
 	switch f.network {
 	case "host", "none":
 		opts.Network = f.network

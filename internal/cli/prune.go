@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/snapshot"
 	"github.com/kiln-build/kiln/internal/store"
@@ -38,7 +37,7 @@ func newPruneCmd(env Env, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := store.Prune(c.Context(), root, store.PruneOptions{All: all, KeepBytes: keepBytes, Snapshots: snapshotSet{snap}})
+			rep, err := store.Prune(c.Context(), root, store.PruneOptions{All: all, KeepBytes: keepBytes, Snapshots: build.SnapshotSet(snap)})
 			if err != nil {
 				return err
 			}
@@ -71,23 +70,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a size such as 10GB or 512MB")
 	}
 	return int64(f * float64(mult)), nil
-}
-
-// snapshotSet shows the snapshotter to the store's prune.
-type snapshotSet struct{ s *snapshot.Snapshotter }
-
-func (ss snapshotSet) Usage(ctx context.Context) ([]store.SnapshotInfo, error) {
-	infos, err := ss.s.Usage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.SnapshotInfo, len(infos))
-	for i, in := range infos {
-		out[i] = store.SnapshotInfo{ChainID: in.ChainID, Size: in.Size, LastUsed: in.LastUsed}
-	}
-	return out, nil
-}
-
-func (ss snapshotSet) Remove(ctx context.Context, chainID v1.Hash) error {
-	return ss.s.Remove(ctx, chainID)
 }
