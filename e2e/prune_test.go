@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // dirEntries lists the names in dir (none when it is missing).
@@ -150,4 +151,57 @@ func TestStateMax(t *testing.T) {
 	if r := kiln(t, state, []string{"KILN_STATE_MAX=lots"}, "build", ctxDir); r.code != 2 {
 		t.Errorf("KILN_STATE_MAX=lots: exit %d, want 2", r.code)
 	}
+}
+
+// TestPruneSweepsKilledBuild: a build killed with SIGKILL mid-RUN leaves
+// its snapshot mounted; kiln prune unmounts and removes it.
+func TestPruneSweepsKilledBuild(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo run-$((40+2)) && sleep 2\n"})
+	state := filepath.Join(t.TempDir(), "state")
+	cmd := exec.Command(kilnBin, "build", "--progress", "plain", ctxDir)
+	cmd.Env = append(os.Environ(), "KILN_STATE="+state)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var seen string
+	// The step's own output, not its title line.
+	for !strings.Contains(seen, "run-42") {
+		n, err := stderr.Read(buf)
+		if err != nil {
+			t.Fatalf("build ended before its RUN started: %v\n%s", err, seen)
+		}
+		seen += string(buf[:n])
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(2500 * time.Millisecond) // the orphaned RUN finishes
+	if countMounts(t, state) == 0 {
+		t.Fatalf("the killed build left no mount; the test proves nothing")
+	}
+	mustKiln(t, state, nil, "prune", "--keep-storage", "10GB")
+	if n := countMounts(t, state); n != 0 {
+		t.Errorf("%d mounts left under the state dir after prune", n)
+	}
+}
+
+func countMounts(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			n++
+		}
+	}
+	return n
 }

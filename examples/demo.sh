@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kiln=${KILN:-./kiln}
 work=${DEMO_DIR:-.kiln-demo}
+# A build killed mid-step (kill -9) can leave a snapshot mounted: let go of
+# it before starting afresh.
+if [ -d "$work" ]; then
+  abs=$(cd "$work" && pwd)
+  awk -v p="$abs/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+fi
 rm -rf "$work"
 mkdir -p "$work"
 ctx="$work/context"

@@ -275,6 +275,8 @@ func (ss snapshotSet) Remove(ctx context.Context, chainID v1.Hash) error {
 	return ss.s.Remove(ctx, chainID)
 }
 
+func (ss snapshotSet) Sweep(ctx context.Context) error { return ss.s.Sweep(ctx) }
+
 // hasRun reports whether any step of g runs a command.
 func hasRun(g *plan.Graph) bool {
 	for _, st := range g.Stages {

@@ -27,6 +27,13 @@ type SnapshotSet interface {
 	Remove(ctx context.Context, chainID v1.Hash) error
 }
 
+// Sweeper is an optional SnapshotSet capability: remove what killed builds
+// left behind (mounts, working dirs). Prune calls it while it holds the
+// state dir exclusively, the only time that is safe.
+type Sweeper interface {
+	Sweep(ctx context.Context) error
+}
+
 // SnapshotInfo describes one snapshot.
 type SnapshotInfo struct {
 	ChainID  v1.Hash
@@ -107,6 +114,11 @@ type pruner struct {
 func (p *pruner) run(ctx context.Context) error {
 	if err := p.clearDir(tmpDir); err != nil {
 		return err
+	}
+	if sw, ok := p.opts.Snapshots.(Sweeper); ok {
+		if err := sw.Sweep(ctx); err != nil {
+			return err
+		}
 	}
 	if p.opts.All {
 		for _, d := range []string{contextDir, locksDir, mountsDir} {
