@@ -76,8 +76,12 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	}
 	if !s.opts.NoCache {
 		if next, src, ok := s.find(step, cur, full); ok {
-			if p.quick != "" {
+			if p.quick != "" && p.quick != next.key {
+				// Known by the quick key from now on, here and in exports.
 				s.alias(p.quick, next)
+				e := next.entries[0]
+				e.Key, e.Canonical = p.quick, next.key
+				next.entries = append(next.entries, e)
 			}
 			return s.cached(ev, src, next), nil
 		}
