@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -55,6 +56,11 @@ type createdPath struct {
 	host string // secure-joined host path
 	rel  string // path inside the rootfs
 	dir  bool
+	// The parent directory's modification time before and just after the
+	// mount point was made: remove puts the first back when the step left
+	// the second alone, so a run that touched nothing leaves the parent
+	// as it found it (its layer then does not depend on when it ran).
+	parentBefore, parentAfter time.Time
 }
 
 // makeMountPoints creates, inside root, the mount point of every mount
@@ -123,6 +129,7 @@ func (mp *mountPoints) make(rel string, dir bool) error {
 	if err := mp.make(filepath.Dir(rel), true); err != nil {
 		return err
 	}
+	before := modTime(filepath.Dir(p))
 	if dir {
 		err = os.Mkdir(p, 0o755)
 	} else {
@@ -135,7 +142,7 @@ func (mp *mountPoints) make(rel string, dir bool) error {
 	if err != nil {
 		return fmt.Errorf("creating mount point %s: %w", rel, err)
 	}
-	mp.created = append(mp.created, createdPath{host: p, rel: rel, dir: dir})
+	mp.created = append(mp.created, createdPath{host: p, rel: rel, dir: dir, parentBefore: before, parentAfter: modTime(filepath.Dir(p))})
 	return nil
 }
 
@@ -168,9 +175,24 @@ func (mp *mountPoints) remove() error {
 		default:
 			continue
 		}
+		parent := filepath.Dir(p)
+		untouched := !c.parentBefore.IsZero() && modTime(parent).Equal(c.parentAfter)
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("removing mount point %s: %w", c.rel, err))
+			continue
+		}
+		if untouched {
+			_ = os.Chtimes(parent, time.Time{}, c.parentBefore)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// modTime is path's modification time, or the zero time.
+func modTime(path string) time.Time {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }

@@ -510,3 +510,33 @@ func TestRunLoopbackUp(t *testing.T) {
 		}
 	})
 }
+
+// TestRunLeavesParentTimes: the mount points Run makes (/etc/hosts,
+// /etc/resolv.conf, /proc, …) and removes leave their parents' times as
+// they were, unless the step changed the parent itself.
+func TestRunLeavesParentTimes(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		root := newRoot(t)
+		old := time.Unix(1000000000, 0)
+		for _, d := range []string{root, filepath.Join(root, "etc")} {
+			if err := os.Chtimes(d, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, stderr, err := run(t, Spec{Runtime: rt, Root: root, Args: []string{"/bin/true"}}); err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr)
+		}
+		for _, d := range []string{root, filepath.Join(root, "etc")} {
+			if fi, _ := os.Stat(d); !fi.ModTime().Equal(old) {
+				t.Errorf("%s mtime = %v after a run that touched nothing, want %v", d, fi.ModTime(), old)
+			}
+		}
+		// A step that does change /etc keeps its change.
+		if _, stderr, err := run(t, Spec{Runtime: rt, Root: root, Args: []string{"/bin/busybox", "touch", "/etc/new"}}); err != nil {
+			t.Fatalf("run: %v\n%s", err, stderr)
+		}
+		if fi, _ := os.Stat(filepath.Join(root, "etc")); fi.ModTime().Equal(old) {
+			t.Errorf("/etc mtime was put back although the step added a file to it")
+		}
+	})
+}
