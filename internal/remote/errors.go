@@ -90,6 +90,9 @@ func toError(registry string, err error) error {
 		if terr.Request != nil {
 			e.Method = terr.Request.Method
 			e.URL = redactURL(terr.Request.URL)
+			if n := terr.Request.Header.Get(attemptsHeader); n != "" {
+				e.Hint = "gave up after " + n
+			}
 		}
 		var msgs []string
 		for _, d := range terr.Errors {

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -39,6 +40,10 @@ type retryTransport struct {
 	sleep   func(context.Context, time.Duration) error
 	logger  *slog.Logger
 }
+
+// attemptsHeader carries, on the request kept in a registry error, how
+// often it was tried; it is never sent.
+const attemptsHeader = "X-Kiln-Attempts"
 
 // retriesExhausted marks an error this transport already retried, so the
 // layer above (ggcr's upload loop) does not retry it again.
@@ -97,6 +102,11 @@ func (t *retryTransport) retry(req *http.Request) (*http.Response, error) {
 		if t.maxWait < 0 || !replayable || waited+delay > t.maxWait {
 			if err != nil && replayable && t.maxWait >= 0 {
 				err = &retriesExhausted{err: err}
+			}
+			if resp != nil && attempt > 0 && resp.Request != nil {
+				// Say in the eventual error that this was not a first try
+				// (toError reads it back).
+				resp.Request.Header.Set(attemptsHeader, fmt.Sprintf("%d attempts in %s", attempt+1, waited.Round(time.Second)))
 			}
 			return resp, err
 		}

@@ -231,6 +231,10 @@ func TestRetryGivesUp(t *testing.T) {
 			if got, want := f.count(), len(sleeps)+1; got != want {
 				t.Errorf("attempts = %d, want %d (one per wait plus the first)", got, want)
 			}
+			// The message says it was retried, when it was.
+			if retried := strings.Contains(e.Error(), "gave up after"); retried != (len(sleeps) > 0) {
+				t.Errorf("error %q: says it gave up after retries = %v, but %d retries happened", e.Error(), retried, len(sleeps))
+			}
 		})
 	}
 }
