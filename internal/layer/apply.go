@@ -165,7 +165,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return a.dir(target, hdr)
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, '\x00', tar.TypeGNUSparse: // '\x00': old tars' regular file (TypeRegA)
 		return a.file(target, hdr, r)
 	case tar.TypeSymlink:
 		if err := removeExisting(target); err != nil {
