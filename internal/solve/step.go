@@ -90,6 +90,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	if p.quick != "" {
 		keys = append(keys, p.quick)
 	}
+	s.log.Debug("step miss", "step", step.Number, "text", step.Text, "key", full, "quick", p.quick, "parent", cur.key)
 	ev.Kind = progress.StepStart
 	s.emit(ev)
 	start := s.opts.Now()
@@ -113,6 +114,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 
 // cached reports a hit and returns its state.
 func (s *Solver) cached(ev progress.Event, src string, next *state) *state {
+	s.log.Debug("step hit", "step", ev.Step, "text", ev.Text, "key", next.key, "source", src)
 	s.count(true)
 	ev.Kind, ev.Source = progress.StepCached, src
 	s.emit(ev)
