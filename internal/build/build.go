@@ -382,7 +382,15 @@ func openContext(dir, dfPath string, st *store.Store) (*source.Tree, error) {
 	if err != nil {
 		return nil, usagef("reading .dockerignore: %v", err)
 	}
-	return source.Open(dir, source.Options{Ignore: ignore, CacheFile: st.ContextCacheFile(dir), IgnoreOwners: true})
+	if rel, err := filepath.Rel(st.Root(), dir); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return nil, usagef("the build context %s is inside the state dir %s", dir, st.Root())
+	}
+	// A state dir inside the context (KILN_STATE=$PWD/.kiln in CI) is never
+	// part of it: it holds running steps' secrets and changes every build.
+	return source.Open(dir, source.Options{
+		Ignore: ignore, CacheFile: st.ContextCacheFile(dir), IgnoreOwners: true,
+		Exclude: []string{st.Root()},
+	})
 }
 
 func displayName(dfPath, ctxDir string) string {

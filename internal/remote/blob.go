@@ -127,7 +127,7 @@ func (c *Client) registryOf(repo string) string {
 
 // nameOptions marks a repository insecure when its registry is.
 func (c *Client) nameOptions(repo string) []name.Option {
-	if r, err := name.NewRepository(repo); err == nil && c.isInsecure(r.RegistryStr()) {
+	if r, err := name.NewRepository(repo); err == nil && c.allowHTTP(r.RegistryStr()) {
 		return []name.Option{name.Insecure}
 	}
 	return nil

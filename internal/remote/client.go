@@ -128,6 +128,7 @@ func New(opts Options) (*Client, error) {
 	if sleep == nil {
 		sleep = sleepContext
 	}
+	base = &httpGuard{inner: base, allow: c.allowHTTP}
 	c.transport = &retryTransport{inner: base, maxWait: maxWait, sleep: sleep, logger: c.logger}
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
 	shared := c.baseOptions()
@@ -138,6 +139,40 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
 	return c, nil
+}
+
+// httpGuard refuses plain HTTP to every registry that may not use it.
+// go-containerregistry falls back to HTTP on its own for private-range
+// addresses and *.localhost, which would send credentials in clear to
+// anyone on the path: only loopback and --insecure-registry hosts may.
+type httpGuard struct {
+	inner http.RoundTripper
+	allow func(hostport string) bool
+}
+
+func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !g.allow(req.URL.Host) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: only loopback registries and those given with --insecure-registry may use it", req.URL.Host)
+	}
+	return g.inner.RoundTrip(req)
+}
+
+// allowHTTP reports whether the registry hostport may be reached over
+// plain HTTP: a loopback host, or one listed as insecure.
+func (c *Client) allowHTTP(hostport string) bool {
+	if c.isInsecure(hostport) {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // baseTransport returns the network transport with CAFile and the
@@ -213,7 +248,7 @@ func (c *Client) ParseReference(ref string) (name.Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing image reference %q: %w", ref, err)
 	}
-	if !c.isInsecure(r.Context().RegistryStr()) {
+	if !c.allowHTTP(r.Context().RegistryStr()) {
 		return r, nil
 	}
 	r, err = name.ParseReference(ref, name.Insecure)
@@ -227,7 +262,7 @@ func (c *Client) ParseReference(ref string) (name.Reference, error) {
 func (c *Client) parseRegistry(registry string) (name.Registry, error) {
 	registry = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(registry, "https://"), "http://"), "/")
 	var opts []name.Option
-	if c.isInsecure(registry) {
+	if c.allowHTTP(registry) {
 		opts = append(opts, name.Insecure)
 	}
 	reg, err := name.NewRegistry(registry, opts...)

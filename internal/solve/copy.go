@@ -85,6 +85,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 		return tree.CopyInto(ctx, matches, root, source.CopyRequest{
 			Dest: c.Dest, UID: uid, GID: gid, Chmod: mode, ExtractArchives: c.Add,
+			KeepArchiveOwners: c.Add && c.Chown == "",
 		})
 	}
 	if len(c.Inline) == 0 && c.FromStage == nil && c.FromImage == nil {

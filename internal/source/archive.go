@@ -102,12 +102,25 @@ func openTar(ctx context.Context, p string) (*tar.Reader, func(), error) {
 
 // extract writes a tar stream under destRel. Absolute names, names that
 // climb out of the destination, and hard links whose target does are
-// refused; symlinks are written as they are (writes through them later
-// stay inside the target root).
+// refused. The archive is written by a writer rooted at the destination
+// itself, so a symlink in the archive ("up -> ../../..", "abs -> /etc")
+// resolves inside the destination, as Docker's chrooted untar does: an
+// archive can never write elsewhere in the image.
 func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) error {
-	if _, err := w.dir(destRel); err != nil {
+	destHost, err := w.dir(destRel)
+	if err != nil {
 		return err
 	}
+	sub := &writer{root: destHost, req: w.req, dirs: map[string]string{}}
+	if w.req.KeepArchiveOwners {
+		// Entries keep the owners the archive records (BuildKit's ADD
+		// without --chown).
+		sub.req.UID, sub.req.GID = -1, -1
+	}
+	defer func() {
+		w.dirTimes = append(w.dirTimes, sub.dirTimes...)
+		w.dirPaths = append(w.dirPaths, sub.dirPaths...)
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -128,7 +141,7 @@ func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) err
 		}
 		fi := hdr.FileInfo()
 		n := node{
-			rel:   path.Join(destRel, name),
+			rel:   name,
 			mode:  fi.Mode(),
 			uid:   hdr.Uid,
 			gid:   hdr.Gid,
@@ -143,7 +156,7 @@ func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) err
 			if err != nil || target == "" {
 				return fmt.Errorf("tar entry %q: hard link to %q outside the destination", hdr.Name, hdr.Linkname)
 			}
-			n.hardlink = path.Join(destRel, target)
+			n.hardlink = target
 			n.mode = 0o644
 		default:
 			continue // PAX globals, GNU long names (already applied), …
@@ -154,7 +167,7 @@ func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) err
 		if n.mode.IsRegular() {
 			n.content = func() (io.ReadCloser, error) { return io.NopCloser(tr), nil }
 		}
-		if err := w.write(ctx, n); err != nil {
+		if err := sub.write(ctx, n); err != nil {
 			return fmt.Errorf("tar entry %q: %w", hdr.Name, err)
 		}
 	}

@@ -34,6 +34,9 @@ type CopyRequest struct {
 	// plain or compressed with gzip, bzip2, xz or zstd, into Dest as a
 	// directory instead of copying it. xz needs the xz program on PATH.
 	ExtractArchives bool
+	// KeepArchiveOwners keeps the owners an extracted archive records
+	// instead of UID:GID (ADD without --chown).
+	KeepArchiveOwners bool
 }
 
 // CopyInto copies matches into the directory targetRoot with Docker's COPY

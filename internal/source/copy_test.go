@@ -329,7 +329,11 @@ func TestAddExtract(t *testing.T) {
 		{"write through symlink stays inside", []tarEntry{
 			{name: "up", link: "../../..", typ: tar.TypeSymlink},
 			{name: "up/inside", body: "x", typ: tar.TypeReg}}, "gzip", "", true,
-			map[string]string{"opt": "d 755 0:0", "opt/up": "l 777 7:8 ->../../..", "inside": "f 644 7:8 x"}, ""},
+			map[string]string{"opt": "d 755 0:0", "opt/up": "l 777 7:8 ->../../..", "opt/inside": "f 644 7:8 x"}, ""},
+		{"absolute symlink resolves in the destination", []tarEntry{
+			{name: "abs", link: "/etc", typ: tar.TypeSymlink},
+			{name: "abs/ld.so.preload", body: "x", typ: tar.TypeReg}}, "gzip", "", true,
+			map[string]string{"opt": "d 755 0:0", "opt/abs": "l 777 7:8 ->/etc", "opt/etc": "d 755 0:0", "opt/etc/ld.so.preload": "f 644 7:8 x"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

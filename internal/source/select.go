@@ -84,7 +84,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 		// the real directory, and drop what does not exist.
 		cands = cands[:0]
 		for _, c := range next {
-			if t.excluded(c.real) && !t.mayIncludeUnder() {
+			if t.excluded(c.real) && (t.isHidden(c.real) || !t.mayIncludeUnder()) {
 				continue
 			}
 			r, err := t.resolve(c.real)
@@ -110,7 +110,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 		if err != nil {
 			continue
 		}
-		if t.excluded(c.real) && !(fi.IsDir() && t.includesUnder(c.real)) {
+		if t.excluded(c.real) && (t.isHidden(c.real) || !(fi.IsDir() && t.includesUnder(c.real))) {
 			continue
 		}
 		out = append(out, Match{Source: src, Path: c.real, Name: c.name, Dir: fi.IsDir(), Wildcard: wild})

@@ -30,6 +30,10 @@ type Options struct {
 	// same. Set it when every copy from the tree sets the owner (COPY's
 	// default 0:0 or --chown); CopyInto then refuses UID or GID -1.
 	IgnoreOwners bool
+	// Exclude lists absolute paths that never exist for the tree, whatever
+	// the ignore patterns say: kiln's own state dir when it lies inside the
+	// context (it holds secrets of running steps and changes every build).
+	Exclude []string
 }
 
 // Tree is a directory read as a COPY source. Its methods may be called
@@ -37,6 +41,7 @@ type Options struct {
 // runs, or the digest may not describe what was copied.
 type Tree struct {
 	root   string
+	hidden []string                       // Exclude paths relative to root
 	ignore *patternmatcher.PatternMatcher // nil: nothing ignored
 	opts   Options
 	cache  *sumCache
@@ -77,6 +82,16 @@ func Open(root string, opts Options) (*Tree, error) {
 	}
 	if opts.CacheFile != "" {
 		t.cache = loadSumCache(opts.CacheFile, abs)
+	}
+	for _, x := range opts.Exclude {
+		if p, err := filepath.Abs(x); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
+			if rel, err := filepath.Rel(abs, p); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+				t.hidden = append(t.hidden, filepath.ToSlash(rel))
+			}
+		}
 	}
 	return t, nil
 }
@@ -122,6 +137,9 @@ func ReadIgnore(path string) ([]string, error) {
 // excluded reports whether .dockerignore excludes rel (a slash path relative
 // to the root).
 func (t *Tree) excluded(rel string) bool {
+	if t.isHidden(rel) {
+		return true
+	}
 	if t.ignore == nil || rel == "" {
 		return false
 	}
@@ -129,6 +147,16 @@ func (t *Tree) excluded(rel string) bool {
 	// directory matches too.
 	ex, err := t.ignore.MatchesOrParentMatches(rel)
 	return err == nil && ex
+}
+
+// isHidden reports whether rel is, or is under, an Exclude path.
+func (t *Tree) isHidden(rel string) bool {
+	for _, h := range t.hidden {
+		if rel == h || strings.HasPrefix(rel, h+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // mayIncludeUnder reports whether a walk must look inside an excluded

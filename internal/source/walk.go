@@ -46,7 +46,7 @@ func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry) error
 	for _, de := range ents {
 		csrc, crel := path.Join(src, de.Name()), path.Join(rel, de.Name())
 		ex := t.excluded(csrc)
-		if ex && !(de.IsDir() && t.mayIncludeUnder()) {
+		if ex && (t.isHidden(csrc) || !(de.IsDir() && t.mayIncludeUnder())) {
 			continue
 		}
 		e, err := t.entry(csrc, crel)
