@@ -96,7 +96,8 @@ type applier struct {
 }
 
 type dirMeta struct {
-	path string
+	rel  string // cleaned tar name, "." for the root
+	path string // where it resolved when its entry was read
 	hdr  *tar.Header
 }
 
@@ -146,13 +147,18 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	case strings.HasPrefix(base, whiteoutMeta):
 		return nil // other AUFS bookkeeping (.wh..wh.plnk, .wh..wh.aufs)
 	case strings.HasPrefix(base, whiteoutPrefix):
-		return a.whiteout(path.Join(path.Dir(rel), strings.TrimPrefix(base, whiteoutPrefix)))
+		name := strings.TrimPrefix(base, whiteoutPrefix)
+		if name == "" {
+			// ".wh." alone would name the parent directory itself.
+			return fmt.Errorf("%w: whiteout with an empty name", ErrUnsafePath)
+		}
+		return a.whiteout(path.Join(path.Dir(rel), name))
 	}
 	if rel == "." {
 		if hdr.Typeflag != tar.TypeDir {
 			return fmt.Errorf("%w: the root can only be a directory", ErrUnsafePath)
 		}
-		a.dirs = append(a.dirs, dirMeta{path: a.root, hdr: hdr})
+		a.dirs = append(a.dirs, dirMeta{rel: ".", path: a.root, hdr: hdr})
 		return a.owner(a.root, hdr)
 	}
 	target, err := a.resolve(rel, true)
@@ -164,7 +170,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return a.dir(target, hdr)
+		return a.dir(rel, target, hdr)
 	case tar.TypeReg, '\x00', tar.TypeGNUSparse: // '\x00': old tars' regular file (TypeRegA)
 		return a.file(target, hdr, r)
 	case tar.TypeSymlink:
@@ -193,7 +199,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	return nil // global headers and the like carry no file
 }
 
-func (a *applier) dir(target string, hdr *tar.Header) error {
+func (a *applier) dir(rel, target string, hdr *tar.Header) error {
 	var st unix.Stat_t
 	err := unix.Lstat(target, &st)
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -209,7 +215,7 @@ func (a *applier) dir(target string, hdr *tar.Header) error {
 	} else if err != nil {
 		return fmt.Errorf("reading existing entry: %w", err)
 	}
-	a.dirs = append(a.dirs, dirMeta{path: target, hdr: hdr})
+	a.dirs = append(a.dirs, dirMeta{rel: rel, path: target, hdr: hdr})
 	if err := a.owner(target, hdr); err != nil {
 		return err
 	}
@@ -286,7 +292,18 @@ func (a *applier) opaque(rel string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	// Never follow the last component: a symlink (or file) here is
+	// replaced by a real directory, not emptied through.
+	var st unix.Stat_t
+	if err := unix.Lstat(target, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := removeExisting(target); err != nil {
+			return err
+		}
+		delete(a.symlinks, rel)
+	} else if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("reading opaque directory: %w", err)
+	}
+	if err := unix.Mkdir(target, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("creating opaque directory: %w", err)
 	}
 	if a.mode == ApplyOverlay {
@@ -380,6 +397,13 @@ func setTimes(target string, hdr *tar.Header) error {
 func (a *applier) finish() error {
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		d := a.dirs[i]
+		// A later entry may have swapped a parent for a symlink: act only
+		// on a path that still resolves, inside the root, to where it was.
+		if d.rel != "." {
+			if p, err := securejoin.SecureJoin(a.root, d.rel); err != nil || p != d.path {
+				continue
+			}
+		}
 		var st unix.Stat_t
 		if err := unix.Lstat(d.path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			continue // removed or replaced by a later entry
