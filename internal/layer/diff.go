@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,7 @@ func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel stri
 		if lerr != nil {
 			return fmt.Errorf("reading %s: %w", lp, lerr)
 		}
-		changed, err := entryChanged(lp, up, &lst, &ust)
+		changed, err := entryChanged(lp, up, &lst, &ust, w.since)
 		if err != nil {
 			return err
 		}
@@ -112,7 +113,7 @@ func union(a, b []string) []string {
 }
 
 // entryChanged compares two entries of the same type; see WriteDiff for the rule.
-func entryChanged(lp, up string, l, u *unix.Stat_t) (bool, error) {
+func entryChanged(lp, up string, l, u *unix.Stat_t, since time.Time) (bool, error) {
 	if l.Mode != u.Mode || l.Uid != u.Uid || l.Gid != u.Gid || l.Mtim != u.Mtim {
 		return true, nil
 	}
@@ -137,7 +138,8 @@ func entryChanged(lp, up string, l, u *unix.Stat_t) (bool, error) {
 		if l.Size != u.Size {
 			return true, nil
 		}
-		if u.Mtim.Nsec == 0 {
+		touched := !since.IsZero() && !time.Unix(u.Ctim.Unix()).Before(since)
+		if u.Mtim.Nsec == 0 || touched {
 			same, err := sameContent(lp, up)
 			if err != nil || !same {
 				return !same, err

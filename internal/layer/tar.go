@@ -19,6 +19,11 @@ type TarOptions struct {
 	// SourceDateEpoch, when non-nil, clamps every entry's mtime to at most
 	// this time (the SOURCE_DATE_EPOCH convention of reproducible builds).
 	SourceDateEpoch *time.Time
+	// ChangedSince, for WriteDiff, is when the upper tree was copied from
+	// the lower: a file whose inode changed since (ctime) has its content
+	// compared even when its size and mtime match the lower's, since a
+	// step can restore an mtime (tar x, cp -p) but never a ctime.
+	ChangedSince time.Time
 }
 
 // Whiteout names of the OCI image layer format.
@@ -36,6 +41,7 @@ type fileID struct{ dev, ino uint64 }
 type treeWriter struct {
 	tw    *tar.Writer
 	epoch *time.Time
+	since time.Time // TarOptions.ChangedSince
 	// nanos keeps sub-second mtimes (PAX records). Layer tars truncate to
 	// whole seconds as Docker does; the private tree copy keeps them so a
 	// copied tree compares equal to its source.
@@ -49,7 +55,7 @@ type treeWriter struct {
 }
 
 func newTreeWriter(w io.Writer, opts TarOptions) *treeWriter {
-	return &treeWriter{tw: tar.NewWriter(w), epoch: opts.SourceDateEpoch, links: map[fileID]string{}}
+	return &treeWriter{tw: tar.NewWriter(w), epoch: opts.SourceDateEpoch, since: opts.ChangedSince, links: map[fileID]string{}}
 }
 
 func (w *treeWriter) mtime(st *unix.Stat_t) time.Time {

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/layer"
 )
@@ -24,8 +26,10 @@ type Active struct {
 	// overlay mode: the upper dir and whether root is mounted.
 	upper   string
 	mounted bool
-	// copy mode: the merged tree of the parent chain, to diff against.
+	// copy mode: the merged tree of the parent chain, to diff against,
+	// and when root was copied from it.
 	parent string
+	copied time.Time
 
 	mu        sync.Mutex
 	committed bool
@@ -61,7 +65,21 @@ func (a *Active) prepare(ctx context.Context, chain []v1.Hash) error {
 		if err := os.Mkdir(a.root, 0o755); err != nil {
 			return err
 		}
-		return layer.Copy(ctx, a.root, parent)
+		if err := layer.Copy(ctx, a.root, parent); err != nil {
+			return err
+		}
+		// The kernel stamps ctimes with its coarse clock: take "now" from
+		// that clock too, through a file made after the copy.
+		stamp := filepath.Join(a.dir, "copied")
+		if err := os.WriteFile(stamp, nil, 0o600); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(stamp, &st); err != nil {
+			return err
+		}
+		a.copied = time.Unix(st.Ctim.Unix())
+		return nil
 	}
 	a.upper, a.root = filepath.Join(a.dir, "u"), filepath.Join(a.dir, "m")
 	work := filepath.Join(a.dir, "w")
@@ -91,6 +109,7 @@ func (a *Active) WriteDiff(ctx context.Context, w io.Writer, opts layer.TarOptio
 		return errors.New("writing diff: rootfs already committed or released")
 	}
 	if a.s.mode == ModeCopy {
+		opts.ChangedSince = a.copied
 		return layer.WriteDiff(ctx, w, a.parent, a.root, opts)
 	}
 	// Reading the upper dir while the overlay is mounted is fine: overlayfs

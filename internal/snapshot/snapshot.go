@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -145,7 +147,27 @@ func (s *Snapshotter) publish(dir string, chainID v1.Hash) error {
 // no half snapshot and two concurrent Unpacks of one chainID both succeed
 // with one copy kept. Unpack refuses unsafe tars (see layer.Apply).
 func (s *Snapshotter) Unpack(ctx context.Context, chainID v1.Hash, r io.Reader) error {
+	return s.UnpackChecked(ctx, chainID, v1.Hash{}, r)
+}
+
+// UnpackChecked is Unpack that also reads r to its end (so a verifying
+// reader underneath sees EOF and checks its digest) and checks that the
+// bytes hash to diffID before publishing; a zero diffID skips the check.
+func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash, r io.Reader) error {
 	if s.Has(chainID) {
+		return nil
+	}
+	h := sha256.New()
+	r = io.TeeReader(r, h)
+	finish := func() error {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("unpacking %s: reading to the end: %w", chainID, err)
+		}
+		if diffID.Hex != "" {
+			if got := hex.EncodeToString(h.Sum(nil)); diffID.Algorithm != "sha256" || got != diffID.Hex {
+				return fmt.Errorf("unpacking %s: the layer's contents hash to sha256:%s, not its diff ID %s", chainID, got, diffID)
+			}
+		}
 		return nil
 	}
 	stage, err := s.stage()
@@ -163,6 +185,9 @@ func (s *Snapshotter) Unpack(ctx context.Context, chainID v1.Hash, r io.Reader) 
 		}
 	} else if err := storeFile(filepath.Join(stage, "tar"), r); err != nil {
 		return fmt.Errorf("unpacking %s: %w", chainID, err)
+	}
+	if err := finish(); err != nil {
+		return err
 	}
 	return s.publish(stage, chainID)
 }

@@ -48,6 +48,10 @@ func mountPointsUnder(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// /proc lists mount points with every symlink resolved.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
 	f, err := os.Open("/proc/self/mounts")
 	if err != nil {
 		return nil, fmt.Errorf("listing mounts: %w", err)

@@ -258,7 +258,7 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, l layerRef) error 
 		return err
 	}
 	defer rc.Close()
-	return s.opts.Snapshotter.Unpack(ctx, id, rc)
+	return s.opts.Snapshotter.UnpackChecked(ctx, id, l.desc.DiffID, rc)
 }
 
 // commitDiff turns the active snapshot's changes into a compressed layer

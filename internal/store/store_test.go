@@ -643,3 +643,19 @@ func TestChainID(t *testing.T) {
 		t.Errorf("ChainID = %s, want %s", got, want)
 	}
 }
+
+func TestStateDirIsPrivate(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "state")
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
+	}
+}
