@@ -33,16 +33,21 @@ import (
 // whiteout, whatever it held). An entry whose type changed is written whole,
 // so Apply replaces it; a directory that replaced a file is written with all
 // of its contents. A directory whose own metadata changed is written
-// without its unchanged children. WriteDiff does not close w.
+// without its unchanged children. Every change comes with its ancestor
+// directories, as an overlayfs upper dir holds them, so that both
+// snapshotters give the same layer and a layer never relies on Apply to
+// invent a parent. WriteDiff does not close w.
 func WriteDiff(ctx context.Context, w io.Writer, lowerDir, upperDir string, opts TarOptions) error {
 	tw := newTreeWriter(w, opts)
-	if err := tw.writeDiff(ctx, lowerDir, upperDir, ""); err != nil {
+	if err := tw.writeDiff(ctx, lowerDir, upperDir, "", func() error { return nil }); err != nil {
 		return fmt.Errorf("writing diff of %s against %s: %w", upperDir, lowerDir, err)
 	}
 	return tw.close()
 }
 
-func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel string) error {
+// writeDiff writes the changes under upperDir; parent writes the entries
+// of the directories above, once, before the first change here.
+func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel string, parent func() error) error {
 	lowerNames, err := readDirNames(lowerDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -59,6 +64,9 @@ func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel stri
 		var ust, lst unix.Stat_t
 		uerr := unix.Lstat(up, &ust)
 		if errors.Is(uerr, unix.ENOENT) {
+			if err := parent(); err != nil {
+				return err
+			}
 			if err := w.writeMarker(rel + whiteoutPrefix + name); err != nil {
 				return err
 			}
@@ -69,6 +77,9 @@ func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel stri
 		}
 		lerr := unix.Lstat(lp, &lst)
 		if errors.Is(lerr, unix.ENOENT) || (lerr == nil && lst.Mode&unix.S_IFMT != ust.Mode&unix.S_IFMT) {
+			if err := parent(); err != nil {
+				return err
+			}
 			if err := w.writeEntry(ctx, up, rel+name, &ust, true); err != nil {
 				return err
 			}
@@ -82,12 +93,27 @@ func (w *treeWriter) writeDiff(ctx context.Context, lowerDir, upperDir, rel stri
 			return err
 		}
 		if changed {
+			if err := parent(); err != nil {
+				return err
+			}
 			if err := w.writeEntry(ctx, up, rel+name, &ust, false); err != nil {
 				return err
 			}
 		}
 		if ust.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if err := w.writeDiff(ctx, lp, up, rel+name+"/"); err != nil {
+			written := changed
+			dirUp, dirRel, dirSt := up, rel+name, ust
+			child := func() error {
+				if written {
+					return nil
+				}
+				if err := parent(); err != nil {
+					return err
+				}
+				written = true
+				return w.writeEntry(ctx, dirUp, dirRel, &dirSt, false)
+			}
+			if err := w.writeDiff(ctx, lp, up, rel+name+"/", child); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,37 @@ func TestCopyModeSeesRestoredMtime(t *testing.T) {
 	}
 	if names := entryNames(t, buf.Bytes()); len(names) == 0 {
 		t.Errorf("the diff is empty: a content change with the mtime put back was missed")
+	}
+}
+
+// TestModesGiveSameDiff: rewriting a file deep in the tree gives the same
+// layer entries in both snapshotters (the copying differ writes the
+// ancestors an overlay upper dir holds).
+func TestModesGiveSameDiff(t *testing.T) {
+	var got [2][]string
+	for i, copyMode := range []bool{false, true} {
+		s := newSnapshotter(t, copyMode)
+		ctx := context.Background()
+		base := tarOf(t, [2]string{"home/u/f", "old"}, [2]string{"home/u/g", "keep"})
+		c := diffID(base)
+		if err := s.Unpack(ctx, c, bytes.NewReader(base)); err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.Prepare(ctx, []v1.Hash{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(a.Root(), "home/u/f"), []byte("new content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := a.WriteDiff(ctx, &buf, layer.TarOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		a.Release()
+		got[i] = entryNames(t, buf.Bytes())
+	}
+	if strings.Join(got[0], " ") != strings.Join(got[1], " ") {
+		t.Errorf("overlay diff %v, copy diff %v", got[0], got[1])
 	}
 }
