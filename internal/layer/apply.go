@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -52,11 +54,27 @@ const (
 // is replaced, except that a directory over a directory merges. Missing
 // parent directories are created with mode 0755.
 func Apply(ctx context.Context, r io.Reader, dir string, mode ApplyMode) error {
+	return ApplyWith(ctx, r, dir, mode, ApplyOptions{})
+}
+
+// ApplyOptions refine Apply.
+type ApplyOptions struct {
+	// Parent is the merged filesystem below the layer. A parent directory
+	// the tar does not list is then created with the mode, owner and mtime
+	// it has there, instead of 0755 root: in an overlay lower dir a
+	// directory's own metadata hides the one below, so inventing it would
+	// change the filesystem (a sticky /tmp, a private home).
+	Parent string
+}
+
+// ApplyWith is Apply with options.
+func ApplyWith(ctx context.Context, r io.Reader, dir string, mode ApplyMode, opts ApplyOptions) error {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return fmt.Errorf("applying layer to %s: %w", dir, err)
 	}
 	a := &applier{
+		parent:   opts.Parent,
 		root:     root,
 		mode:     mode,
 		asRoot:   os.Geteuid() == 0,
@@ -83,6 +101,7 @@ func Apply(ctx context.Context, r io.Reader, dir string, mode ApplyMode) error {
 }
 
 type applier struct {
+	parent string // ApplyOptions.Parent
 	root   string
 	mode   ApplyMode
 	asRoot bool
@@ -121,6 +140,11 @@ func (a *applier) resolve(rel string, create bool) (string, error) {
 	for p := parent; p != "."; p = path.Dir(p) {
 		if a.symlinks[p] {
 			return "", fmt.Errorf("%w: %q goes through symlink %q created by the same layer", ErrUnsafePath, rel, p)
+		}
+	}
+	if create && a.parent != "" {
+		if err := a.mkParents(parent); err != nil {
+			return "", err
 		}
 	}
 	dir, err := securejoin.SecureJoin(a.root, parent)
@@ -260,6 +284,47 @@ func (a *applier) hardlink(target string, hdr *tar.Header) error {
 	}
 	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, target, 0); err != nil {
 		return fmt.Errorf("creating hard link to %q: %w", hdr.Linkname, err)
+	}
+	return nil
+}
+
+// mkParents creates the missing directories of rel one by one, each with
+// the metadata the same path has in the parent filesystem (when it is a
+// directory there), and times set at the end like the tar's directories.
+func (a *applier) mkParents(rel string) error {
+	cur := "."
+	for _, comp := range strings.Split(rel, "/") {
+		if comp == "" || comp == "." {
+			continue
+		}
+		cur = path.Join(cur, comp)
+		host, err := securejoin.SecureJoin(a.root, cur)
+		if err != nil {
+			return fmt.Errorf("resolving %s: %w", cur, err)
+		}
+		if _, err := os.Lstat(host); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			continue // there (or unreadable: MkdirAll will say)
+		}
+		below, err := securejoin.SecureJoin(a.parent, cur)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(below, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue // MkdirAll makes it 0755, as nothing is below
+		}
+		if err := unix.Mkdir(host, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating parent directory %s: %w", cur, err)
+		}
+		hdr := &tar.Header{
+			Name: cur + "/", Typeflag: tar.TypeDir, Mode: int64(st.Mode & 0o7777),
+			Uid: int(st.Uid), Gid: int(st.Gid),
+			ModTime: time.Unix(st.Mtim.Unix()), AccessTime: time.Unix(st.Atim.Unix()),
+		}
+		if err := a.owner(host, hdr); err != nil {
+			return err
+		}
+		a.dirs = append(a.dirs, dirMeta{rel: cur, path: host, hdr: hdr})
 	}
 	return nil
 }

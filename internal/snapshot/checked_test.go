@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -24,13 +25,13 @@ func TestUnpackCheckedRefusesWrongDiffID(t *testing.T) {
 		good := diffID(data)
 		bad := v1.Hash{Algorithm: "sha256", Hex: "00" + good.Hex[2:]}
 		chain := v1.Hash{Algorithm: "sha256", Hex: "11" + good.Hex[2:]}
-		if err := s.UnpackChecked(context.Background(), chain, bad, bytes.NewReader(data)); err == nil {
+		if err := s.UnpackChecked(context.Background(), chain, bad, nil, bytes.NewReader(data)); err == nil {
 			t.Errorf("copy=%v: a wrong diff ID was accepted", copyMode)
 		}
 		if s.Has(chain) {
 			t.Errorf("copy=%v: the refused layer was kept", copyMode)
 		}
-		if err := s.UnpackChecked(context.Background(), chain, good, bytes.NewReader(data)); err != nil {
+		if err := s.UnpackChecked(context.Background(), chain, good, nil, bytes.NewReader(data)); err != nil {
 			t.Errorf("copy=%v: the right diff ID was refused: %v", copyMode, err)
 		}
 	}
@@ -119,5 +120,98 @@ func TestModesGiveSameDiff(t *testing.T) {
 	}
 	if strings.Join(got[0], " ") != strings.Join(got[1], " ") {
 		t.Errorf("overlay diff %v, copy diff %v", got[0], got[1])
+	}
+}
+
+// TestUnpackKeepsParentDirs: a layer that lists only home/u/f does not
+// turn a private home/u (or a sticky tmp) into a 0755 root directory.
+func TestUnpackKeepsParentDirs(t *testing.T) {
+	for _, copyMode := range []bool{false, true} {
+		s := newSnapshotter(t, copyMode)
+		ctx := context.Background()
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, h := range []*tar.Header{
+			{Name: "home/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: "home/u/", Typeflag: tar.TypeDir, Mode: 0o700, Uid: 1000, Gid: 1000},
+			{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
+		} {
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tw.Close()
+		base := buf.Bytes()
+		c1 := diffID(base)
+		if err := s.UnpackChecked(ctx, c1, c1, nil, bytes.NewReader(base)); err != nil {
+			t.Fatal(err)
+		}
+		top := tarOf(t, [2]string{"home/u/f", "x"}, [2]string{"tmp/x", "y"})
+		// tarOf writes parent entries; drop them to make the layer bare.
+		bare := stripDirs(t, top)
+		c2 := v1.Hash{Algorithm: "sha256", Hex: "3c" + c1.Hex[2:]}
+		if err := s.UnpackChecked(ctx, c2, diffID(bare), []v1.Hash{c1}, bytes.NewReader(bare)); err != nil {
+			t.Fatal(err)
+		}
+		root, release, err := s.View(ctx, []v1.Hash{c1, c2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]os.FileMode{"home/u": 0o700, "tmp": 0o777 | os.ModeSticky} {
+			fi, err := os.Stat(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode() & (os.ModePerm | os.ModeSticky); got != want {
+				t.Errorf("copy=%v: %s mode %v, want %v", copyMode, name, got, want)
+			}
+		}
+		release()
+	}
+}
+
+// stripDirs returns the tar without its directory entries.
+func stripDirs(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeDir {
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	return out.Bytes()
+}
+
+// TestHasNeedsTheFullChainID: two chain IDs that share the directory
+// prefix are not confused.
+func TestHasNeedsTheFullChainID(t *testing.T) {
+	s := newSnapshotter(t, false)
+	data := tarOf(t, [2]string{"f", "x"})
+	a := diffID(data)
+	b := v1.Hash{Algorithm: "sha256", Hex: a.Hex[:16] + strings.Repeat("0", 48)}
+	if err := s.Unpack(context.Background(), a, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(b) {
+		t.Errorf("Has(%s) is true after unpacking %s only", b, a)
+	}
+	if err := s.Unpack(context.Background(), b, bytes.NewReader(data)); err == nil {
+		t.Errorf("unpacking a chain whose directory holds another chain succeeded")
 	}
 }

@@ -104,8 +104,15 @@ func (s *Snapshotter) dir(chainID v1.Hash) string {
 
 // Has reports whether chainID has been unpacked or committed.
 func (s *Snapshotter) Has(chainID v1.Hash) bool {
-	_, err := os.Lstat(filepath.Join(s.dir(chainID), "chain"))
-	return err == nil
+	return s.holds(chainID)
+}
+
+// holds reports whether the directory of chainID holds that very chain:
+// directories are named by a prefix of the chain ID, so the full ID in the
+// chain file decides.
+func (s *Snapshotter) holds(chainID v1.Hash) bool {
+	b, err := os.ReadFile(filepath.Join(s.dir(chainID), "chain"))
+	return err == nil && strings.TrimSpace(string(b)) == chainID.String()
 }
 
 // touch records a use of chainID for Usage.
@@ -132,7 +139,11 @@ func (s *Snapshotter) publish(dir string, chainID v1.Hash) error {
 	}
 	err := os.Rename(dir, s.dir(chainID))
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-		return os.RemoveAll(dir)
+		os.RemoveAll(dir)
+		if !s.holds(chainID) {
+			return fmt.Errorf("storing snapshot %s: its directory holds another chain", chainID)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("storing snapshot %s: %w", chainID, err)
@@ -147,15 +158,26 @@ func (s *Snapshotter) publish(dir string, chainID v1.Hash) error {
 // no half snapshot and two concurrent Unpacks of one chainID both succeed
 // with one copy kept. Unpack refuses unsafe tars (see layer.Apply).
 func (s *Snapshotter) Unpack(ctx context.Context, chainID v1.Hash, r io.Reader) error {
-	return s.UnpackChecked(ctx, chainID, v1.Hash{}, r)
+	return s.UnpackChecked(ctx, chainID, v1.Hash{}, nil, r)
 }
 
 // UnpackChecked is Unpack that also reads r to its end (so a verifying
 // reader underneath sees EOF and checks its digest) and checks that the
 // bytes hash to diffID before publishing; a zero diffID skips the check.
-func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash, r io.Reader) error {
+// parents is the chain below (bottom first, already unpacked): a
+// directory the tar does not list but needs is then made as it is there.
+func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash, parents []v1.Hash, r io.Reader) error {
 	if s.Has(chainID) {
 		return nil
+	}
+	var applyOpts layer.ApplyOptions
+	if s.mode == ModeOverlay && len(parents) > 0 {
+		below, release, err := s.View(ctx, parents)
+		if err != nil {
+			return fmt.Errorf("unpacking %s: viewing its parent: %w", chainID, err)
+		}
+		defer release()
+		applyOpts.Parent = below
 	}
 	h := sha256.New()
 	r = io.TeeReader(r, h)
@@ -180,7 +202,7 @@ func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash
 		if err := os.Mkdir(fsDir, 0o755); err != nil {
 			return fmt.Errorf("unpacking %s: %w", chainID, err)
 		}
-		if err := layer.Apply(ctx, r, fsDir, layer.ApplyOverlay); err != nil {
+		if err := layer.ApplyWith(ctx, r, fsDir, layer.ApplyOverlay, applyOpts); err != nil {
 			return fmt.Errorf("unpacking %s: %w", chainID, err)
 		}
 	} else if err := storeFile(filepath.Join(stage, "tar"), r); err != nil {

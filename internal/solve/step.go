@@ -239,14 +239,14 @@ func (s *Solver) unpack(ctx context.Context, st *state) error {
 		if s.opts.Snapshotter.Has(id) {
 			continue
 		}
-		if err := s.unpackLayer(ctx, id, st.layers[i]); err != nil {
+		if err := s.unpackLayer(ctx, id, chain[:i], st.layers[i]); err != nil {
 			return fmt.Errorf("unpacking layer %s: %w", st.layers[i].desc.Digest, err)
 		}
 	}
 	return nil
 }
 
-func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, l layerRef) error {
+func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash, l layerRef) error {
 	if v, ok := s.imported.Load(l.desc.Digest); ok {
 		// Fetch an imported layer with the step's context (Ctrl-C stops it).
 		if err := v.(*importedLayer).ensure(ctx); err != nil {
@@ -258,7 +258,7 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, l layerRef) error 
 		return err
 	}
 	defer rc.Close()
-	return s.opts.Snapshotter.UnpackChecked(ctx, id, l.desc.DiffID, rc)
+	return s.opts.Snapshotter.UnpackChecked(ctx, id, l.desc.DiffID, parents, rc)
 }
 
 // commitDiff turns the active snapshot's changes into a compressed layer
