@@ -215,3 +215,47 @@ func TestHasNeedsTheFullChainID(t *testing.T) {
 		t.Errorf("unpacking a chain whose directory holds another chain succeeded")
 	}
 }
+
+// TestModeSwitchDropsSnapshots: a state dir used in overlay mode and then
+// in copy mode (or back) does not serve the other mode's snapshots.
+func TestModeSwitchDropsSnapshots(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	data := tarOf(t, [2]string{"f", "x"})
+	id := diffID(data)
+	over, err := New(Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if over.Mode() != ModeOverlay {
+		t.Skip("overlayfs unavailable")
+	}
+	if err := over.Unpack(ctx, id, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := New(Options{Root: root, ForceCopy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Has(id) {
+		t.Fatalf("copy mode sees the overlay snapshot")
+	}
+	if err := cp.Unpack(ctx, id, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	v, release, err := cp.View(ctx, []v1.Hash{id})
+	if err != nil {
+		t.Fatalf("copy mode cannot use its own snapshot: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(v, "f")); string(b) != "x" {
+		t.Errorf("f = %q", b)
+	}
+	release()
+	again, err := New(Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Has(id) {
+		t.Errorf("overlay mode sees the copy-mode snapshot")
+	}
+}

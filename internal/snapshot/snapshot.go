@@ -71,15 +71,50 @@ func New(opts Options) (*Snapshotter, error) {
 		}
 	}
 	s := &Snapshotter{root: root, mode: ModeCopy}
-	if opts.ForceCopy {
-		return s, nil
+	if !opts.ForceCopy {
+		if mountOpts, err := probeOverlay(root); err != nil {
+			s.fallback = err
+		} else {
+			s.mode, s.mountOpts = ModeOverlay, mountOpts
+		}
 	}
-	if mountOpts, err := probeOverlay(root); err != nil {
-		s.fallback = err
-	} else {
-		s.mode, s.mountOpts = ModeOverlay, mountOpts
+	if err := s.switchMode(); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// switchMode drops the snapshots of the other mode when the mode changed
+// since the last use of root (a state dir moved to a host without
+// overlayfs, or --copy-snapshots): they are stored differently, and are
+// only a cache of the store's blobs.
+func (s *Snapshotter) switchMode() error {
+	marker := filepath.Join(s.root, "mode")
+	b, err := os.ReadFile(marker)
+	if err == nil && strings.TrimSpace(string(b)) == s.mode {
+		return nil
+	}
+	if err == nil || hasEntries(filepath.Join(s.root, "sn")) {
+		stage, err := s.stage()
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(s.root, "sn"), filepath.Join(stage, "sn")); err != nil {
+			return fmt.Errorf("dropping %s snapshots: %w", strings.TrimSpace(string(b)), err)
+		}
+		if err := os.Mkdir(filepath.Join(s.root, "sn"), 0o700); err != nil {
+			return err
+		}
+		if err := os.RemoveAll(stage); err != nil {
+			return fmt.Errorf("dropping old snapshots: %w", err)
+		}
+	}
+	return os.WriteFile(marker, []byte(s.mode+"\n"), 0o600)
+}
+
+func hasEntries(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) > 0
 }
 
 // Mode returns ModeOverlay ("overlayfs") or ModeCopy ("copy").
