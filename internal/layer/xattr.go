@@ -30,7 +30,10 @@ func readXattrs(path string) (map[string]string, error) {
 	}
 	var out map[string]string
 	for _, name := range names {
-		if strings.HasPrefix(name, overlayXattr) {
+		// Overlay bookkeeping, and the host's SELinux labels (which would
+		// carry the build host into the layer and break reproducibility;
+		// Docker leaves them out too).
+		if strings.HasPrefix(name, overlayXattr) || name == "security.selinux" {
 			continue
 		}
 		val, err := getXattr(path, name)

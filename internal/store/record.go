@@ -103,6 +103,11 @@ func decodeRecord(b []byte) (*Record, error) {
 			return nil, fmt.Errorf("bad layer digest %q", l.Digest)
 		}
 	}
+	if r.Canonical != "" {
+		if _, err := recordFile(r.Canonical); err != nil {
+			return nil, fmt.Errorf("bad canonical key: %w", err)
+		}
+	}
 	return &r, nil
 }
 
