@@ -107,14 +107,15 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 			return err
 		}
 		n := node{
-			rel:   path.Join(target, e.rel),
-			mode:  e.fi.Mode(),
-			uid:   int(e.st.Uid),
-			gid:   int(e.st.Gid),
-			mtime: time.Unix(0, e.st.Mtim.Nano()),
-			atime: time.Unix(0, e.st.Atim.Nano()),
-			link:  e.link,
-			rdev:  e.st.Rdev,
+			rel:    path.Join(target, e.rel),
+			mode:   e.fi.Mode(),
+			uid:    int(e.st.Uid),
+			gid:    int(e.st.Gid),
+			mtime:  time.Unix(0, e.st.Mtim.Nano()),
+			atime:  time.Unix(0, e.st.Atim.Nano()),
+			link:   e.link,
+			rdev:   e.st.Rdev,
+			xattrs: e.xattrs,
 			// The match's own directory keeps its metadata when it exists.
 			keepExisting: m.Dir && e.rel == "",
 		}
@@ -139,6 +140,7 @@ type node struct {
 	rdev         uint64
 	content      func() (io.ReadCloser, error)
 	keepExisting bool // an existing directory keeps its metadata
+	xattrs       map[string]string
 }
 
 // writer writes nodes under root without leaving it.
@@ -347,9 +349,14 @@ func (w *writer) meta(p string, n node) error {
 	if err := w.owner(p, n.uid, n.gid, false); err != nil {
 		return err
 	}
-	// After chown, which clears setuid and setgid.
+	// After chown, which clears setuid and setgid (and file capabilities).
 	if err := os.Chmod(p, w.perm(n.mode)); err != nil {
 		return err
+	}
+	for k, v := range n.xattrs {
+		if err := unix.Lsetxattr(p, k, []byte(v), 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("setting xattr %s on /%s: %w", k, n.rel, err)
+		}
 	}
 	return setTimes(p, n, false)
 }

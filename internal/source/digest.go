@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -46,8 +48,8 @@ func (t *Tree) Digest(ctx context.Context, matches []Match) (string, error) {
 			if t.opts.IgnoreOwners {
 				owner = "-"
 			}
-			fmt.Fprintf(h, "%q %c %o %s %q %s\n", e.rel, typeChar(e.fi.Mode()),
-				uint32(e.fi.Mode()&modeBits), owner, e.link, content)
+			fmt.Fprintf(h, "%q %c %o %s %q %s%s\n", e.rel, typeChar(e.fi.Mode()),
+				uint32(e.fi.Mode()&modeBits), owner, e.link, content, xattrLine(e.xattrs))
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
@@ -107,4 +109,22 @@ func (t *Tree) fileSum(e entry) (string, error) {
 		t.cache.put(e.src, st, sum)
 	}
 	return sum, nil
+}
+
+// xattrLine is the xattrs of an entry as they enter its digest line; ""
+// for none, so entries without xattrs digest as they always did.
+func xattrLine(x map[string]string) string {
+	if len(x) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(x))
+	for k := range x {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " x:%q=%q", k, x[k])
+	}
+	return b.String()
 }

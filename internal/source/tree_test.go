@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestExcludeStateDir: a path given in Exclude does not exist for the
@@ -40,5 +42,51 @@ func TestExcludeStateDir(t *testing.T) {
 	}
 	if _, err := tr.Select([]string{".kiln/tmp/s1/secret"}); err == nil {
 		t.Errorf("a file in the excluded dir can be selected")
+	}
+}
+
+// TestXattrsCopiedAndDigested: a file's xattrs (file capabilities above
+// all) are copied, and changing one changes the digest.
+func TestXattrsCopiedAndDigested(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "ping")
+	if err := os.WriteFile(p, []byte("bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("one"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	digest := func() string {
+		tr, err := Open(root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := tr.Select([]string{"ping"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tr.Digest(context.Background(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := t.TempDir()
+		if err := tr.CopyInto(context.Background(), ms, dst, CopyRequest{Dest: "/ping", UID: 0, GID: 0}); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		n, err := unix.Lgetxattr(filepath.Join(dst, "ping"), "user.kiln.test", buf)
+		if err != nil {
+			t.Errorf("the copy lost its xattr: %v", err)
+		} else if want, _ := unix.Lgetxattr(p, "user.kiln.test", make([]byte, 16)); n != want {
+			t.Errorf("copied xattr has %d bytes, want %d", n, want)
+		}
+		return d
+	}
+	d1 := digest()
+	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("two"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if d2 := digest(); d1 == d2 {
+		t.Errorf("changing an xattr kept the digest %s", d1)
 	}
 }

@@ -2,10 +2,13 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"syscall"
 )
 
@@ -16,6 +19,9 @@ type entry struct {
 	fi   fs.FileInfo
 	st   *syscall.Stat_t
 	link string // symlink target
+	// xattrs are the extended attributes a copy keeps (file capabilities
+	// above all), nil for none.
+	xattrs map[string]string
 }
 
 // walk lists what copying m copies, parents before children, siblings in
@@ -84,6 +90,43 @@ func (t *Tree) entry(src, rel string) (entry, error) {
 		if e.link, err = os.Readlink(t.abs(src)); err != nil {
 			return entry{}, err
 		}
+	} else if e.xattrs, err = readXattrs(t.abs(src)); err != nil {
+		return entry{}, fmt.Errorf("reading xattrs of %s: %w", src, err)
 	}
 	return e, nil
+}
+
+// readXattrs reads the extended attributes of p that a copy keeps: not
+// SELinux labels (the host's) nor overlay bookkeeping.
+func readXattrs(p string) (map[string]string, error) {
+	size, err := unix.Llistxattr(p, nil)
+	if err != nil || size == 0 {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(p, buf); err != nil {
+		return nil, err
+	}
+	var out map[string]string
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:size]), "\x00"), "\x00") {
+		if name == "" || name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		n, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			continue // removed since listing
+		}
+		val := make([]byte, n)
+		if n, err = unix.Lgetxattr(p, name, val); err != nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = string(val[:n])
+	}
+	return out, nil
 }
