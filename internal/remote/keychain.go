@@ -194,6 +194,9 @@ func helperStore(ctx context.Context, helper, serverURL, user, secret string) er
 // enters an error: only the first line of what it wrote to stdout or stderr
 // when it failed, which by protocol is its error message, not a secret.
 func runHelper(ctx context.Context, helper, action, input string) ([]byte, error) {
+	if helper == "" || strings.ContainsAny(helper, "/\\") || strings.HasPrefix(helper, ".") {
+		return nil, fmt.Errorf("credential helper name %q is not a plain name", helper)
+	}
 	cmd := exec.CommandContext(ctx, "docker-credential-"+helper, action)
 	cmd.Stdin = strings.NewReader(input)
 	var stdout, stderr bytes.Buffer
