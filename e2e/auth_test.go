@@ -2,18 +2,11 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,79 +30,15 @@ type authRegistry struct {
 	caPool *x509.CertPool
 }
 
-// writePEM writes one PEM block to path.
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// makeCerts writes into dir a self-signed CA (ca.pem) and a server
-// certificate for 127.0.0.1 signed by it (server.pem, server-key.pem).
-func makeCerts(t *testing.T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kiln e2e CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile = filepath.Join(dir, "ca.pem")
-	certFile = filepath.Join(dir, "server.pem")
-	keyFile = filepath.Join(dir, "server-key.pem")
-	writePEM(t, caFile, "CERTIFICATE", caDER)
-	writePEM(t, certFile, "CERTIFICATE", srvDER)
-	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-	pool = x509.NewCertPool()
-	pool.AddCert(caCert)
-	return caFile, certFile, keyFile, pool
-}
-
 // startAuthRegistry starts docker-registry with htpasswd auth (user,
 // password, bcrypt through the htpasswd binary) over TLS.
 func startAuthRegistry(t *testing.T, user, password string) authRegistry {
 	t.Helper()
 	need(t, "docker-registry", "htpasswd")
 	dir := t.TempDir()
-	caFile, certFile, keyFile, pool := makeCerts(t, dir)
+	pki := imagetest.NewPKI(t)
+	caFile, certFile, keyFile := pki.WriteFiles(t, dir)
+	pool := pki.Pool
 	out, err := exec.Command("htpasswd", "-Bbn", user, password).Output()
 	if err != nil {
 		t.Fatalf("htpasswd: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // kilnBin is the kiln binary built once for the whole package.
@@ -144,52 +145,5 @@ func startRegistry(t *testing.T, extraConfig string) string {
 func startRegistryData(t *testing.T, extraConfig string) (string, string) {
 	t.Helper()
 	need(t, "docker-registry")
-	dir := t.TempDir()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-%s`, filepath.Join(dir, "data"), addr, extraConfig)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("docker-registry", "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting docker-registry: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			if strings.Contains(extraConfig, "tls:") {
-				return addr, filepath.Join(dir, "data")
-			}
-			resp, err := http.Get("http://" + addr + "/v2/")
-			if err == nil {
-				resp.Body.Close()
-				return addr, filepath.Join(dir, "data")
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not start on %s:\n%s", addr, logs.String())
-	return "", ""
+	return imagetest.DockerRegistry(t, extraConfig)
 }

@@ -2,82 +2,21 @@ package remote
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
-const dockerRegistryBin = "/usr/bin/docker-registry"
-
 // startDockerRegistry runs the real distribution registry on a free
-// 127.0.0.1 port with filesystem storage in a temp dir, and returns its
-// HOST:PORT. It skips when the binary is missing, unless KILN_E2E is set.
+// 127.0.0.1 port and returns its HOST:PORT.
 func startDockerRegistry(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(dockerRegistryBin); err != nil {
-		if os.Getenv("KILN_E2E") != "" {
-			t.Fatalf("KILN_E2E is set but %s is missing: %v", dockerRegistryBin, err)
-		}
-		t.Skipf("%s not installed (set KILN_E2E to make this a failure)", dockerRegistryBin)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "data"), addr)
-	cfgPath := writeFile(t, dir, "config.yml", []byte(cfg))
-	cmd := exec.Command(dockerRegistryBin, "serve", cfgPath)
-	out, err := os.Create(filepath.Join(dir, "registry.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", dockerRegistryBin, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		out.Close()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-			t.Fatalf("docker-registry on %s not ready: %v\n%s", addr, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	addr, _ := imagetest.DockerRegistry(t, "")
+	return addr
 }
 
 func TestDockerRegistryE2E(t *testing.T) {
