@@ -161,7 +161,13 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		inUserNS:   inUserNamespace(),
 	})
 	mps, err := makeMountPoints(spec.Root, cfg.Mounts)
+	// gone is false while a container may still run in Root: its processes
+	// could then race symlink swaps against the removal of mount points.
+	gone := true
 	defer func() {
+		if !gone {
+			return
+		}
 		if rerr := mps.remove(); rerr != nil && err == nil {
 			err = rerr
 		}
@@ -182,8 +188,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err != nil {
 		return err
 	}
+	gone = false
 	defer func() {
-		if derr := r.delete(id); derr != nil && err == nil {
+		derr := r.delete(id)
+		gone = derr == nil
+		if derr != nil && err == nil {
 			err = derr
 		}
 	}()
