@@ -30,6 +30,9 @@ func (p *planner) resolveStages() error {
 		if err := p.resolveBase(s); err != nil {
 			return err
 		}
+		if err := p.triggerDeps(s); err != nil {
+			return err
+		}
 		for _, c := range s.cmds {
 			froms, err := p.commandFroms(c)
 			if err != nil {
@@ -43,6 +46,40 @@ func (p *planner) resolveStages() error {
 				if dep != nil {
 					s.deps = append(s.deps, dep)
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// triggerDeps adds to s the stages that the ONBUILD triggers of its base
+// stage read (ONBUILD COPY --from=x): they fire in s, so s needs them, as
+// BuildKit has it.
+func (p *planner) triggerDeps(s *stage) error {
+	if s.baseStage == nil {
+		return nil
+	}
+	var exprs []string
+	for _, c := range s.baseStage.cmds {
+		if oc, ok := c.cmd.(*instructions.OnbuildCommand); ok {
+			exprs = append(exprs, oc.Expression)
+		}
+	}
+	if len(exprs) == 0 {
+		return nil
+	}
+	trigs, err := p.parseTriggers(s, exprs)
+	if err != nil {
+		return err
+	}
+	for _, c := range trigs {
+		froms, err := p.commandFroms(c)
+		if err != nil {
+			return p.errAt(s.line, err)
+		}
+		for _, f := range froms {
+			if dep, _, err := p.resolveFrom(s, f.from); err == nil && dep != nil {
+				s.deps = append(s.deps, dep)
 			}
 		}
 	}
