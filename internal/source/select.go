@@ -84,8 +84,14 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 		// the real directory, and drop what does not exist.
 		cands = cands[:0]
 		for _, c := range next {
-			if t.excluded(c.real) && (t.isHidden(c.real) || !t.mayIncludeUnder()) {
-				continue
+			if t.excluded(c.real) {
+				// An excluded entry is looked into only when it is a real
+				// directory a "!" pattern may bring files back from; an
+				// excluded symlink is never followed.
+				fi, err := os.Lstat(t.abs(c.real))
+				if t.isHidden(c.real) || !t.mayIncludeUnder() || err != nil || !fi.IsDir() {
+					continue
+				}
 			}
 			r, err := t.resolve(c.real)
 			if errors.Is(err, errEscape) {

@@ -90,3 +90,27 @@ func TestXattrsCopiedAndDigested(t *testing.T) {
 		t.Errorf("changing an xattr kept the digest %s", d1)
 	}
 }
+
+// TestExcludedSymlinkNotFollowed: an excluded symlink stays excluded when
+// .dockerignore also has "!" patterns.
+func TestExcludedSymlinkNotFollowed(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "real", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, ignore := range [][]string{{"link"}, {"link", "!keep"}} {
+		tr, err := Open(root, Options{Ignore: ignore})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.Select([]string{"link"}); err == nil {
+			t.Errorf("ignore %q: the excluded symlink was selected", ignore)
+		}
+	}
+}
