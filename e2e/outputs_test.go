@@ -472,12 +472,12 @@ func TestCopySnapshotter(t *testing.T) {
 	dCopy, copied, stCopy := build("--copy-snapshots")
 
 	// Each build used the snapshotter asked for: overlay keeps layer
-	// trees (sn/sn/*/fs), the copying one layer tars (sn/sn/*/tar).
+	// trees (sn/sn/*/fs), the copying one layer tars (sn/sc/*/tar).
 	for _, c := range []struct {
-		state, want, notWant string
-	}{{stOverlay, "fs", "tar"}, {stCopy, "tar", "fs"}} {
-		got, _ := filepath.Glob(filepath.Join(c.state, "sn", "sn", "*", c.want))
-		bad, _ := filepath.Glob(filepath.Join(c.state, "sn", "sn", "*", c.notWant))
+		state, dir, want, notWant string
+	}{{stOverlay, "sn", "fs", "tar"}, {stCopy, "sc", "tar", "fs"}} {
+		got, _ := filepath.Glob(filepath.Join(c.state, "sn", c.dir, "*", c.want))
+		bad, _ := filepath.Glob(filepath.Join(c.state, "sn", "*", "*", c.notWant))
 		if len(got) == 0 || len(bad) != 0 {
 			t.Errorf("state %s: %d snapshots with %s, %d with %s; want some and none", c.state, len(got), c.want, len(bad), c.notWant)
 		}

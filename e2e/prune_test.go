@@ -37,7 +37,7 @@ func TestPrune(t *testing.T) {
 	// A local output makes the build read (and so store) every layer.
 	out := filepath.Join(t.TempDir(), "rootfs")
 	mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
-	stores := []string{"records", "blobs/sha256", "sn/sn"}
+	stores := []string{"records", "blobs/sha256", "sn/sn", "sn/sc"}
 	for _, d := range stores {
 		if len(dirEntries(t, filepath.Join(state, d))) == 0 {
 			t.Fatalf("after a build %s is empty: the test cannot tell a prune happened", d)

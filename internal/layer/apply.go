@@ -75,6 +75,7 @@ func ApplyWith(ctx context.Context, r io.Reader, dir string, mode ApplyMode, opt
 	}
 	a := &applier{
 		parent:   opts.Parent,
+		present:  map[string]bool{},
 		root:     root,
 		mode:     mode,
 		asRoot:   os.Geteuid() == 0,
@@ -102,9 +103,12 @@ func ApplyWith(ctx context.Context, r io.Reader, dir string, mode ApplyMode, opt
 
 type applier struct {
 	parent string // ApplyOptions.Parent
-	root   string
-	mode   ApplyMode
-	asRoot bool
+	// present holds directories known to exist (checked or made), so the
+	// parents of each entry are looked up once, not per entry.
+	present map[string]bool
+	root    string
+	mode    ApplyMode
+	asRoot  bool
 	// written holds the cleaned names this tar wrote, which an opaque
 	// marker must not remove.
 	written map[string]bool
@@ -292,6 +296,14 @@ func (a *applier) hardlink(target string, hdr *tar.Header) error {
 // the metadata the same path has in the parent filesystem (when it is a
 // directory there), and times set at the end like the tar's directories.
 func (a *applier) mkParents(rel string) error {
+	if a.present[rel] {
+		return nil
+	}
+	defer func() {
+		for p := rel; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+			a.present[p] = true
+		}
+	}()
 	cur := "."
 	for _, comp := range strings.Split(rel, "/") {
 		if comp == "" || comp == "." {
@@ -460,8 +472,15 @@ func setTimes(target string, hdr *tar.Header) error {
 // finish sets the mode and mtime of every directory written, deepest last
 // written first, now that nothing more is written inside them.
 func (a *applier) finish() error {
+	// A directory can be listed twice (made as a parent, then by its own
+	// later entry): the later listing wins, as it would in a plain untar.
+	done := map[string]bool{}
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		d := a.dirs[i]
+		if done[d.rel] {
+			continue
+		}
+		done[d.rel] = true
 		// A later entry may have swapped a parent for a symlink: act only
 		// on a path that still resolves, inside the root, to where it was.
 		if d.rel != "." {

@@ -71,3 +71,36 @@ func TestApplyRefusesEmptyWhiteout(t *testing.T) {
 		t.Errorf("d/f is gone: %v", err)
 	}
 }
+
+// TestApplyParentThenExplicitDir: a directory made from the parent's
+// metadata and later listed by the tar itself takes the tar's metadata.
+func TestApplyParentThenExplicitDir(t *testing.T) {
+	parent := t.TempDir()
+	if err := os.Mkdir(filepath.Join(parent, "d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	data := tarOf(t,
+		&tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644},
+		&tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755},
+	)
+	if err := ApplyWith(context.Background(), bytes.NewReader(data), root, ApplyOverlay, ApplyOptions{Parent: parent}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 {
+		t.Errorf("d mode %v, want the tar's 0755", fi.Mode().Perm())
+	}
+	// Without a later listing, the parent's metadata is kept.
+	root2 := t.TempDir()
+	data = tarOf(t, &tar.Header{Name: "d/f", Typeflag: tar.TypeReg, Mode: 0o644})
+	if err := ApplyWith(context.Background(), bytes.NewReader(data), root2, ApplyOverlay, ApplyOptions{Parent: parent}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(root2, "d")); fi.Mode().Perm() != 0o700 {
+		t.Errorf("implicit d mode %v, want the parent's 0700", fi.Mode().Perm())
+	}
+}

@@ -141,10 +141,10 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// httpGuard refuses plain HTTP to every registry that may not use it.
-// go-containerregistry falls back to HTTP on its own for private-range
-// addresses and *.localhost, which would send credentials in clear to
-// anyone on the path: only loopback and --insecure-registry hosts may.
+// httpGuard keeps plain HTTP to the registries that may use it: loopback
+// and --insecure-registry hosts. go-containerregistry picks HTTP on its own
+// for private-range addresses and *.localhost, which would send credentials
+// in clear to anyone on the path; their requests go out over TLS instead.
 type httpGuard struct {
 	inner http.RoundTripper
 	allow func(hostport string) bool
@@ -152,7 +152,11 @@ type httpGuard struct {
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.allow(req.URL.Host) {
-		return nil, fmt.Errorf("refusing plain HTTP to %s: only loopback registries and those given with --insecure-registry may use it", req.URL.Host)
+		// go-containerregistry picks http for private-range and *.localhost
+		// registries: speak TLS to them instead, never plain text.
+		r := req.Clone(req.Context())
+		r.URL.Scheme = "https"
+		return g.inner.RoundTrip(r)
 	}
 	return g.inner.RoundTrip(req)
 }

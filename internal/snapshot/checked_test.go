@@ -216,9 +216,10 @@ func TestHasNeedsTheFullChainID(t *testing.T) {
 	}
 }
 
-// TestModeSwitchDropsSnapshots: a state dir used in overlay mode and then
-// in copy mode (or back) does not serve the other mode's snapshots.
-func TestModeSwitchDropsSnapshots(t *testing.T) {
+// TestModeSwitchKeepsBoth: a state dir used in overlay mode and then in
+// copy mode (or back) never serves one mode's snapshot to the other, and
+// deletes neither.
+func TestModeSwitchKeepsBoth(t *testing.T) {
 	root := t.TempDir()
 	ctx := context.Background()
 	data := tarOf(t, [2]string{"f", "x"})
@@ -243,19 +244,24 @@ func TestModeSwitchDropsSnapshots(t *testing.T) {
 	if err := cp.Unpack(ctx, id, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	v, release, err := cp.View(ctx, []v1.Hash{id})
-	if err != nil {
-		t.Fatalf("copy mode cannot use its own snapshot: %v", err)
+	for _, s := range []*Snapshotter{cp, over} {
+		v, release, err := s.View(ctx, []v1.Hash{id})
+		if err != nil {
+			t.Fatalf("%s mode cannot use its own snapshot: %v", s.Mode(), err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(v, "f")); string(b) != "x" {
+			t.Errorf("%s: f = %q", s.Mode(), b)
+		}
+		release()
 	}
-	if b, _ := os.ReadFile(filepath.Join(v, "f")); string(b) != "x" {
-		t.Errorf("f = %q", b)
+	infos, err := over.Usage(ctx)
+	if err != nil || len(infos) != 2 {
+		t.Errorf("Usage lists %d snapshots (%v), want both modes' copies", len(infos), err)
 	}
-	release()
-	again, err := New(Options{Root: root})
-	if err != nil {
+	if err := over.Remove(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	if again.Has(id) {
-		t.Errorf("overlay mode sees the copy-mode snapshot")
+	if over.Has(id) || cp.Has(id) {
+		t.Errorf("Remove left a copy")
 	}
 }

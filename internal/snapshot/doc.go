@@ -27,8 +27,10 @@
 //
 //	sn/<16 hex of chain ID>/chain  full chain ID; its mtime is the last use
 //	sn/<16 hex>/fs                 overlayfs mode: the layer, overlay whiteouts
-//	sn/<16 hex>/tar                copy mode: the layer tar as unpacked
-//	sn/<16 hex>/m                  merged tree of the whole chain, when built
+//	sc/<16 hex>/tar                copy mode (its own directory, so the two
+//	                               modes never share or delete a snapshot):
+//	                               the layer tar as unpacked
+//	sc/<16 hex>/m                  merged tree of the whole chain, when built
 //	a/<n>/                         one Active or view (u, w, m, or r)
 //	tmp/<n>/                       staging; renamed into sn/ when complete
 //

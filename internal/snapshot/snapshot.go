@@ -65,7 +65,7 @@ func New(opts Options) (*Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating snapshotter in %s: %w", opts.Root, err)
 	}
-	for _, d := range []string{root, filepath.Join(root, "sn"), filepath.Join(root, "a"), filepath.Join(root, "tmp"), filepath.Join(root, "empty")} {
+	for _, d := range []string{root, filepath.Join(root, modeDir(ModeOverlay)), filepath.Join(root, modeDir(ModeCopy)), filepath.Join(root, "a"), filepath.Join(root, "tmp"), filepath.Join(root, "empty")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating snapshotter in %s: %w", root, err)
 		}
@@ -78,43 +78,18 @@ func New(opts Options) (*Snapshotter, error) {
 			s.mode, s.mountOpts = ModeOverlay, mountOpts
 		}
 	}
-	if err := s.switchMode(); err != nil {
-		return nil, err
-	}
 	return s, nil
 }
 
-// switchMode drops the snapshots of the other mode when the mode changed
-// since the last use of root (a state dir moved to a host without
-// overlayfs, or --copy-snapshots): they are stored differently, and are
-// only a cache of the store's blobs.
-func (s *Snapshotter) switchMode() error {
-	marker := filepath.Join(s.root, "mode")
-	b, err := os.ReadFile(marker)
-	if err == nil && strings.TrimSpace(string(b)) == s.mode {
-		return nil
+// modeDir is where the snapshots of a mode live. The two modes store a
+// snapshot differently, so each has its own directory: a state dir used in
+// both (a host without overlayfs, --copy-snapshots) keeps both, and a
+// switch never serves or deletes the other mode's snapshots.
+func modeDir(mode string) string {
+	if mode == ModeCopy {
+		return "sc"
 	}
-	if err == nil || hasEntries(filepath.Join(s.root, "sn")) {
-		stage, err := s.stage()
-		if err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(s.root, "sn"), filepath.Join(stage, "sn")); err != nil {
-			return fmt.Errorf("dropping %s snapshots: %w", strings.TrimSpace(string(b)), err)
-		}
-		if err := os.Mkdir(filepath.Join(s.root, "sn"), 0o700); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(stage); err != nil {
-			return fmt.Errorf("dropping old snapshots: %w", err)
-		}
-	}
-	return os.WriteFile(marker, []byte(s.mode+"\n"), 0o600)
-}
-
-func hasEntries(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	return err == nil && len(entries) > 0
+	return "sn"
 }
 
 // Mode returns ModeOverlay ("overlayfs") or ModeCopy ("copy").
@@ -134,7 +109,7 @@ func shortID(chainID v1.Hash) string {
 
 // dir is the snapshot directory of chainID.
 func (s *Snapshotter) dir(chainID v1.Hash) string {
-	return filepath.Join(s.root, "sn", shortID(chainID))
+	return filepath.Join(s.root, modeDir(s.mode), shortID(chainID))
 }
 
 // Has reports whether chainID has been unpacked or committed.
@@ -273,7 +248,29 @@ type Info struct {
 
 // Usage lists the stored snapshots, least recently used first.
 func (s *Snapshotter) Usage(ctx context.Context) ([]Info, error) {
-	entries, err := os.ReadDir(filepath.Join(s.root, "sn"))
+	var out []Info
+	for _, mode := range []string{ModeOverlay, ModeCopy} {
+		infos, err := s.usageIn(ctx, modeDir(mode))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, infos...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LastUsed.Equal(out[j].LastUsed) {
+			return out[i].LastUsed.Before(out[j].LastUsed)
+		}
+		return out[i].ChainID.String() < out[j].ChainID.String()
+	})
+	return out, nil
+}
+
+// usageIn lists the snapshots under Root/sub.
+func (s *Snapshotter) usageIn(ctx context.Context, sub string) ([]Info, error) {
+	entries, err := os.ReadDir(filepath.Join(s.root, sub))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
@@ -282,7 +279,7 @@ func (s *Snapshotter) Usage(ctx context.Context) ([]Info, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(s.root, "sn", e.Name())
+		dir := filepath.Join(s.root, sub, e.Name())
 		chainFile := filepath.Join(dir, "chain")
 		b, err := os.ReadFile(chainFile)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -305,12 +302,6 @@ func (s *Snapshotter) Usage(ctx context.Context) ([]Info, error) {
 		}
 		out = append(out, Info{ChainID: id, Size: size, LastUsed: fi.ModTime()})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].LastUsed.Equal(out[j].LastUsed) {
-			return out[i].LastUsed.Before(out[j].LastUsed)
-		}
-		return out[i].ChainID.String() < out[j].ChainID.String()
-	})
 	return out, nil
 }
 
@@ -345,20 +336,29 @@ func diskUsage(dir string) (int64, error) {
 // that includes chainID cannot be prepared afterwards unless its own merged
 // tree was kept, so prune from the top of chains down.
 func (s *Snapshotter) Remove(ctx context.Context, chainID v1.Hash) error {
-	stage, err := s.stage()
-	if err != nil {
-		return err
+	removed := false
+	for _, mode := range []string{ModeOverlay, ModeCopy} {
+		dir := filepath.Join(s.root, modeDir(mode), shortID(chainID))
+		b, err := os.ReadFile(filepath.Join(dir, "chain"))
+		if err != nil || strings.TrimSpace(string(b)) != chainID.String() {
+			continue
+		}
+		stage, err := s.stage()
+		if err != nil {
+			return err
+		}
+		err = os.Rename(dir, filepath.Join(stage, "x"))
+		if err == nil {
+			err = os.RemoveAll(stage)
+		}
+		os.RemoveAll(stage)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing snapshot %s: %w", chainID, err)
+		}
+		removed = removed || err == nil
 	}
-	defer os.RemoveAll(stage)
-	err = os.Rename(s.dir(chainID), filepath.Join(stage, "x"))
-	if errors.Is(err, fs.ErrNotExist) {
+	if !removed {
 		return fmt.Errorf("removing snapshot %s: %w", chainID, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("removing snapshot %s: %w", chainID, err)
-	}
-	if err := os.RemoveAll(stage); err != nil {
-		return fmt.Errorf("removing snapshot %s: %w", chainID, err)
 	}
 	return nil
 }
