@@ -37,12 +37,18 @@ func TestPrune(t *testing.T) {
 	// A local output makes the build read (and so store) every layer.
 	out := filepath.Join(t.TempDir(), "rootfs")
 	mustKiln(t, state, nil, "build", "--progress", "plain", "-o", "type=local,dest="+out, ctxDir)
-	stores := []string{"records", "blobs/sha256", "sn/sn", "sn/sc"}
+	stores := []string{"records", "blobs/sha256", "sn/sn"}
 	for _, d := range stores {
 		if len(dirEntries(t, filepath.Join(state, d))) == 0 {
 			t.Fatalf("after a build %s is empty: the test cannot tell a prune happened", d)
 		}
 	}
+	// The copying snapshotter's own directory is pruned too.
+	mustKiln(t, state, nil, "build", "--progress", "plain", "--copy-snapshots", "--no-cache", ctxDir)
+	if len(dirEntries(t, filepath.Join(state, "sn/sc"))) == 0 {
+		t.Fatalf("after a --copy-snapshots build sn/sc is empty")
+	}
+	stores = append(stores, "sn/sc")
 
 	r := mustKiln(t, state, nil, "prune", "--all")
 	m := pruneLine.FindStringSubmatch(r.stdout)

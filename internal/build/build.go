@@ -234,7 +234,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 // A build running meanwhile keeps it from pruning (store.ErrInUse): the
 // next build will.
 func boundState(ctx context.Context, opts Options, sink progress.Sink) {
-	used, err := store.Usage(opts.StateDir)
+	if ctx.Err() != nil {
+		return
+	}
+	used, err := store.PrunableUsage(opts.StateDir)
 	if err != nil || used <= opts.StateMax {
 		return
 	}

@@ -40,6 +40,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 		in.Files = append(in.Files, cache.FileInput{Name: f.Name, Data: f.Data})
 	}
 	var mounts []exec.Mount
+	var sources []lazySource // bind sources made only if the step runs
 	var secretEnv []string
 	locked := map[string]bool{}
 	for _, m := range r.Mounts {
@@ -53,7 +54,8 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 			}
 			releases = append(releases, rel)
 			mi.Content = digest
-			mounts = append(mounts, exec.Mount{Type: "bind", Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
+			sources = append(sources, lazySource{index: len(mounts), get: src})
+			mounts = append(mounts, exec.Mount{Type: "bind", Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountCache:
 			dir, name, err := s.cacheMount(m)
 			if err != nil {
@@ -121,9 +123,22 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 	key := cache.RunKey(in)
 	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, release: release}
 	p.exec = func(ctx context.Context, root string) error {
+		for _, ls := range sources {
+			src, err := ls.get(ctx)
+			if err != nil {
+				return err
+			}
+			mounts[ls.index].Source = src
+		}
 		return s.run(ctx, step, root, network, append(append([]string(nil), r.Env...), secretEnv...), mounts)
 	}
 	return p, nil
+}
+
+// lazySource is the source of mounts[index], made when the step runs.
+type lazySource struct {
+	index int
+	get   func(ctx context.Context) (string, error)
 }
 
 // run executes argv in root and streams its output as progress events.
@@ -161,49 +176,63 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 	return nil
 }
 
-// bindSource returns the directory a RUN --mount=type=bind binds and the
-// content digest of what it binds. From the context, and for a writable
-// bind, it binds a private copy of exactly what the digest covers
+// bindSource returns the content digest of what a RUN --mount=type=bind
+// binds (the key needs it now) and a function that gives the directory to
+// bind, called only if the step runs. From the context, and for a writable
+// bind, that is a private copy of exactly what the digest covers
 // (.dockerignore applied; writes are discarded with the copy); from a stage
-// or image it binds the read-only view itself.
-func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.Stage]*stageRun) (string, string, func(), error) {
+// or image it is the read-only view itself.
+func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.Stage]*stageRun) (func(context.Context) (string, error), string, func(), error) {
 	srcPath := m.Source
 	if srcPath == "" {
 		srcPath = "."
 	}
 	tree, root, release, err := s.sourceTree(ctx, m.FromStage, m.FromImage, runs)
 	if err != nil {
-		return "", "", nil, err
+		return nil, "", nil, err
 	}
 	matches, err := tree.Select([]string{srcPath})
 	if err != nil {
 		release()
-		return "", "", nil, err
+		return nil, "", nil, err
 	}
 	digest, err := tree.Digest(ctx, matches)
 	if err != nil {
 		release()
-		return "", "", nil, err
+		return nil, "", nil, err
 	}
 	fromContext := m.FromStage == nil && m.FromImage == nil
 	if !fromContext && m.ReadOnly {
-		return filepath.Join(root, filepath.FromSlash(matches[0].Path)), digest, release, nil
+		p := filepath.Join(root, filepath.FromSlash(matches[0].Path))
+		return func(context.Context) (string, error) { return p, nil }, digest, release, nil
 	}
-	dir, err := s.opts.Store.TempDir("m")
-	if err != nil {
+	var dir string
+	cleanup := func() {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 		release()
-		return "", "", nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir); release() }
-	if err := tree.CopyInto(ctx, matches, dir, source.CopyRequest{Dest: "/", UID: 0, GID: 0}); err != nil {
-		cleanup()
-		return "", "", nil, fmt.Errorf("staging bind mount %s: %w", srcPath, err)
+	get := func(ctx context.Context) (string, error) {
+		var err error
+		if dir, err = s.opts.Store.TempDir("m"); err != nil {
+			return "", err
+		}
+		// The context's owners are not part of its digest: its copy is
+		// root's, as COPY makes it. A stage keeps its own owners.
+		uid, gid := 0, 0
+		if !fromContext {
+			uid, gid = -1, -1
+		}
+		if err := tree.CopyInto(ctx, matches, dir, source.CopyRequest{Dest: "/", UID: uid, GID: gid}); err != nil {
+			return "", fmt.Errorf("staging bind mount %s: %w", srcPath, err)
+		}
+		if len(matches) == 1 && !matches[0].Dir {
+			return filepath.Join(dir, matches[0].Name), nil
+		}
+		return dir, nil
 	}
-	p := dir
-	if len(matches) == 1 && !matches[0].Dir {
-		p = filepath.Join(dir, matches[0].Name)
-	}
-	return p, digest, cleanup, nil
+	return get, digest, cleanup, nil
 }
 
 // cacheMount returns the persistent directory behind a cache mount and

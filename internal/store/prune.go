@@ -371,6 +371,20 @@ func sortedKeys(m map[string]int64) []string {
 	return keys
 }
 
+// PrunableUsage is the part of Usage that Prune can free: blobs, records
+// and snapshots (not cache mounts, which only --all removes).
+func PrunableUsage(root string) (int64, error) {
+	var total int64
+	for _, d := range []string{blobsDir, recordsDir, snapshotDir} {
+		n, err := Usage(filepath.Join(root, d))
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // Usage returns the bytes used by regular files under root (a file with
 // several hard links counts once). A missing root uses 0 bytes. It takes no
 // lock, so the figure is approximate while a build runs.

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -46,11 +47,14 @@ func Open(root string) (*Store, error) {
 	}
 	// The state dir holds every layer built or pulled (private base images
 	// included) and the cache mounts: only its owner may look inside.
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("creating state dir: %w", err)
-	}
-	if err := os.Chmod(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("protecting state dir: %w", err)
+	if _, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("creating state dir: %w", err)
+		}
+		// MkdirAll's mode is filtered by the umask.
+		if err := os.Chmod(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("protecting state dir: %w", err)
+		}
 	}
 	for _, d := range []string{blobsDir, recordsDir, locksDir, tmpDir, snapshotDir, contextDir} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
