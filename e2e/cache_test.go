@@ -172,7 +172,7 @@ func assertValidCacheDir(t *testing.T, dir string) *cache.Manifest {
 	if err != nil {
 		t.Fatalf("importing %s: %v", dir, err)
 	}
-	for _, l := range m.Layers {
+	for _, l := range m.Layers() {
 		rc, err := f.Fetch(ctx, l.Descriptor())
 		if err != nil {
 			t.Fatalf("blob %s: %v", l.Digest, err)
@@ -236,7 +236,7 @@ func TestLazyLayers(t *testing.T) {
 	var want int64
 	for _, r := range m.Records {
 		if strings.HasPrefix(r.CreatedBy, "COPY --from=build") {
-			want = m.Layers[r.Layers[len(r.Layers)-1]].Size
+			want = r.Layers[len(r.Layers)-1].Size
 		}
 	}
 	if got := s.Summary.Caches[0].BytesRead; got != want {
@@ -258,7 +258,7 @@ func TestCorruptBlobIsAMiss(t *testing.T) {
 	m := assertValidCacheDir(t, dir)
 	for _, r := range m.Records {
 		if strings.HasPrefix(r.CreatedBy, "COPY --from=build") {
-			l := m.Layers[r.Layers[len(r.Layers)-1]]
+			l := r.Layers[len(r.Layers)-1]
 			p := filepath.Join(dir, "blobs", "sha256", l.Digest.Hex)
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -356,7 +356,7 @@ func TestCacheCompressionZstd(t *testing.T) {
 	_, s0 := cacheBuild(t, ctxDir, nil, "--cache-to", "type=local,dest="+dir+",mode=max,compression=zstd,compression-level=3")
 	m := assertValidCacheDir(t, dir)
 	zstd := 0
-	for _, l := range m.Layers {
+	for _, l := range m.Layers() {
 		if l.MediaType == "application/vnd.oci.image.layer.v1.tar+zstd" {
 			zstd++
 		}

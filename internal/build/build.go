@@ -366,7 +366,7 @@ func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error
 	}
 	for _, exp := range opts.CacheTo {
 		if exp.Inline {
-			return inline.Attach(img, res.Entries(cache.ModeMin))
+			return inline.Attach(img, res.Records(cache.ModeMin))
 		}
 	}
 	return img, nil

@@ -68,7 +68,7 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport})
 			continue
 		}
-		m := cache.NewManifest(res.Entries(exp.Options.Mode))
+		m := cache.NewManifest(res.Records(exp.Options.Mode))
 		src := &countingFetcher{f: res.Fetcher()}
 		err := exp.Exporter.Export(ctx, m, src)
 		var partial *cache.PartialError

@@ -106,35 +106,91 @@ func DecodeImageManifest(ctx context.Context, raw []byte, f Fetcher) (*Manifest,
 	if im.Config.Size > maxManifestSize {
 		return nil, fmt.Errorf("cache manifest is %d bytes, more than the %d allowed", im.Config.Size, maxManifestSize)
 	}
-	rc, err := VerifyingFetcher(f).Fetch(ctx, im.Config)
+	data, err := readConfig(ctx, im.Config, f)
 	if err != nil {
-		return nil, fmt.Errorf("fetching cache manifest %s: %w", im.Config.Digest, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("reading cache manifest %s: %w", im.Config.Digest, err)
+		return nil, err
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("decoding cache manifest: %w", err)
 	}
-	if err := m.Validate(); err != nil {
-		return nil, err
-	}
 	return &m, nil
 }
 
-// VerifyingFetcher wraps f so every blob it returns is checked against its
-// descriptor's digest and size.
-func VerifyingFetcher(f Fetcher) Fetcher {
-	return FetcherFunc(func(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-		rc, err := f.Fetch(ctx, desc)
-		if err != nil {
-			return nil, err
+// readConfig returns the bytes of the cache manifest desc names: embedded
+// in desc (ConfigEmbedder stores), or fetched from f; either way checked
+// against desc's digest and size.
+func readConfig(ctx context.Context, desc v1.Descriptor, f Fetcher) ([]byte, error) {
+	var rc io.ReadCloser
+	if desc.Data != nil {
+		rc = io.NopCloser(bytes.NewReader(desc.Data))
+	} else {
+		var err error
+		if rc, err = f.Fetch(ctx, desc); err != nil {
+			return nil, fmt.Errorf("fetching cache manifest %s: %w", desc.Digest, err)
 		}
-		return VerifyReader(rc, desc.Digest, desc.Size), nil
-	})
+	}
+	rc = VerifyReader(rc, desc.Digest, desc.Size)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("reading cache manifest %s: %w", desc.Digest, err)
+	}
+	return data, nil
+}
+
+// VerifyingFetcher wraps f so every blob it returns is checked against its
+// descriptor's digest and size. It keeps f's Mounter capability, and
+// Unwrap returns f.
+func VerifyingFetcher(f Fetcher) Fetcher {
+	v := verifying{f}
+	if m, ok := f.(Mounter); ok {
+		return verifyingMounter{v, m}
+	}
+	return v
+}
+
+type verifying struct{ f Fetcher }
+
+func (v verifying) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	rc, err := v.f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return VerifyReader(rc, desc.Digest, desc.Size), nil
+}
+
+// Unwrap returns the wrapped Fetcher.
+func (v verifying) Unwrap() Fetcher { return v.f }
+
+type verifyingMounter struct {
+	verifying
+	Mounter
+}
+
+var _ Mounter = verifyingMounter{}
+
+// ConfigEmbedder is an optional BlobStore capability: the store wants the
+// cache manifest embedded in the root manifest's config descriptor (its
+// data field) instead of stored as a blob, so that an import costs one
+// read of the root. Stores whose roots are entries of a key-value service
+// (the GitHub Actions cache) use it.
+type ConfigEmbedder interface {
+	EmbedsConfig() bool
+}
+
+// RootTruster is an optional BlobStore capability: a store whose every
+// request costs a round trip, and which keeps the blobs its root lists as
+// long as the root, says so, and Export then does not ask it about them
+// (Has). The trade-off is candid: a blob lost behind the store's back stays
+// lost until the next export that no longer lists it.
+type RootTruster interface {
+	TrustsRoot() bool
+}
+
+func embedsConfig(s BlobStore) bool {
+	e, ok := s.(ConfigEmbedder)
+	return ok && e.EmbedsConfig()
 }
 
 type blobExporter struct{ s BlobStore }
@@ -152,22 +208,25 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 		}
 		defer unlock()
 	}
-	config, im, err := EncodeImageManifest(m)
-	if err != nil {
-		return err
-	}
-	raw, err := json.Marshal(im)
+	embed := embedsConfig(b.s)
+	config, raw, err := encodeRoot(m, embed)
 	if err != nil {
 		return err
 	}
 	// A fully cached build exports the cache it imported: when the
 	// location already holds this very manifest, its blobs are there too
 	// (a manifest is only ever published after its blobs), so there is
-	// nothing to check or send.
-	if cur, err := b.s.Root(ctx); err == nil && bytes.Equal(cur, raw) {
+	// nothing to check or send. A store that trusts its root also skips
+	// asking about every other layer the current root lists.
+	cur, err := b.s.Root(ctx)
+	if err == nil && bytes.Equal(cur, raw) {
 		return nil
 	}
-	missing, firstMiss, err := b.copyBlobs(ctx, m, src)
+	var known map[v1.Hash]bool
+	if t, ok := b.s.(RootTruster); ok && t.TrustsRoot() {
+		known = rootLayers(cur)
+	}
+	missing, firstMiss, err := b.copyBlobs(ctx, m, src, known)
 	if err != nil {
 		return err
 	}
@@ -178,19 +237,13 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 		if len(pruned.Records) == 0 {
 			return partial // nothing left worth publishing; keep what is there
 		}
-		if config, im, err = EncodeImageManifest(pruned); err != nil {
-			return err
-		}
-		if raw, err = json.Marshal(im); err != nil {
+		if config, raw, err = encodeRoot(pruned, embed); err != nil {
 			return err
 		}
 	}
-	cdesc := im.Config
-	if ok, err := b.s.Has(ctx, cdesc); err != nil {
-		return err
-	} else if !ok {
-		if err := b.s.Put(ctx, cdesc, bytes.NewReader(config)); err != nil {
-			return fmt.Errorf("writing cache manifest: %w", err)
+	if !embed {
+		if err := b.putConfig(ctx, config); err != nil {
+			return err
 		}
 	}
 	if err := b.s.SetRoot(ctx, raw); err != nil {
@@ -202,15 +255,61 @@ func (b blobExporter) Export(ctx context.Context, m *Manifest, src Fetcher) erro
 	return nil
 }
 
+// encodeRoot returns the cache manifest's bytes and the raw root manifest
+// that points at (or embeds) them.
+func encodeRoot(m *Manifest, embed bool) (config, raw []byte, err error) {
+	config, im, err := EncodeImageManifest(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if embed {
+		im.Config.Data = config
+	}
+	raw, err = json.Marshal(im)
+	return config, raw, err
+}
+
+func (b blobExporter) putConfig(ctx context.Context, config []byte) error {
+	desc := configDescriptor(config)
+	ok, err := b.s.Has(ctx, desc)
+	if err != nil || ok {
+		return err
+	}
+	if err := b.s.Put(ctx, desc, bytes.NewReader(config)); err != nil {
+		return fmt.Errorf("writing cache manifest: %w", err)
+	}
+	return nil
+}
+
+// rootLayers lists the layer digests of a raw root manifest; nil when raw
+// is not one.
+func rootLayers(raw []byte) map[v1.Hash]bool {
+	if raw == nil {
+		return nil
+	}
+	var im v1.Manifest
+	if json.Unmarshal(raw, &im) != nil || im.Config.MediaType != MediaType {
+		return nil
+	}
+	out := make(map[v1.Hash]bool, len(im.Layers))
+	for _, l := range im.Layers {
+		out[l.Digest] = true
+	}
+	return out
+}
+
 // copyBlobs copies every layer of m that the store lacks, in parallel. A
 // layer src cannot read (a miss) is collected, not fatal; any other error
 // is.
-func (b blobExporter) copyBlobs(ctx context.Context, m *Manifest, src Fetcher) (missing map[v1.Hash]bool, firstMiss, err error) {
+func (b blobExporter) copyBlobs(ctx context.Context, m *Manifest, src Fetcher, known map[v1.Hash]bool) (missing map[v1.Hash]bool, firstMiss, err error) {
 	var mu sync.Mutex
 	missing = map[v1.Hash]bool{}
 	eg, gctx := errgroup.WithContext(ctx)
 	eg.SetLimit(exportParallelism)
-	for _, l := range m.Layers {
+	for _, l := range m.Layers() {
+		if known[l.Digest] {
+			continue
+		}
 		desc := l.Descriptor()
 		eg.Go(func() error {
 			err := b.copyBlob(gctx, desc, src)
@@ -271,21 +370,25 @@ func EncodeImageManifest(m *Manifest) ([]byte, *v1.Manifest, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding cache manifest: %w", err)
 	}
-	sum := sha256.Sum256(config)
 	im := &v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
-		Config: v1.Descriptor{
-			MediaType: MediaType,
-			Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
-			Size:      int64(len(config)),
-		},
-		Layers: []v1.Descriptor{},
+		Config:        configDescriptor(config),
+		Layers:        []v1.Descriptor{},
 	}
-	for _, l := range m.Layers {
+	for _, l := range m.Layers() {
 		im.Layers = append(im.Layers, l.Descriptor())
 	}
 	return config, im, nil
+}
+
+func configDescriptor(config []byte) v1.Descriptor {
+	sum := sha256.Sum256(config)
+	return v1.Descriptor{
+		MediaType: MediaType,
+		Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
+		Size:      int64(len(config)),
+	}
 }
 
 // IsMiss reports whether err means "no usable cache here" rather than a

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Sentinel errors callers branch on.
@@ -35,71 +33,6 @@ func (e *PartialError) Error() string {
 }
 
 func (e *PartialError) Unwrap() error { return e.Err }
-
-// MediaType is the media type of the portable cache manifest.
-const MediaType types.MediaType = "application/vnd.kiln.cache.config.v1+json"
-
-// SchemaVersion is the version of the manifest format this kiln writes and
-// reads.
-const SchemaVersion = 1
-
-// Manifest is the portable cache manifest of DESIGN.md §4: the layers a
-// cache holds and the step records that refer to them. It is independent of
-// where it is stored.
-type Manifest struct {
-	SchemaVersion int             `json:"schemaVersion"`
-	MediaType     types.MediaType `json:"mediaType"`
-	Layers        []Layer         `json:"layers"`
-	Records       []Record        `json:"records"`
-}
-
-// Layer is one layer blob of a cache.
-type Layer struct {
-	MediaType types.MediaType `json:"mediaType"`
-	Digest    v1.Hash         `json:"digest"`
-	Size      int64           `json:"size"`
-	DiffID    v1.Hash         `json:"diffID"`
-}
-
-// Descriptor returns the layer as an OCI descriptor.
-func (l Layer) Descriptor() v1.Descriptor {
-	return v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
-}
-
-// Record is the result of one step: the whole layer chain of the filesystem
-// after it, as indexes into Manifest.Layers, bottom first.
-type Record struct {
-	Key Key `json:"key"`
-	// Canonical, when set, makes Key an alias: the step's result is
-	// canonically known by Canonical, and later steps' keys build on it.
-	Canonical Key       `json:"canonical,omitempty"`
-	Layers    []int     `json:"layers"`
-	CreatedBy string    `json:"createdBy,omitempty"`
-	Stage     string    `json:"stage,omitempty"`
-	Created   time.Time `json:"created,omitzero"`
-}
-
-// Validate checks the manifest's version and that every record's layer
-// indexes are in range. A manifest that fails is unusable as a whole.
-func (m *Manifest) Validate() error {
-	if m.SchemaVersion != SchemaVersion {
-		return fmt.Errorf("cache manifest schema version %d, this kiln reads %d", m.SchemaVersion, SchemaVersion)
-	}
-	if m.MediaType != MediaType {
-		return fmt.Errorf("cache manifest media type %q, want %q", m.MediaType, MediaType)
-	}
-	for i, r := range m.Records {
-		if r.Key == "" {
-			return fmt.Errorf("cache record %d has no key", i)
-		}
-		for _, li := range r.Layers {
-			if li < 0 || li >= len(m.Layers) {
-				return fmt.Errorf("cache record %s: layer index %d out of range", r.Key, li)
-			}
-		}
-	}
-	return nil
-}
 
 // Fetcher reads cache blobs by descriptor.
 //

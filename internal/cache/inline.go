@@ -15,23 +15,33 @@ const InlineKey = "kiln.cache.v1"
 // Inline is the value stored under InlineKey: records whose layer indexes
 // refer to the image's own manifest layers.
 type Inline struct {
-	Records []Record `json:"records"`
+	records []wireRecord
 }
 
-// NewInline keeps the entries whose layer chain is a prefix of the image's
+// MarshalJSON writes the inline value.
+func (in Inline) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Records []wireRecord `json:"records"`
+	}{in.records})
+}
+
+// Len is how many records the image carries.
+func (in Inline) Len() int { return len(in.records) }
+
+// NewInline keeps the records whose layer chain is a prefix of the image's
 // layers (by digest) and expresses them against those layers. Other
-// entries cannot be served from the image and are dropped: inline cache is
+// records cannot be served from the image and are dropped: inline cache is
 // min mode by nature.
-func NewInline(entries []Entry, imageLayers []v1.Descriptor) Inline {
-	in := Inline{Records: []Record{}}
+func NewInline(records []Record, imageLayers []v1.Descriptor) Inline {
+	in := Inline{records: []wireRecord{}}
 	seen := map[Key]bool{}
-	for _, e := range entries {
-		if seen[e.Key] || len(e.Layers) > len(imageLayers) {
+	for _, r := range records {
+		if seen[r.Key] || len(r.Layers) > len(imageLayers) {
 			continue
 		}
 		ok := true
-		idx := make([]int, len(e.Layers))
-		for i, l := range e.Layers {
+		idx := make([]int, len(r.Layers))
+		for i, l := range r.Layers {
 			if l.Digest != imageLayers[i].Digest {
 				ok = false
 				break
@@ -41,8 +51,8 @@ func NewInline(entries []Entry, imageLayers []v1.Descriptor) Inline {
 		if !ok {
 			continue
 		}
-		seen[e.Key] = true
-		in.Records = append(in.Records, Record{Key: e.Key, Canonical: e.Canonical, Layers: idx, CreatedBy: e.CreatedBy, Stage: e.Stage, Created: e.Created.UTC()})
+		seen[r.Key] = true
+		in.records = append(in.records, toWire(r, idx))
 	}
 	return in
 }
@@ -58,7 +68,9 @@ func DecodeInline(rawConfig []byte, m *v1.Manifest) (*Manifest, error) {
 	if !ok {
 		return nil, fmt.Errorf("image carries no inline cache: %w", ErrNotFound)
 	}
-	var in Inline
+	var in struct {
+		Records []wireRecord `json:"records"`
+	}
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, fmt.Errorf("decoding inline cache: %w", err)
 	}
@@ -69,12 +81,13 @@ func DecodeInline(rawConfig []byte, m *v1.Manifest) (*Manifest, error) {
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image config has %d diff IDs for %d layers", len(cf.RootFS.DiffIDs), len(m.Layers))
 	}
-	out := &Manifest{SchemaVersion: SchemaVersion, MediaType: MediaType, Records: in.Records}
+	layers := make([]Layer, len(m.Layers))
 	for i, l := range m.Layers {
-		out.Layers = append(out.Layers, Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: cf.RootFS.DiffIDs[i]})
+		layers[i] = Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: cf.RootFS.DiffIDs[i]}
 	}
-	if err := out.Validate(); err != nil {
+	recs, err := fromWireAll(in.Records, layers)
+	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &Manifest{Records: recs}, nil
 }

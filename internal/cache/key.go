@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 )
 
 // Key identifies the result of one build step: the SHA-256 of a canonical
@@ -133,4 +135,56 @@ func keyOf(kind string, v any) Key {
 	}
 	sum := sha256.Sum256(b)
 	return Key("sha256:" + hex.EncodeToString(sum[:]))
+}
+
+// Inputs returns the digest of each input of a RUN other than its parent,
+// sorted by name: args, env:NAME per variable, workdir, user, network,
+// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch.
+func (in RunInput) Inputs() []Input {
+	out := []Input{
+		{Name: "args", Digest: digestOf(nonNil(in.Args))},
+		{Name: "workdir", Digest: digestOf(in.WorkDir)},
+		{Name: "user", Digest: digestOf(in.User)},
+		{Name: "network", Digest: digestOf(in.Network)},
+	}
+	for _, e := range in.Env {
+		name, _, _ := strings.Cut(e, "=")
+		out = append(out, Input{Name: "env:" + name, Digest: digestOf(e)})
+	}
+	for _, m := range in.Mounts {
+		out = append(out, Input{Name: "mount:" + m.Target, Digest: digestOf(m)})
+	}
+	for _, f := range in.Files {
+		out = append(out, Input{Name: "file:" + f.Name, Digest: digestOf(f)})
+	}
+	if in.SourceDateEpoch != nil {
+		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
+	}
+	return sortInputs(out)
+}
+
+// Inputs returns the digest of each input of a COPY or ADD other than its
+// parent, sorted by name: source:PATH per source, content (of the selected
+// files), dest, chown, chmod, link, add, sourceDateEpoch.
+func (in CopyInput) Inputs() []Input {
+	out := []Input{
+		{Name: "content", Digest: digestOf(in.Content)},
+		{Name: "dest", Digest: digestOf(in.Dest)},
+		{Name: "chown", Digest: digestOf(in.Chown)},
+		{Name: "chmod", Digest: digestOf(in.Chmod)},
+		{Name: "link", Digest: digestOf(in.Link)},
+		{Name: "add", Digest: digestOf(in.Add)},
+	}
+	for i, s := range in.Sources {
+		out = append(out, Input{Name: fmt.Sprintf("source:%d:%s", i, s), Digest: digestOf(s)})
+	}
+	if in.SourceDateEpoch != nil {
+		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
+	}
+	return sortInputs(out)
+}
+
+func sortInputs(in []Input) []Input {
+	sort.SliceStable(in, func(i, j int) bool { return in[i].Name < in[j].Name })
+	return in
 }

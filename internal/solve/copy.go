@@ -64,6 +64,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 		in := in
 		in.Content = content
+		p.inputs = in.Inputs()
 		return cache.CopyKey(in), nil
 	}
 	if from := s.sourceKey(ctx, c, runs); from != "" {

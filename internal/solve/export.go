@@ -8,22 +8,21 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/cache"
-	"github.com/kiln-build/kiln/internal/store"
 )
 
-// Entries returns the step results an export in mode holds: for ModeMin
+// Records returns the step results an export in mode holds: for ModeMin
 // the steps whose results make up the target's filesystem (its lineage,
 // through base stages); for ModeMax every filesystem step of every stage
 // solved.
-func (r *Result) Entries(mode cache.Mode) []cache.Entry {
+func (r *Result) Records(mode cache.Mode) []cache.Record {
 	if mode == cache.ModeMax {
 		return r.all
 	}
-	var rev []cache.Entry
+	var rev []cache.Record
 	for st := r.target; st != nil; st = st.prev {
-		rev = append(rev, st.entries...)
+		rev = append(rev, st.records...)
 	}
-	out := make([]cache.Entry, 0, len(rev))
+	out := make([]cache.Record, 0, len(rev))
 	for i := len(rev) - 1; i >= 0; i-- {
 		out = append(out, rev[i])
 	}
@@ -71,14 +70,6 @@ func (r *Result) PushLayers() []v1.Layer {
 				out[i] = m
 			}
 		}
-	}
-	return out
-}
-
-func cacheLayers(ls []store.Layer) []cache.Layer {
-	out := make([]cache.Layer, len(ls))
-	for i, l := range ls {
-		out[i] = cache.Layer{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID}
 	}
 	return out
 }

@@ -223,7 +223,7 @@ func layerDigests(t *testing.T, ls []v1.Layer) []v1.Hash {
 }
 
 // importOf makes an Import of entries whose blobs f serves.
-func importOf(name string, entries []cache.Entry, f cache.Fetcher) Import {
+func importOf(name string, entries []cache.Record, f cache.Fetcher) Import {
 	return Import{Name: name, Manifest: cache.NewManifest(entries), Fetcher: f}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
-	"github.com/kiln-build/kiln/internal/store"
 )
 
 // Import is an imported cache: its manifest and where its blobs are.
@@ -93,7 +92,7 @@ func (s *Solver) MarkBad(h v1.Hash) {
 // record so that, once its blob is fetched, later builds hit locally.
 func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*state, *importSource, bool) {
 	for _, c := range s.imports.byKey[key] {
-		chain := c.src.Manifest.Chain(c.rec)
+		chain := c.rec.Layers
 		n := len(cur.layers)
 		if len(chain) != n+1 {
 			continue
@@ -109,32 +108,28 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 		if !ok || s.imports.isBad(top.Digest) {
 			continue
 		}
-		desc := store.Layer{Digest: top.Digest, DiffID: top.DiffID, Size: top.Size, MediaType: top.MediaType}
+		desc := top
 		il := &importedLayer{s: s, src: c.src, d: desc}
 		l, err := partial.CompressedToLayer(il)
 		if err != nil {
 			continue
 		}
 		s.imported.Store(desc.Digest, il)
-		canonical := key
-		if c.rec.Canonical != "" {
-			canonical = c.rec.Canonical
-		}
-		rec := &store.Record{
-			Key: key.Hex(), Layers: append(cur.descs(), desc),
-			CreatedBy: c.rec.CreatedBy, Created: c.rec.Created, Stage: c.rec.Stage,
-		}
-		if canonical != key {
-			rec.Canonical = string(canonical)
+		rec := c.rec
+		rec.Layers = append(cur.descs(), desc)
+		if rec.Key == rec.Canonical {
+			rec.Canonical = ""
 		}
 		if s.opts.SourceDateEpoch != nil {
 			rec.Created = *s.opts.SourceDateEpoch
 		}
 		// Best effort: a failure only costs a local hit next time.
-		_ = s.opts.Store.PutRecord(rec)
+		_ = s.opts.Store.PutRecord(&rec)
 		layers := append(append([]layerRef(nil), cur.layers...), layerRef{desc: desc, layer: l})
 		c.src.hits.Add(1)
-		return cur.withLayers(step, canonical, []cache.Key{key}, layers, rec), c.src, true
+		result := rec
+		result.Key = rec.ResultKey()
+		return cur.withLayers(step, result, []cache.Key{key}, layers), c.src, true
 	}
 	return nil, nil, false
 }
@@ -145,7 +140,7 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 type importedLayer struct {
 	s    *Solver
 	src  *importSource
-	d    store.Layer
+	d    cache.Layer
 	once sync.Mutex
 }
 

@@ -121,7 +121,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 		mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: "/dev/pipes", ReadOnly: true})
 	}
 	key := cache.RunKey(in)
-	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, release: release}
+	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, inputs: in.Inputs(), release: release}
 	p.exec = func(ctx context.Context, root string) error {
 		for _, ls := range sources {
 			src, err := ls.get(ctx)

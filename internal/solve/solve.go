@@ -93,7 +93,7 @@ type Result struct {
 	Stats Stats
 
 	target *state
-	all    []cache.Entry
+	all    []cache.Record
 	layers map[v1.Hash]v1.Layer
 	solver *Solver
 }
@@ -160,9 +160,9 @@ func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 		for _, l := range final.layers {
 			res.layers[l.desc.Digest] = l.layer
 		}
-		var lineage [][]cache.Entry
+		var lineage [][]cache.Record
 		for x := final; x != nil; x = x.prev {
-			lineage = append(lineage, x.entries)
+			lineage = append(lineage, x.records)
 		}
 		for i := len(lineage) - 1; i >= 0; i-- {
 			for _, e := range lineage[i] {

@@ -79,7 +79,7 @@ func TestKeysMachineIndependent(t *testing.T) {
 	if diff := cmp.Diff(layerDigests(t, res1.Layers), layerDigests(t, res2.Layers)); diff != "" {
 		t.Errorf("layer digests differ between state dirs (-first +second):\n%s", diff)
 	}
-	if diff := cmp.Diff(keys(res1.Entries(cache.ModeMax)), keys(res2.Entries(cache.ModeMax))); diff != "" {
+	if diff := cmp.Diff(keys(res1.Records(cache.ModeMax)), keys(res2.Records(cache.ModeMax))); diff != "" {
 		t.Errorf("step keys differ between state dirs (-first +second):\n%s", diff)
 	}
 	if diff := cmp.Diff(res1.History, res2.History); diff != "" {
@@ -187,7 +187,7 @@ func TestImport(t *testing.T) {
 			t.Parallel()
 			cold, _ := newEnv(t).solveOnce(ctxDir, tc.df, Options{})
 			const name = "type=test,src=cold"
-			imp := importOf(name, cold.Entries(cache.ModeMax), cold.Fetcher())
+			imp := importOf(name, cold.Records(cache.ModeMax), cold.Fetcher())
 			e2 := newEnv(t)
 			warm, b := e2.solveOnce(ctxDir, tc.df, Options{Imports: []Import{imp}})
 			want := fsSteps(b.graph)
@@ -236,7 +236,7 @@ func TestImport(t *testing.T) {
 			// Only the target's layers were read; the other stages' blobs
 			// were never needed, so their steps rerun.
 			inTarget := map[string]bool{}
-			for _, e := range warm.Entries(cache.ModeMin) {
+			for _, e := range warm.Records(cache.ModeMin) {
 				inTarget[e.CreatedBy] = true
 			}
 			again, b3 := e2.solveOnce(ctxDir, tc.df, Options{})
@@ -292,14 +292,14 @@ func TestEntriesModes(t *testing.T) {
 		{cache.ModeMax, wantMax},
 	} {
 		var got []entry
-		for _, e := range cold.Entries(tc.mode) {
+		for _, e := range cold.Records(tc.mode) {
 			got = append(got, entry{e.Stage, e.CreatedBy})
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("Entries(%s) (-want +got):\n%s", tc.mode, diff)
 		}
 	}
-	minEntries := cold.Entries(cache.ModeMin)
+	minEntries := cold.Records(cache.ModeMin)
 	checkAlias(t, minEntries)
 	if got, want := minEntries[len(minEntries)-1].Layers, cold.Layers; len(got) != len(want) {
 		t.Errorf("last ModeMin entry has %d layers, want the target's %d", len(got), len(want))
@@ -318,16 +318,16 @@ func TestEntriesModes(t *testing.T) {
 	if warm.Key != cold.Key {
 		t.Errorf("Result.Key: got %s, want %s", warm.Key, cold.Key)
 	}
-	if diff := cmp.Diff(keys(minEntries), keys(warm.Entries(cache.ModeMin))); diff != "" {
+	if diff := cmp.Diff(keys(minEntries), keys(warm.Records(cache.ModeMin))); diff != "" {
 		t.Errorf("ModeMin entries after the import (-cold +warm):\n%s", diff)
 	}
 }
 
 // checkAlias checks that entries hold exactly one alias (the COPY --from's
 // quick key) and that it names a canonical entry with the same layers.
-func checkAlias(t *testing.T, entries []cache.Entry) {
+func checkAlias(t *testing.T, entries []cache.Record) {
 	t.Helper()
-	byKey := map[cache.Key]cache.Entry{}
+	byKey := map[cache.Key]cache.Record{}
 	for _, e := range entries {
 		byKey[e.Key] = e
 	}
@@ -364,8 +364,8 @@ func TestCopyFromQuickKey(t *testing.T) {
 		cold, _ := newEnv(t).solveOnce(ctxDir, multiStage, Options{})
 		// Leave out the COPY --from's canonical record: only its quick key
 		// can find it.
-		var entries []cache.Entry
-		for _, e := range cold.Entries(cache.ModeMax) {
+		var entries []cache.Record
+		for _, e := range cold.Records(cache.ModeMax) {
 			if e.CreatedBy == copyFromBuilder && e.Canonical == "" {
 				continue
 			}
@@ -411,10 +411,10 @@ func TestCopyFromQuickKey(t *testing.T) {
 	t.Run("export after a content hit keeps the quick key", func(t *testing.T) {
 		t.Parallel()
 		r := rebuildSameOutput(t)
-		if n := aliases(r.warm.Entries(cache.ModeMax)); n != 1 {
+		if n := aliases(r.warm.Records(cache.ModeMax)); n != 1 {
 			t.Errorf("warm build's ModeMax entries hold %d aliases, want 1 (the new quick key of %s)", n, copyFromBuilder)
 		}
-		imp := importOf("warm", r.warm.Entries(cache.ModeMax), r.warm.Fetcher())
+		imp := importOf("warm", r.warm.Records(cache.ModeMax), r.warm.Fetcher())
 		next, b := newEnv(t).solveOnce(r.ctxDir, multiStage, Options{Imports: []Import{imp}})
 		if next.Stats.Cached != next.Stats.Steps {
 			t.Errorf("import of the warm build: Stats %+v (ran %q), want all cached", next.Stats, b.stepsBy(progress.StepDone))
@@ -467,7 +467,7 @@ func TestBadBlob(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			imp := Import{Name: tc.name, Manifest: cache.NewManifest(cold.Entries(cache.ModeMax)), Fetcher: tc.fetcher}
+			imp := Import{Name: tc.name, Manifest: cache.NewManifest(cold.Records(cache.ModeMax)), Fetcher: tc.fetcher}
 			e := newEnv(t)
 			b := e.newBuild(ctxDir, changed, Options{SourceDateEpoch: &epoch, Imports: []Import{imp}})
 			_, err := b.s.Solve(context.Background(), b.graph)
@@ -612,7 +612,7 @@ STOPSIGNAL SIGTERM
 }
 
 // aliases counts the alias entries (Canonical set) in entries.
-func aliases(entries []cache.Entry) int {
+func aliases(entries []cache.Record) int {
 	n := 0
 	for _, e := range entries {
 		if e.Canonical != "" {
@@ -623,7 +623,7 @@ func aliases(entries []cache.Entry) int {
 }
 
 // keys returns the keys of entries.
-func keys(entries []cache.Entry) []cache.Key {
+func keys(entries []cache.Record) []cache.Key {
 	out := make([]cache.Key, len(entries))
 	for i, e := range entries {
 		out[i] = e.Key

@@ -24,16 +24,16 @@ type state struct {
 	history []v1.History
 	config  v1.Config
 	// prev is the state this one was made from (across stage bases too),
-	// and entries the cache records of the step that made it: the lineage
+	// and records the cache records of the step that made it: the lineage
 	// that mode=min exports.
 	prev    *state
-	entries []cache.Entry
+	records []cache.Record
 }
 
 // layerRef is one layer of a state: its descriptor and a v1.Layer that
 // reads its bytes on demand.
 type layerRef struct {
-	desc  store.Layer
+	desc  cache.Layer
 	layer v1.Layer
 }
 
@@ -48,9 +48,11 @@ func (st *state) diffIDs() []v1.Hash {
 // chain returns the chain IDs of the state's layers, bottom first.
 func (st *state) chain() []v1.Hash { return layer.ChainIDs(st.diffIDs()) }
 
-func (st *state) descs() []store.Layer {
-	d := make([]store.Layer, len(st.layers))
-	for i, l := range st.layers {
+func (st *state) descs() []cache.Layer { return descsOf(st.layers) }
+
+func descsOf(layers []layerRef) []cache.Layer {
+	d := make([]cache.Layer, len(layers))
+	for i, l := range layers {
 		d[i] = l.desc
 	}
 	return d
@@ -59,7 +61,7 @@ func (st *state) descs() []store.Layer {
 // withConfig returns the state after a config-only step.
 func (st *state) withConfig(step *plan.Step, created time.Time) *state {
 	next := *st
-	next.prev, next.entries = st, nil
+	next.prev, next.records = st, nil
 	next.config = step.Config
 	next.history = appendHistory(st.history, v1.History{
 		Created:    v1.Time{Time: created},
@@ -70,32 +72,28 @@ func (st *state) withConfig(step *plan.Step, created time.Time) *state {
 	return &next
 }
 
-// withLayers returns the state after a filesystem step whose record is
-// rec. key is the result's canonical key, which the state carries so that
+// withLayers returns the state after a filesystem step whose result is
+// rec, with rec.Key its canonical key, which the state carries so that
 // later steps' keys never depend on how this one was found; aliases are
-// other keys it is known by.
-func (st *state) withLayers(step *plan.Step, key cache.Key, aliases []cache.Key, layers []layerRef, rec *store.Record) *state {
+// other keys it is known by. The record's chain, instruction and stage are
+// taken from layers and step.
+func (st *state) withLayers(step *plan.Step, rec cache.Record, aliases []cache.Key, layers []layerRef) *state {
 	next := *st
 	next.prev = st
-	next.key = key
+	next.key = rec.Key
 	next.layers = layers
 	// The plan's config for the step is the stage's config at that point
 	// (it may differ from the running one: ONBUILD triggers cleared, the
 	// default PATH added).
 	next.config = step.Config
-	descs := make([]store.Layer, len(layers))
-	for i, l := range layers {
-		descs[i] = l.desc
-	}
-	entry := cache.Entry{Key: key, Layers: cacheLayers(descs), CreatedBy: step.Text, Stage: step.Stage.Label(), Created: rec.Created}
-	next.entries = []cache.Entry{entry}
+	rec.Canonical = ""
+	rec.Layers = descsOf(layers)
+	rec.CreatedBy, rec.Stage = step.Text, step.Stage.Label()
+	next.records = []cache.Record{rec}
 	for _, a := range aliases {
-		if a == key {
-			continue
+		if a != rec.Key {
+			next.records = append(next.records, rec.AliasAs(a))
 		}
-		e := entry
-		e.Key, e.Canonical = a, key
-		next.entries = append(next.entries, e)
 	}
 	history := v1.History{Created: v1.Time{Time: rec.Created}, CreatedBy: step.Text, Comment: historyComment}
 	next.history = appendHistory(st.history, history)
@@ -173,8 +171,8 @@ func nonEmpty(h []v1.History) int {
 
 // describe reads a layer's descriptor; for registry and store layers this
 // needs no layer bytes.
-func describe(l v1.Layer) (store.Layer, error) {
-	var d store.Layer
+func describe(l v1.Layer) (cache.Layer, error) {
+	var d cache.Layer
 	var err error
 	if d.Digest, err = l.Digest(); err != nil {
 		return d, err
@@ -196,7 +194,7 @@ func describe(l v1.Layer) (store.Layer, error) {
 // only when its bytes are needed.
 type storeLayer struct {
 	s *store.Store
-	d store.Layer
+	d cache.Layer
 }
 
 func (l storeLayer) Digest() (v1.Hash, error)            { return l.d.Digest, nil }
@@ -205,7 +203,7 @@ func (l storeLayer) Size() (int64, error)                { return l.d.Size, nil 
 func (l storeLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
 func (l storeLayer) Compressed() (io.ReadCloser, error)  { return l.s.OpenBlob(l.d.Digest) }
 
-func (s *Solver) storeLayer(d store.Layer) (layerRef, error) {
+func (s *Solver) storeLayer(d cache.Layer) (layerRef, error) {
 	l, err := partial.CompressedToLayer(storeLayer{s: s.opts.Store, d: d})
 	if err != nil {
 		return layerRef{}, err

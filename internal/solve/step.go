@@ -14,7 +14,6 @@ import (
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/snapshot"
-	"github.com/kiln-build/kiln/internal/store"
 )
 
 // prepared is a filesystem step whose inputs are resolved.
@@ -26,6 +25,9 @@ type prepared struct {
 	// key computes the step's content key (DESIGN.md §3); it may read
 	// layers (COPY --from hashes the selected files).
 	key func(ctx context.Context) (cache.Key, error)
+	// inputs are the digests of the key's inputs, set once key has
+	// returned.
+	inputs []cache.Input
 	// exec performs the step in a writable rootfs.
 	exec    func(ctx context.Context, root string) error
 	release func()
@@ -79,9 +81,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 			if p.quick != "" && p.quick != next.key {
 				// Known by the quick key from now on, here and in exports.
 				s.alias(p.quick, next)
-				e := next.entries[0]
-				e.Key, e.Canonical = p.quick, next.key
-				next.entries = append(next.entries, e)
+				next.records = append(next.records, next.records[0].AliasAs(p.quick))
 			}
 			return s.cached(ev, src, next), nil
 		}
@@ -124,12 +124,11 @@ func (s *Solver) cached(ev progress.Event, src string, next *state) *state {
 // alias records next's result under one more key, so the next build finds
 // it by that key too.
 func (s *Solver) alias(key cache.Key, next *state) {
-	if len(next.entries) == 0 {
+	if len(next.records) == 0 {
 		return
 	}
-	e := next.entries[0]
-	rec := &store.Record{Key: key.Hex(), Canonical: string(next.key), Layers: next.descs(), CreatedBy: e.CreatedBy, Created: e.Created, Stage: e.Stage}
-	_ = s.opts.Store.PutRecord(rec) // best effort: costs a lookup next time
+	rec := next.records[0].AliasAs(key)
+	_ = s.opts.Store.PutRecord(&rec) // best effort: costs a lookup next time
 }
 
 // find looks key up in the local store, then in the imported caches.
@@ -146,7 +145,7 @@ func (s *Solver) find(step *plan.Step, cur *state, key cache.Key) (*state, strin
 // lookup returns the state after step from a local record, if there is a
 // usable one: same parent chain, and the new layer's blob in the store.
 func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, bool) {
-	rec, err := s.opts.Store.Record(key.Hex())
+	rec, err := s.opts.Store.Record(key)
 	if err != nil {
 		return nil, false
 	}
@@ -168,16 +167,12 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 		return nil, false
 	}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
+	result := *rec
+	result.Key = rec.ResultKey()
 	if s.opts.SourceDateEpoch != nil {
-		r := *rec
-		r.Created = *s.opts.SourceDateEpoch
-		rec = &r
+		result.Created = *s.opts.SourceDateEpoch
 	}
-	canonical := key
-	if rec.Canonical != "" {
-		canonical = cache.Key(rec.Canonical)
-	}
-	return cur.withLayers(step, canonical, []cache.Key{key}, layers, rec), true
+	return cur.withLayers(step, result, []cache.Key{key}, layers), true
 }
 
 // execute runs a prepared step on a snapshot of cur and records the result
@@ -207,17 +202,19 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 	if s.opts.SourceDateEpoch != nil {
 		created = *s.opts.SourceDateEpoch
 	}
-	rec := &store.Record{
+	rec := cache.Record{
+		Key:       keys[0],
+		Parent:    cur.key,
+		Inputs:    p.inputs,
 		Layers:    append(cur.descs(), desc),
 		CreatedBy: step.Text,
 		Created:   created,
 		Stage:     step.Stage.Label(),
 	}
 	for i, k := range keys {
-		r := *rec
-		r.Key = k.Hex()
+		r := rec
 		if i > 0 {
-			r.Canonical = string(keys[0])
+			r = rec.AliasAs(k)
 		}
 		if err := s.opts.Store.PutRecord(&r); err != nil {
 			return nil, fmt.Errorf("recording step result: %w", err)
@@ -228,7 +225,7 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		return nil, err
 	}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
-	return cur.withLayers(step, keys[0], keys[1:], layers, rec), nil
+	return cur.withLayers(step, rec, keys[1:], layers), nil
 }
 
 // unpack makes sure every layer of st is unpacked in the snapshotter,
@@ -263,10 +260,10 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash,
 
 // commitDiff turns the active snapshot's changes into a compressed layer
 // blob in the store.
-func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (store.Layer, error) {
+func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (cache.Layer, error) {
 	bw, err := s.opts.Store.NewBlobWriter()
 	if err != nil {
-		return store.Layer{}, err
+		return cache.Layer{}, err
 	}
 	defer bw.Close()
 	pr, pw := io.Pipe()
@@ -276,12 +273,12 @@ func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (store
 	blob, err := layer.Compress(ctx, bw, pr, s.opts.Compression, s.opts.CompressionLevel)
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
-		return store.Layer{}, fmt.Errorf("writing layer: %w", err)
+		return cache.Layer{}, fmt.Errorf("writing layer: %w", err)
 	}
 	if _, err := bw.CommitAs(blob.Digest); err != nil {
-		return store.Layer{}, fmt.Errorf("storing layer: %w", err)
+		return cache.Layer{}, fmt.Errorf("storing layer: %w", err)
 	}
-	return store.Layer{Digest: blob.Digest, DiffID: blob.DiffID, Size: blob.Size, MediaType: blob.MediaType}, nil
+	return cache.Layer{Digest: blob.Digest, DiffID: blob.DiffID, Size: blob.Size, MediaType: blob.MediaType}, nil
 }
 
 // StepError is a step that failed, with where it is and what it printed

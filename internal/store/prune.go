@@ -16,6 +16,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
 
 // SnapshotSet is the snapshotter's side of Prune: the unpacked layers it
@@ -100,12 +102,20 @@ func Prune(ctx context.Context, root string, opts PruneOptions) (PruneReport, er
 	return rep, nil
 }
 
+// storedRecord is what prune needs of a record file.
+type storedRecord struct {
+	// name is the file name less ".json": the key's hex digest.
+	name     string
+	layers   []cache.Layer
+	lastUsed time.Time
+}
+
 type pruner struct {
 	root string
 	opts PruneOptions
 	rep  *PruneReport
 
-	records []*Record
+	records []*storedRecord
 	recSize map[string]int64 // record key → file size
 	blobs   map[string]int64 // hex digest → size
 	snaps   map[v1.Hash]int64
@@ -138,14 +148,14 @@ func (p *pruner) run(ctx context.Context) error {
 	}
 	kept := make(map[string]bool, len(keep))
 	for _, r := range keep {
-		kept[r.Key] = true
+		kept[r.name] = true
 	}
 	for _, r := range p.records {
-		if kept[r.Key] {
-			p.rep.Kept += p.recSize[r.Key]
+		if kept[r.name] {
+			p.rep.Kept += p.recSize[r.name]
 			continue
 		}
-		if err := p.removeRecord(r.Key); err != nil {
+		if err := p.removeRecord(r.name); err != nil {
 			return err
 		}
 	}
@@ -167,11 +177,11 @@ func (p *pruner) load(ctx context.Context) error {
 			continue
 		}
 		b, rerr := os.ReadFile(path)
-		var r *Record
+		var rec *cache.Record
 		if rerr == nil && strings.HasSuffix(e.Name(), ".json") {
-			r, rerr = decodeRecord(b)
+			rec, rerr = decodeRecord(b)
 		}
-		if rerr != nil || r == nil || r.Key == "" {
+		if rerr != nil || rec == nil || rec.Key == "" {
 			// An interrupted write, a corrupt record, or a stranger.
 			if err := p.remove(path, fi.Size()); err != nil {
 				return err
@@ -181,10 +191,10 @@ func (p *pruner) load(ctx context.Context) error {
 			}
 			continue
 		}
-		r.Key = strings.TrimSuffix(e.Name(), ".json") // the file name is authoritative
-		r.LastUsed = fi.ModTime()
+		// The file name is authoritative.
+		r := &storedRecord{name: strings.TrimSuffix(e.Name(), ".json"), layers: rec.Layers, lastUsed: fi.ModTime()}
 		p.records = append(p.records, r)
-		p.recSize[r.Key] = fi.Size()
+		p.recSize[r.name] = fi.Size()
 	}
 
 	p.blobs = map[string]int64{}
@@ -220,9 +230,9 @@ func (p *pruner) load(ctx context.Context) error {
 }
 
 // refs is what one record keeps alive.
-func refs(r *Record) (blobs []string, snaps []v1.Hash) {
+func refs(r *storedRecord) (blobs []string, snaps []v1.Hash) {
 	var chain v1.Hash
-	for i, l := range r.Layers {
+	for i, l := range r.layers {
 		blobs = append(blobs, l.Digest.Hex)
 		chain = ChainID(chain, l.DiffID, i == 0)
 		snaps = append(snaps, chain)
@@ -243,7 +253,7 @@ func ChainID(parent, diffID v1.Hash, first bool) v1.Hash {
 
 // trim drops least recently used records until what the rest reference
 // fits in KeepBytes, and returns the rest.
-func (p *pruner) trim() []*Record {
+func (p *pruner) trim() []*storedRecord {
 	blobRefs := map[string]int{}
 	snapRefs := map[v1.Hash]int{}
 	var total int64
@@ -260,12 +270,12 @@ func (p *pruner) trim() []*Record {
 			}
 		}
 	}
-	recs := append([]*Record(nil), p.records...)
+	recs := append([]*storedRecord(nil), p.records...)
 	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].LastUsed.Equal(recs[j].LastUsed) {
-			return recs[i].LastUsed.Before(recs[j].LastUsed)
+		if !recs[i].lastUsed.Equal(recs[j].lastUsed) {
+			return recs[i].lastUsed.Before(recs[j].lastUsed)
 		}
-		return recs[i].Key < recs[j].Key
+		return recs[i].name < recs[j].name
 	})
 	for len(recs) > 0 && total > p.opts.KeepBytes {
 		bs, ss := refs(recs[0])
@@ -285,7 +295,7 @@ func (p *pruner) trim() []*Record {
 }
 
 // collect removes every blob and snapshot that no record in keep references.
-func (p *pruner) collect(ctx context.Context, keep []*Record) error {
+func (p *pruner) collect(ctx context.Context, keep []*storedRecord) error {
 	liveBlobs := map[string]bool{}
 	liveSnaps := map[v1.Hash]bool{}
 	for _, r := range keep {

@@ -11,47 +11,15 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
-
-// Layer is one layer of a record's chain.
-type Layer struct {
-	// Digest is the digest of the compressed blob.
-	Digest v1.Hash `json:"digest"`
-	// DiffID is the digest of the uncompressed tar.
-	DiffID v1.Hash `json:"diffID"`
-	// Size is the compressed size in bytes.
-	Size      int64           `json:"size"`
-	MediaType types.MediaType `json:"mediaType"`
-}
-
-// Record is the result of one build step, found by its cache key.
-type Record struct {
-	// Key is the step's cache key: 64 hex digits, optionally prefixed
-	// "sha256:".
-	Key string `json:"key"`
-	// Layers is the whole layer chain of the filesystem after the step,
-	// bottom first.
-	Layers    []Layer   `json:"layers"`
-	CreatedBy string    `json:"createdBy,omitempty"`
-	Created   time.Time `json:"created"`
-	Stage     string    `json:"stage,omitempty"`
-	// Canonical, when set, is the key the result is canonically known by:
-	// Key is then an alias (a COPY --from found by its source stage's key
-	// rather than by content), and the state after a hit carries Canonical,
-	// so later steps get the same keys however this one was found.
-	Canonical string `json:"canonical,omitempty"`
-	// LastUsed is when the record was last written or read; it comes from
-	// the record file's mtime and is what Prune's LRU order uses. PutRecord
-	// ignores the value.
-	LastUsed time.Time `json:"-"`
-}
 
 // Record returns the record for key and marks it used now. It returns
 // ErrNotFound when there is none, or when the record file is unreadable or
 // corrupt (the step is then simply built again).
-func (s *Store) Record(key string) (*Record, error) {
-	name, err := recordFile(key)
+func (s *Store) Record(key cache.Key) (*cache.Record, error) {
+	name, err := recordFile(string(key))
 	if err != nil {
 		return nil, err
 	}
@@ -71,19 +39,20 @@ func (s *Store) Record(key string) (*Record, error) {
 	// Touching the mtime is the cheap LRU stamp; a failure only makes the
 	// record look older to Prune.
 	_ = os.Chtimes(p, now, now)
-	r.LastUsed = now
 	return r, nil
 }
 
 // PutRecord stores r under r.Key, replacing any record with that key. The
 // write is atomic, so concurrent PutRecords of the same key (from any
 // process) leave one of them whole.
-func (s *Store) PutRecord(r *Record) error {
-	name, err := recordFile(r.Key)
+func (s *Store) PutRecord(r *cache.Record) error {
+	name, err := recordFile(string(r.Key))
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(r)
+	rec := *r
+	rec.Key = withPrefix(r.Key)
+	b, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("encoding record %s: %w", r.Key, err)
 	}
@@ -93,8 +62,10 @@ func (s *Store) PutRecord(r *Record) error {
 	return nil
 }
 
-func decodeRecord(b []byte) (*Record, error) {
-	var r Record
+// decodeRecord reads a record file. Files written before keys carried
+// their "sha256:" prefix read the same.
+func decodeRecord(b []byte) (*cache.Record, error) {
+	var r cache.Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
@@ -103,12 +74,21 @@ func decodeRecord(b []byte) (*Record, error) {
 			return nil, fmt.Errorf("bad layer digest %q", l.Digest)
 		}
 	}
+	r.Key = withPrefix(r.Key)
 	if r.Canonical != "" {
-		if _, err := recordFile(r.Canonical); err != nil {
+		if _, err := recordFile(string(r.Canonical)); err != nil {
 			return nil, fmt.Errorf("bad canonical key: %w", err)
 		}
+		r.Canonical = withPrefix(r.Canonical)
 	}
 	return &r, nil
+}
+
+func withPrefix(k cache.Key) cache.Key {
+	if k == "" || strings.HasPrefix(string(k), "sha256:") {
+		return k
+	}
+	return "sha256:" + k
 }
 
 // recordFile maps a cache key to its file name, refusing anything that is

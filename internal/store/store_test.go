@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
 
 func digestOf(b []byte) v1.Hash {
@@ -159,11 +162,11 @@ func TestBlobs(t *testing.T) {
 	}
 }
 
-func testRecord(name string, layers ...string) *Record {
-	r := &Record{Key: keyOf(name), CreatedBy: "RUN " + name, Stage: "build",
+func testRecord(name string, layers ...string) *cache.Record {
+	r := &cache.Record{Key: cache.Key("sha256:" + keyOf(name)), CreatedBy: "RUN " + name, Stage: "build",
 		Created: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
 	for _, l := range layers {
-		r.Layers = append(r.Layers, Layer{Digest: digestOf([]byte(l)), DiffID: digestOf([]byte("diff-" + l)),
+		r.Layers = append(r.Layers, cache.Layer{Digest: digestOf([]byte(l)), DiffID: digestOf([]byte("diff-" + l)),
 			Size: int64(len(l)), MediaType: types.OCILayer})
 	}
 	return r
@@ -175,25 +178,29 @@ func TestRecords(t *testing.T) {
 	if err := s.PutRecord(want); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(s.Root(), recordsDir, want.Key+".json")
+	p := filepath.Join(s.Root(), recordsDir, want.Key.Hex()+".json")
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(p, old, old)
 	got, err := s.Record(want.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.LastUsed.Before(time.Now().Add(-time.Minute)) {
-		t.Errorf("LastUsed = %v, want about now", got.LastUsed)
-	}
 	if fi, _ := os.Stat(p); fi.ModTime().Before(time.Now().Add(-time.Minute)) {
 		t.Errorf("record mtime not touched: %v", fi.ModTime())
 	}
-	if diff := cmp.Diff(want, got, cmp.FilterPath(func(p cmp.Path) bool { return p.String() == "LastUsed" }, cmp.Ignore())); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Record mismatch (-want +got):\n%s", diff)
 	}
-	// "sha256:"-prefixed keys name the same record.
-	if _, err := s.Record("sha256:" + want.Key); err != nil {
-		t.Errorf("Record(sha256:key): %v", err)
+	// A record file of an earlier kiln, whose key had no "sha256:" prefix,
+	// reads with the prefix.
+	prev := *want
+	prev.Key = cache.Key(want.Key.Hex())
+	raw, _ := json.Marshal(prev)
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Record(want.Key); err != nil || got.Key != want.Key {
+		t.Errorf("Record of an unprefixed file = %v, %v; want key %s", got, err, want.Key)
 	}
 
 	tests := []struct {
@@ -212,7 +219,7 @@ func TestRecords(t *testing.T) {
 			if tt.content != "" {
 				os.WriteFile(filepath.Join(s.Root(), recordsDir, tt.key+".json"), []byte(tt.content), 0o644)
 			}
-			_, err := s.Record(tt.key)
+			_, err := s.Record(cache.Key(tt.key))
 			if err == nil {
 				t.Fatal("Record: no error")
 			}
@@ -221,7 +228,7 @@ func TestRecords(t *testing.T) {
 			}
 		})
 	}
-	if err := s.PutRecord(&Record{Key: "a/b"}); err == nil {
+	if err := s.PutRecord(&cache.Record{Key: "a/b"}); err == nil {
 		t.Error("PutRecord with a path key: no error")
 	}
 }
@@ -272,7 +279,7 @@ func checkConsistent(t *testing.T, s *Store, h v1.Hash, content []byte, key stri
 	if digestOf(b) != h || len(b) != len(content) {
 		t.Errorf("blob corrupt: %d bytes", len(b))
 	}
-	r, err := s.Record(key)
+	r, err := s.Record(cache.Key(key))
 	if err != nil {
 		t.Fatalf("Record after concurrent writes: %v", err)
 	}
@@ -504,10 +511,10 @@ func pruneFixture(t *testing.T) (root string, snaps *fakeSnapshots) {
 	blob("B", 2000)
 	blob("C", 4000)
 	blob("D", 8000)
-	lay := func(name string, size int) Layer {
-		return Layer{Digest: digestOf(bytes.Repeat([]byte(name), size)), DiffID: digestOf([]byte("diff" + name)), Size: int64(size)}
+	lay := func(name string, size int) cache.Layer {
+		return cache.Layer{Digest: digestOf(bytes.Repeat([]byte(name), size)), DiffID: digestOf([]byte("diff" + name)), Size: int64(size)}
 	}
-	recs := map[string][]Layer{
+	recs := map[string][]cache.Layer{
 		"old": {lay("A", 1000)},
 		"mid": {lay("A", 1000), lay("B", 2000)},
 		"new": {lay("C", 4000)},
@@ -515,13 +522,13 @@ func pruneFixture(t *testing.T) (root string, snaps *fakeSnapshots) {
 	snaps = &fakeSnapshots{infos: map[v1.Hash]SnapshotInfo{}}
 	addSnap := func(id v1.Hash, size int64) { snaps.infos[id] = SnapshotInfo{ChainID: id, Size: size} }
 	for i, name := range []string{"old", "mid", "new"} {
-		r := &Record{Key: keyOf(name), Layers: recs[name], CreatedBy: name}
+		r := &cache.Record{Key: cache.Key("sha256:" + keyOf(name)), Layers: recs[name], CreatedBy: name}
 		if err := s.PutRecord(r); err != nil {
 			t.Fatal(err)
 		}
 		when := time.Now().Add(time.Duration(i-10) * time.Hour)
-		os.Chtimes(filepath.Join(root, recordsDir, r.Key+".json"), when, when)
-		_, ids := refs(r)
+		os.Chtimes(filepath.Join(root, recordsDir, r.Key.Hex()+".json"), when, when)
+		_, ids := refs(&storedRecord{layers: r.Layers})
 		for _, id := range ids {
 			addSnap(id, 100)
 		}

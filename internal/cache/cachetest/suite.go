@@ -121,12 +121,12 @@ func (b *Blobs) Add(data []byte) cache.Layer {
 func RandomManifest(b *Blobs, seed int64, n int) *cache.Manifest {
 	rng := rand.New(rand.NewSource(seed))
 	var layers []cache.Layer
-	var entries []cache.Entry
+	var records []cache.Record
 	for i := 0; i < n; i++ {
 		data := make([]byte, 1000+rng.Intn(5000))
 		rng.Read(data)
 		layers = append(layers, b.Add(data))
-		entries = append(entries, cache.Entry{
+		records = append(records, cache.Record{
 			Key:       cache.Key(fmt.Sprintf("sha256:%064x", rng.Int63())),
 			Layers:    append([]cache.Layer(nil), layers...),
 			CreatedBy: fmt.Sprintf("RUN step %d", i),
@@ -134,7 +134,7 @@ func RandomManifest(b *Blobs, seed int64, n int) *cache.Manifest {
 			Created:   time.Unix(1700000000+int64(i), 0).UTC(),
 		})
 	}
-	return cache.NewManifest(entries)
+	return cache.NewManifest(records)
 }
 
 func testMiss(t *testing.T, loc Location) {
@@ -155,7 +155,7 @@ func checkImport(t *testing.T, loc Location, want *cache.Manifest, src *Blobs) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("imported manifest differs (-want +got):\n%s", diff)
 	}
-	for _, l := range got.Layers {
+	for _, l := range got.Layers() {
 		rc, err := f.Fetch(ctx, l.Descriptor())
 		if err != nil {
 			t.Fatalf("Fetch %s: %v", l.Digest, err)
@@ -203,7 +203,7 @@ func testCorrupt(t *testing.T, loc Location) {
 	if err := loc.Exporter.Export(ctx, m, src); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
-	bad := m.Layers[1]
+	bad := m.Layers()[1]
 	loc.Corrupt(t, bad.Digest)
 	_, f, err := loc.Importer.Import(ctx)
 	if err != nil {
@@ -218,7 +218,7 @@ func testCorrupt(t *testing.T, loc Location) {
 		t.Errorf("reading a corrupt blob gave %v, want a miss (ErrDigestMismatch or ErrNotFound)", err)
 	}
 	// The intact blob still reads.
-	rc, err = f.Fetch(ctx, m.Layers[0].Descriptor())
+	rc, err = f.Fetch(ctx, m.Layers()[0].Descriptor())
 	if err != nil {
 		t.Fatalf("Fetch intact blob: %v", err)
 	}
@@ -288,13 +288,13 @@ func testPartial(t *testing.T, loc Location) {
 	// was imported from): the record that needs it is dropped, the others
 	// are published.
 	src.mu.Lock()
-	delete(src.m, m.Layers[2].Digest)
+	delete(src.m, m.Layers()[2].Digest)
 	src.mu.Unlock()
 	err := loc.Exporter.Export(ctx, m, src)
 	var partial *cache.PartialError
 	if !errors.As(err, &partial) || partial.Dropped != 1 {
 		t.Fatalf("Export with a missing source layer = %v, want a PartialError dropping 1 record", err)
 	}
-	want := m.Without(map[v1.Hash]bool{m.Layers[2].Digest: true})
+	want := m.Without(map[v1.Hash]bool{m.Layers()[2].Digest: true})
 	checkImport(t, loc, want, src)
 }

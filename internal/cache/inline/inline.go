@@ -28,15 +28,15 @@ func ParseExportConfig(attrs map[string]string) (Config, error) {
 	return c, a.Done()
 }
 
-// Attach returns img with the entries that its layers can serve written
+// Attach returns img with the records that its layers can serve written
 // into its config under cache.InlineKey. Layers are unchanged; the config
 // and manifest digests change.
-func Attach(img v1.Image, entries []cache.Entry) (v1.Image, error) {
+func Attach(img v1.Image, records []cache.Record) (v1.Image, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
 	}
-	in := cache.NewInline(entries, m.Layers)
+	in := cache.NewInline(records, m.Layers)
 	rawCfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, err

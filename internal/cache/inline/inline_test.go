@@ -21,7 +21,7 @@ func TestAttach(t *testing.T) {
 	for i, d := range m.Layers {
 		layers = append(layers, cache.Layer{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, DiffID: cf.RootFS.DiffIDs[i]})
 	}
-	entries := []cache.Entry{
+	entries := []cache.Record{
 		{Key: "sha256:aa", Layers: layers[:1], CreatedBy: "COPY a"},
 		{Key: "sha256:bb", Layers: layers, CreatedBy: "RUN b"},
 	}
@@ -43,7 +43,7 @@ func TestAttach(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decoding inline cache: %v", err)
 	}
-	if len(got.Records) != 2 || len(got.Chain(got.Records[1])) != 3 {
+	if len(got.Records) != 2 || len(got.Records[1].Layers) != 3 {
 		t.Errorf("decoded %+v", got.Records)
 	}
 	// The ordinary config fields survive.

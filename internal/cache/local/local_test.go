@@ -90,7 +90,7 @@ func TestNoGrowth(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each tag: its layers, its config and its manifest.
-	want := (len(last.Layers) + 2) + (len(other.Layers) + 2)
+	want := (len(last.Layers()) + 2) + (len(other.Layers()) + 2)
 	if len(entries) != want {
 		t.Errorf("%d blobs after 5 exports, want %d (only live caches)", len(entries), want)
 	}
