@@ -50,9 +50,11 @@ func registryFactory(host string, client *remote.Client, corrupt func(t *testing
 		ref := fmt.Sprintf("%s/conformance/c%d:cache", host, conformanceRepo.Add(1))
 		get := func() (*remote.Client, error) { return client, nil }
 		return cachetest.Location{
-			Importer: registry.NewImporter(registry.ImportConfig{Ref: ref}, get),
-			Exporter: registry.NewExporter(registry.ExportConfig{Ref: ref}, get),
-			Corrupt:  corrupt,
+			Table:   cache.NewTable(cache.Deps{Remote: get}, registry.Backend()),
+			Import:  "type=registry,ref=" + ref,
+			Export:  "type=registry,ref=" + ref,
+			Corrupt: corrupt,
+			Mounter: true,
 		}
 	}
 }
@@ -125,7 +127,7 @@ func TestRegistryConformanceAuth(t *testing.T) {
 			src := cachetest.NewBlobs()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err = loc.Exporter.Export(ctx, cachetest.RandomManifest(src, 1, 2), src)
+			err = loc.Exporter(t).Export(ctx, cachetest.RandomManifest(src, 1, 2), src)
 			if err == nil {
 				t.Fatal("export without valid credentials succeeded")
 			}
@@ -144,7 +146,7 @@ func TestRegistryConformanceAuth(t *testing.T) {
 			}
 			// An import without credentials is not a miss: it is an error
 			// the build shows as a warning.
-			_, _, err = loc.Importer.Import(ctx)
+			_, _, err = loc.Importer(t).Import(ctx)
 			if err == nil || cache.IsMiss(err) || !strings.Contains(err.Error(), "kiln login") {
 				t.Errorf("import without valid credentials = %v, want a non-miss error saying `kiln login`", err)
 			}

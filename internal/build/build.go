@@ -19,8 +19,6 @@ import (
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/cache"
-	"github.com/kiln-build/kiln/internal/cache/backends"
-	"github.com/kiln-build/kiln/internal/cache/inline"
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/exec"
 	"github.com/kiln-build/kiln/internal/image"
@@ -73,8 +71,8 @@ type Options struct {
 	// ForceCopy uses the copying snapshotter even where overlayfs works.
 	ForceCopy bool
 	// CacheFrom are the caches to import; CacheTo the caches to export.
-	CacheFrom []backends.Import
-	CacheTo   []backends.Export
+	CacheFrom []cache.Import
+	CacheTo   []cache.Export
 	// Remote reaches registries; nil is allowed for builds that use none.
 	Remote *remote.Client
 	// SourceDateEpoch, if set, makes layers and history reproducible.
@@ -357,16 +355,18 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}, nil
 }
 
-// assemble builds the image and, when a --cache-to type=inline asks for
-// it, writes the min-mode records into its config.
+// assemble builds the image and lets every --cache-to that keeps its cache
+// in the image (cache.ImageExporter: type=inline) write its records in.
 func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error) {
 	img, err := image.Assemble(spec)
 	if err != nil {
 		return nil, err
 	}
 	for _, exp := range opts.CacheTo {
-		if exp.Inline {
-			return inline.Attach(img, res.Records(cache.ModeMin))
+		if ie, ok := exp.Exporter.(cache.ImageExporter); ok {
+			if img, err = ie.AttachTo(img, res.Records(exp.Options.Mode)); err != nil {
+				return nil, fmt.Errorf("writing cache %s into the image: %w", exp.Name, err)
+			}
 		}
 	}
 	return img, nil

@@ -4,16 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/kiln-build/kiln/internal/cache"
-	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/progress"
-	"github.com/kiln-build/kiln/internal/remote"
 	"github.com/kiln-build/kiln/internal/solve"
 )
 
@@ -42,7 +37,7 @@ func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve
 
 // importStats lists every --cache-from in the order given, with what the
 // solve counted for it; one that imported nothing shows as 0 hits.
-func importStats(from []backends.Import, got []progress.CacheStat) []progress.CacheStat {
+func importStats(from []cache.Import, got []progress.CacheStat) []progress.CacheStat {
 	by := map[string]progress.CacheStat{}
 	for _, s := range got {
 		by[s.Source] = s
@@ -63,13 +58,9 @@ func importStats(from []backends.Import, got []progress.CacheStat) []progress.Ca
 func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, error) {
 	var stats []progress.CacheStat
 	for _, exp := range opts.CacheTo {
-		if exp.Inline {
-			// Written into the image config before the outputs.
-			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport})
-			continue
-		}
 		m := cache.NewManifest(res.Records(exp.Options.Mode))
-		src := &countingFetcher{f: res.Fetcher()}
+		var written atomic.Int64
+		src := cache.CountingFetcher(res.Fetcher(), func(n int64) { written.Add(n) })
 		err := exp.Exporter.Export(ctx, m, src)
 		var partial *cache.PartialError
 		if errors.As(err, &partial) && len(m.Records) > partial.Dropped {
@@ -87,60 +78,17 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			continue
 		}
 		stats = append(stats, progress.CacheStat{
-			Source: exp.Name, BytesWritten: src.n.Load(), Direction: progress.DirectionExport,
+			Source: exp.Name, BytesWritten: written.Load(), Direction: progress.DirectionExport,
 		})
 	}
 	return stats, nil
 }
 
-// countingFetcher counts the bytes an exporter reads, which are the bytes
-// it writes. It forwards cache.LayerFetcher, so that wrapping never hides
-// the capability that lets a registry mount instead of upload.
-type countingFetcher struct {
-	f cache.Fetcher
-	n atomic.Int64
-}
-
-var _ cache.LayerFetcher = (*countingFetcher)(nil)
-
-func (c *countingFetcher) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
-	lf, ok := c.f.(cache.LayerFetcher)
-	if !ok {
-		return nil, fmt.Errorf("layer %s: %w", desc.Digest, cache.ErrNotFound)
-	}
-	l, err := lf.FetchLayer(ctx, desc)
-	if err != nil {
-		return nil, err
-	}
-	return remote.CountReads(l, func(n int64) { c.n.Add(n) }), nil
-}
-
-func (c *countingFetcher) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
-	rc, err := c.f.Fetch(ctx, desc)
-	if err != nil {
-		return nil, err
-	}
-	return &countingReadCloser{rc: rc, n: &c.n}, nil
-}
-
-type countingReadCloser struct {
-	rc io.ReadCloser
-	n  *atomic.Int64
-}
-
-func (c *countingReadCloser) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func (c *countingReadCloser) Close() error { return c.rc.Close() }
-
 // exportCompression is the compression new layers are made with: the
 // first --cache-to that names one (so the cache holds them as asked without
 // recompressing), else gzip. Layers that already exist (base images, cache
 // hits) keep theirs.
-func exportCompression(exports []backends.Export) string {
+func exportCompression(exports []cache.Export) string {
 	for _, e := range exports {
 		if e.Options.Compression != "" && e.Options.Compression != "gzip" {
 			return e.Options.Compression
@@ -149,7 +97,7 @@ func exportCompression(exports []backends.Export) string {
 	return "gzip"
 }
 
-func exportCompressionLevel(exports []backends.Export) int {
+func exportCompressionLevel(exports []cache.Export) int {
 	for _, e := range exports {
 		if e.Options.CompressionLevel != 0 {
 			return e.Options.CompressionLevel

@@ -74,3 +74,11 @@ type FetcherFunc func(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, e
 func (f FetcherFunc) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
 	return f(ctx, desc)
 }
+
+// ImageExporter is an optional Exporter capability: the cache goes into
+// the image itself (inline cache). The build calls AttachTo on the image
+// before any output is written, with the records of the export's mode;
+// Export is then called like any other and has nothing left to do.
+type ImageExporter interface {
+	AttachTo(img v1.Image, records []Record) (v1.Image, error)
+}

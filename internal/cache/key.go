@@ -79,6 +79,9 @@ type MountInput struct {
 	GID      int64  `json:"gid,omitempty"`
 	// Env is the variable a secret is exposed as (its value never is).
 	Env string `json:"env,omitempty"`
+	// Size is a tmpfs mount's size limit: a step may fail with one and
+	// not without.
+	Size int64 `json:"size,omitempty"`
 }
 
 // CopyInput is everything that decides a COPY or ADD step's result. Content

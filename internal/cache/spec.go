@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/csv"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,9 +64,10 @@ func ParseSpec(s string) ([]Spec, error) {
 	return []Spec{sp}, nil
 }
 
-// String renders the spec canonically (type first, attributes sorted), for
-// progress and summaries. Secret-looking attributes are redacted.
-func (s Spec) String() string {
+// Redacted renders the spec canonically (type first, attributes sorted),
+// for progress and summaries, with the values of the secret attributes
+// replaced by "***".
+func (s Spec) Redacted(secret []string) string {
 	keys := make([]string, 0, len(s.Attrs))
 	for k := range s.Attrs {
 		keys = append(keys, k)
@@ -74,20 +76,12 @@ func (s Spec) String() string {
 	parts := []string{"type=" + s.Type}
 	for _, k := range keys {
 		v := s.Attrs[k]
-		if isSecretAttr(k) {
+		if slices.Contains(secret, k) {
 			v = "***"
 		}
 		parts = append(parts, k+"="+v)
 	}
 	return strings.Join(parts, ",")
-}
-
-func isSecretAttr(k string) bool {
-	switch k {
-	case "token", "ghtoken", "secret_access_key", "session_token", "access_key_id":
-		return true
-	}
-	return false
 }
 
 // Mode says which records an export holds.
@@ -127,11 +121,26 @@ type ExportOptions struct {
 // Attrs reads a spec's attributes and remembers which were read, so that
 // Done can reject the rest by name. Backends use it in ParseConfig.
 type Attrs struct {
-	typ  string
-	m    map[string]string
-	used map[string]bool
-	err  error
+	typ    string
+	m      map[string]string
+	used   map[string]bool
+	err    error
+	getenv func(string) string
+	export ExportOptions
 }
+
+// Getenv reads an environment default through the table's Deps.Getenv
+// ("" when there is none).
+func (a *Attrs) Getenv(name string) string {
+	if a.getenv == nil {
+		return ""
+	}
+	return a.getenv(name)
+}
+
+// Export returns the shared export attributes, which the table reads
+// before a backend's ParseExport.
+func (a *Attrs) Export() ExportOptions { return a.export }
 
 // NewAttrs starts reading the attributes of a spec of type typ.
 func NewAttrs(typ string, m map[string]string) *Attrs {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/output"
 	"github.com/kiln-build/kiln/internal/progress"
@@ -117,24 +118,20 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	}
 	// The registry client is made once every spec is parsed, since a cache
 	// spec may add an insecure registry; backends ask for it only later.
-	deps := backends.Deps{Getenv: env.Getenv, Logger: opts.Logger,
-		Remote: func() (*remote.Client, error) { return opts.Remote, nil }}
-	if opts.CacheFrom, err = backends.ParseImports(f.cacheFrom, deps); err != nil {
+	table := backends.Table(cache.Deps{Getenv: env.Getenv, Logger: opts.Logger,
+		Remote: func() (*remote.Client, error) { return opts.Remote, nil }})
+	if opts.CacheFrom, err = table.ParseImports(f.cacheFrom); err != nil {
 		return usageError{err}
 	}
-	if opts.CacheTo, err = backends.ParseExports(f.cacheTo, deps); err != nil {
+	if opts.CacheTo, err = table.ParseExports(f.cacheTo); err != nil {
 		return usageError{err}
 	}
 	insecure := append([]string(nil), f.insecure...)
 	for _, i := range opts.CacheFrom {
-		if i.InsecureRegistry != "" {
-			insecure = append(insecure, i.InsecureRegistry)
-		}
+		insecure = append(insecure, insecureHosts(i.Config)...)
 	}
 	for _, e := range opts.CacheTo {
-		if e.InsecureRegistry != "" {
-			insecure = append(insecure, e.InsecureRegistry)
-		}
+		insecure = append(insecure, insecureHosts(e.Config)...)
 	}
 	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
 		return err
@@ -303,4 +300,13 @@ func sourceDateEpoch(getenv func(string) string, args map[string]string) (*time.
 	}
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
+}
+
+// insecureHosts are the registries a cache spec asks to reach without TLS
+// verification (cache.InsecureHoster), none for most specs.
+func insecureHosts(config any) []string {
+	if h, ok := config.(cache.InsecureHoster); ok {
+		return h.InsecureHosts()
+	}
+	return nil
 }

@@ -149,6 +149,9 @@ func mountsFor(in configInput) []specs.Mount {
 			ms = append(ms, specs.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
 		case MountTmpfs:
 			opts := []string{"nosuid", "nodev", "mode=1777"}
+			if m.Size > 0 {
+				opts = append(opts, "size="+strconv.FormatInt(m.Size, 10))
+			}
 			if m.ReadOnly {
 				opts = append(opts, "ro")
 			}

@@ -218,3 +218,30 @@ func TestMountPointsStayInRoot(t *testing.T) {
 		t.Errorf("rootfs after remove (-want +got):\n%s", diff)
 	}
 }
+
+// TestTmpfsSize: RUN --mount=type=tmpfs,size= reaches the runtime's mount
+// options; without size the kernel's default applies.
+func TestTmpfsSize(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		want string
+	}{{0, ""}, {1 << 20, "size=1048576"}} {
+		s := Spec{Root: "/r", Args: []string{"true"}, Cwd: "/", Network: NetworkHost,
+			Mounts: []Mount{{Type: MountTmpfs, Target: "/t", Size: tc.size}}}
+		c := configFor(configInput{spec: s, hostsFile: "/b/hosts", nofile: 4096})
+		var got string
+		for _, m := range c.Mounts {
+			if m.Destination != "/t" {
+				continue
+			}
+			for _, o := range m.Options {
+				if strings.HasPrefix(o, "size=") {
+					got = o
+				}
+			}
+		}
+		if got != tc.want {
+			t.Errorf("size %d: tmpfs option %q, want %q", tc.size, got, tc.want)
+		}
+	}
+}

@@ -57,6 +57,8 @@ type Mount struct {
 	Target string
 	// ReadOnly mounts the target read-only.
 	ReadOnly bool
+	// Size limits a tmpfs mount, in bytes; 0 means the kernel's default.
+	Size int64
 }
 
 // Spec describes one process to run in a container. The zero values of the

@@ -44,7 +44,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 	var secretEnv []string
 	locked := map[string]bool{}
 	for _, m := range r.Mounts {
-		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID, Env: m.Env}
+		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID, Env: m.Env, Size: m.Size}
 		switch m.Type {
 		case plan.MountBind:
 			src, digest, rel, err := s.bindSource(ctx, m, runs)
@@ -62,12 +62,20 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 				release()
 				return nil, err
 			}
-			if m.Sharing == "locked" {
+			switch m.Sharing {
+			case "locked":
 				locked[name] = true
+			case "private":
+				var rel func()
+				if dir, rel, err = s.privateMount(dir, name); err != nil {
+					release()
+					return nil, err
+				}
+				releases = append(releases, rel)
 			}
 			mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountTmpfs:
-			mounts = append(mounts, exec.Mount{Type: "tmpfs", Target: m.Target})
+			mounts = append(mounts, exec.Mount{Type: "tmpfs", Target: m.Target, Size: m.Size})
 		case plan.MountSecret:
 			val, ok := s.opts.Secrets[m.ID]
 			if !ok {
@@ -246,13 +254,55 @@ func (s *Solver) cacheMount(m plan.Mount) (string, string, error) {
 	sum := sha256.Sum256([]byte(id))
 	name := hex.EncodeToString(sum[:16])
 	dir := s.opts.Store.CacheMountDir(id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeMountDir(dir, m); err != nil {
 		return "", "", fmt.Errorf("creating cache mount %s: %w", id, err)
 	}
-	if m.UID > 0 || m.GID > 0 {
-		_ = os.Chown(dir, int(max(m.UID, 0)), int(max(m.GID, 0)))
-	}
 	return dir, name, nil
+}
+
+// makeMountDir creates a cache mount's directory, when missing, with the
+// mount's mode (0755 by default) and owner, as BuildKit does; an existing
+// one keeps what the steps that used it left.
+func makeMountDir(dir string, m plan.Mount) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	mode := os.FileMode(0o755)
+	if m.Mode >= 0 {
+		mode = os.FileMode(m.Mode) & os.ModePerm
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	if m.UID > 0 || m.GID > 0 {
+		return os.Chown(dir, int(max(m.UID, 0)), int(max(m.GID, 0)))
+	}
+	return nil
+}
+
+// privateMount serves sharing=private: the step has the cache directory to
+// itself, or, while another step holds it, a fresh empty directory of its
+// own that is dropped afterwards (BuildKit's "a new mount if there are
+// several writers").
+func (s *Solver) privateMount(dir, name string) (string, func(), error) {
+	unlock, ok, err := s.opts.Store.TryLock("mount-" + name)
+	if err != nil {
+		return "", nil, err
+	}
+	if ok {
+		return dir, unlock, nil
+	}
+	own, err := s.opts.Store.TempDir("m")
+	if err != nil {
+		return "", nil, err
+	}
+	return own, func() { os.RemoveAll(own) }, nil
 }
 
 // pipeFiles writes the heredoc scripts of a RUN (those starting with #!)

@@ -38,6 +38,26 @@ func (s *Store) Lock(ctx context.Context, name string) (unlock func(), err error
 	return func() { f.Close() }, nil
 }
 
+// TryLock takes the lock called name if no one holds it, without waiting;
+// ok is false when another holder has it. Locks are those of Lock.
+func (s *Store) TryLock(name string) (unlock func(), ok bool, err error) {
+	if name == "" {
+		return nil, false, errors.New("locking: empty lock name")
+	}
+	f, err := openLockFile(filepath.Join(s.root, locksDir, lockName(name)))
+	if err != nil {
+		return nil, false, err
+	}
+	if ok, err = tryFlock(f, unix.LOCK_EX); err != nil || !ok {
+		f.Close()
+		if err != nil {
+			err = fmt.Errorf("locking %s: %w", name, err)
+		}
+		return nil, false, err
+	}
+	return func() { f.Close() }, true, nil
+}
+
 // lockName turns an arbitrary name into a safe file name: names made of
 // [A-Za-z0-9._:-] (as cache keys are) are kept, anything else is hashed.
 func lockName(name string) string {

@@ -666,3 +666,30 @@ func TestStateDirIsPrivate(t *testing.T) {
 		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
 	}
 }
+
+// TestTryLock: TryLock takes a free lock at once, reports a held one
+// without waiting (Lock's holders included), and frees it on unlock.
+func TestTryLock(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	unlock, ok, err := s.TryLock("mount-x")
+	if err != nil || !ok {
+		t.Fatalf("TryLock of a free lock = %v, %v", ok, err)
+	}
+	if _, ok, err := s.TryLock("mount-x"); err != nil || ok {
+		t.Fatalf("TryLock of a held lock = %v, %v; want false", ok, err)
+	}
+	unlock()
+	u, err := s.Lock(context.Background(), "mount-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.TryLock("mount-x"); ok {
+		t.Errorf("TryLock took a lock that Lock holds")
+	}
+	u()
+	if u, ok, _ := s.TryLock("mount-x"); !ok {
+		t.Errorf("TryLock after unlock = false")
+	} else {
+		u()
+	}
+}

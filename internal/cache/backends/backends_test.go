@@ -3,6 +3,8 @@ package backends
 import (
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
 
 func TestParse(t *testing.T) {
@@ -31,11 +33,15 @@ func TestParse(t *testing.T) {
 		{name: "inline max", to: []string{"type=inline,mode=max"}, wantErr: "mode"},
 		{name: "duplicate export", to: []string{"type=local,dest=/c", "type=local,dest=/c"}, wantErr: "given twice"},
 		{name: "field without =", to: []string{"type=local,dest=/c,max"}, wantErr: `"max" is not key=value`},
+		{name: "export attribute on import", from: []string{"type=local,src=/c,mode=max"}, wantErr: "mode: is a --cache-to attribute"},
+		{name: "ignore-error on import", from: []string{"type=registry,ref=reg/app:c,ignore-error=true"}, imports: 1},
+		{name: "inline compression", to: []string{"type=inline,compression=zstd"}, exports: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			imps, err1 := ParseImports(tt.from, Deps{})
-			exps, err2 := ParseExports(tt.to, Deps{})
+			table := Table(cache.Deps{})
+			imps, err1 := table.ParseImports(tt.from)
+			exps, err2 := table.ParseExports(tt.to)
 			err := err1
 			if err == nil {
 				err = err2

@@ -11,27 +11,34 @@ import (
 	"math/rand"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/cache"
 )
 
 // Location is one fresh place a cache can live (a new directory, a new
-// repository), as a factory hands it to the suite.
+// repository), as a factory hands it to the suite. The suite makes its
+// importers and exporters the way kiln does: it parses the specs with the
+// table.
 type Location struct {
-	Importer cache.Importer
-	Exporter cache.Exporter
-	// NewExporter returns another exporter to the same location, for the
-	// concurrent-export test; nil means reuse Exporter.
-	NewExporter func() cache.Exporter
+	// Table holds the backend under test (and the dependencies it needs).
+	Table *cache.Table
+	// Import and Export are the --cache-from and --cache-to values of the
+	// location, as a user types them, without mode=.
+	Import, Export string
 	// Corrupt replaces the stored bytes of a blob with different bytes of
 	// the same length; nil skips the corruption test.
 	Corrupt func(t *testing.T, digest v1.Hash)
+	// Mounter says the imported Fetcher offers cache.Mounter (registry
+	// caches): the suite checks that no wrapper hid it.
+	Mounter bool
 }
 
 // Factory makes a fresh, empty location for each test.
@@ -40,19 +47,78 @@ type Factory func(t *testing.T) Location
 // BadAttrs is one attribute set a backend must reject, and a string the
 // error must contain (the offending key).
 type BadAttrs struct {
+	// Attrs are the spec's attributes, type= aside.
 	Attrs map[string]string
-	Want  string
+	// Want is a string the error must contain.
+	Want string
 }
 
 // Run runs the conformance suite against the backend f makes.
 func Run(t *testing.T, f Factory) {
 	t.Run("miss", func(t *testing.T) { testMiss(t, f(t)) })
 	t.Run("round trip", func(t *testing.T) { testRoundTrip(t, f(t)) })
+	t.Run("modes", func(t *testing.T) { testModes(t, f) })
 	t.Run("replace", func(t *testing.T) { testReplace(t, f(t)) })
+	t.Run("re-export is a no-op", func(t *testing.T) { testReexport(t, f(t)) })
 	t.Run("corrupt blob is a miss", func(t *testing.T) { testCorrupt(t, f(t)) })
 	t.Run("failed export publishes nothing", func(t *testing.T) { testFailedExport(t, f(t)) })
 	t.Run("concurrent exports", func(t *testing.T) { testConcurrent(t, f(t)) })
 	t.Run("unreadable source layer drops its records", func(t *testing.T) { testPartial(t, f(t)) })
+	t.Run("capabilities survive wrappers", func(t *testing.T) { testCapabilities(t, f(t)) })
+}
+
+// Importer parses loc's import spec with its table.
+func (loc Location) Importer(t *testing.T) cache.Importer {
+	t.Helper()
+	imps, err := loc.Table.ParseImports([]string{loc.Import})
+	if err != nil || len(imps) != 1 {
+		t.Fatalf("parsing --cache-from %s: %v (%d imports)", loc.Import, err, len(imps))
+	}
+	return imps[0].Importer
+}
+
+// exporter parses loc's export spec, with extra attributes appended.
+func (loc Location) exporter(t *testing.T, extra string) cache.Export {
+	t.Helper()
+	spec := loc.Export
+	if extra != "" {
+		spec += "," + extra
+	}
+	exps, err := loc.Table.ParseExports([]string{spec})
+	if err != nil || len(exps) != 1 {
+		t.Fatalf("parsing --cache-to %s: %v (%d exports)", spec, err, len(exps))
+	}
+	return exps[0]
+}
+
+// Exporter parses loc's export spec with its table.
+func (loc Location) Exporter(t *testing.T) cache.Exporter {
+	t.Helper()
+	return loc.exporter(t, "").Exporter
+}
+
+func (loc Location) export(t *testing.T, m *cache.Manifest, src cache.Fetcher) error {
+	t.Helper()
+	return loc.Exporter(t).Export(context.Background(), m, src)
+}
+
+// ImportParser returns a parse function for RunParse: b's --cache-from
+// specs, through a table that holds only b.
+func ImportParser(b cache.Backend) func(map[string]string) error {
+	table := cache.NewTable(cache.Deps{}, b)
+	return func(attrs map[string]string) error {
+		_, err := table.ParseImport(cache.Spec{Type: b.Type, Attrs: attrs, Raw: "type=" + b.Type})
+		return err
+	}
+}
+
+// ExportParser is ImportParser for --cache-to specs.
+func ExportParser(b cache.Backend) func(map[string]string) error {
+	table := cache.NewTable(cache.Deps{}, b)
+	return func(attrs map[string]string) error {
+		_, err := table.ParseExport(cache.Spec{Type: b.Type, Attrs: attrs, Raw: "type=" + b.Type})
+		return err
+	}
 }
 
 // RunParse checks that parse rejects each bad attribute set with an error
@@ -138,7 +204,7 @@ func RandomManifest(b *Blobs, seed int64, n int) *cache.Manifest {
 }
 
 func testMiss(t *testing.T, loc Location) {
-	m, f, err := loc.Importer.Import(context.Background())
+	m, f, err := loc.Importer(t).Import(context.Background())
 	if !errors.Is(err, cache.ErrNotFound) {
 		t.Fatalf("Import of an empty location = (%v, %v, %v), want cache.ErrNotFound", m, f, err)
 	}
@@ -148,7 +214,7 @@ func testMiss(t *testing.T, loc Location) {
 func checkImport(t *testing.T, loc Location, want *cache.Manifest, src *Blobs) {
 	t.Helper()
 	ctx := context.Background()
-	got, f, err := loc.Importer.Import(ctx)
+	got, f, err := loc.Importer(t).Import(ctx)
 	if err != nil {
 		t.Fatalf("Import: %v", err)
 	}
@@ -174,7 +240,7 @@ func checkImport(t *testing.T, loc Location, want *cache.Manifest, src *Blobs) {
 func testRoundTrip(t *testing.T, loc Location) {
 	src := NewBlobs()
 	m := RandomManifest(src, 1, 3)
-	if err := loc.Exporter.Export(context.Background(), m, src); err != nil {
+	if err := loc.export(t, m, src); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
 	checkImport(t, loc, m, src)
@@ -183,11 +249,11 @@ func testRoundTrip(t *testing.T, loc Location) {
 func testReplace(t *testing.T, loc Location) {
 	src := NewBlobs()
 	first := RandomManifest(src, 2, 3)
-	if err := loc.Exporter.Export(context.Background(), first, src); err != nil {
+	if err := loc.export(t, first, src); err != nil {
 		t.Fatalf("first Export: %v", err)
 	}
 	second := RandomManifest(src, 3, 2)
-	if err := loc.Exporter.Export(context.Background(), second, src); err != nil {
+	if err := loc.export(t, second, src); err != nil {
 		t.Fatalf("second Export: %v", err)
 	}
 	checkImport(t, loc, second, src)
@@ -200,12 +266,12 @@ func testCorrupt(t *testing.T, loc Location) {
 	ctx := context.Background()
 	src := NewBlobs()
 	m := RandomManifest(src, 4, 2)
-	if err := loc.Exporter.Export(ctx, m, src); err != nil {
+	if err := loc.export(t, m, src); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
 	bad := m.Layers()[1]
 	loc.Corrupt(t, bad.Digest)
-	_, f, err := loc.Importer.Import(ctx)
+	_, f, err := loc.Importer(t).Import(ctx)
 	if err != nil {
 		t.Fatalf("Import: %v", err)
 	}
@@ -229,16 +295,15 @@ func testCorrupt(t *testing.T, loc Location) {
 }
 
 func testFailedExport(t *testing.T, loc Location) {
-	ctx := context.Background()
 	src := NewBlobs()
 	first := RandomManifest(src, 5, 2)
-	if err := loc.Exporter.Export(ctx, first, src); err != nil {
+	if err := loc.export(t, first, src); err != nil {
 		t.Fatalf("Export: %v", err)
 	}
 	src2 := NewBlobs()
 	second := RandomManifest(src2, 6, 4)
 	src2.FailAfter = 2
-	if err := loc.Exporter.Export(ctx, second, src2); err == nil {
+	if err := loc.export(t, second, src2); err == nil {
 		t.Fatalf("Export with a failing source succeeded")
 	}
 	checkImport(t, loc, first, src)
@@ -251,10 +316,7 @@ func testConcurrent(t *testing.T, loc Location) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(ms))
 	for i, m := range ms {
-		exp := loc.Exporter
-		if loc.NewExporter != nil {
-			exp = loc.NewExporter()
-		}
+		exp := loc.exporter(t, "").Exporter
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -267,7 +329,7 @@ func testConcurrent(t *testing.T, loc Location) {
 			t.Fatalf("concurrent Export %d: %v", i, err)
 		}
 	}
-	got, _, err := loc.Importer.Import(ctx)
+	got, _, err := loc.Importer(t).Import(ctx)
 	if err != nil {
 		t.Fatalf("Import: %v", err)
 	}
@@ -281,7 +343,6 @@ func testConcurrent(t *testing.T, loc Location) {
 }
 
 func testPartial(t *testing.T, loc Location) {
-	ctx := context.Background()
 	src := NewBlobs()
 	m := RandomManifest(src, 10, 3)
 	// The top layer is gone from the source (evicted from the cache it
@@ -290,11 +351,103 @@ func testPartial(t *testing.T, loc Location) {
 	src.mu.Lock()
 	delete(src.m, m.Layers()[2].Digest)
 	src.mu.Unlock()
-	err := loc.Exporter.Export(ctx, m, src)
+	err := loc.export(t, m, src)
 	var partial *cache.PartialError
 	if !errors.As(err, &partial) || partial.Dropped != 1 {
 		t.Fatalf("Export with a missing source layer = %v, want a PartialError dropping 1 record", err)
 	}
 	want := m.Without(map[v1.Hash]bool{m.Layers()[2].Digest: true})
 	checkImport(t, loc, want, src)
+}
+
+// testModes checks that mode= parses to the mode asked for, min by
+// default, and that a location exported in either mode imports whole.
+func testModes(t *testing.T, f Factory) {
+	for _, tc := range []struct {
+		extra string
+		want  cache.Mode
+	}{{"", cache.ModeMin}, {"mode=min", cache.ModeMin}, {"mode=max", cache.ModeMax}} {
+		loc := f(t)
+		exp := loc.exporter(t, tc.extra)
+		if exp.Options.Mode != tc.want {
+			t.Errorf("--cache-to %s,%s: mode %q, want %q", loc.Export, tc.extra, exp.Options.Mode, tc.want)
+		}
+		src := NewBlobs()
+		m := RandomManifest(src, 11, 3)
+		if err := exp.Exporter.Export(context.Background(), m, src); err != nil {
+			t.Fatalf("Export (%s): %v", tc.extra, err)
+		}
+		checkImport(t, loc, m, src)
+	}
+}
+
+// testReexport: exporting the manifest the location already holds (a
+// fully cached build) reads no blob and leaves the cache as it was.
+func testReexport(t *testing.T, loc Location) {
+	src := NewBlobs()
+	m := RandomManifest(src, 12, 3)
+	if err := loc.export(t, m, src); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	src.mu.Lock()
+	before := src.fetches
+	src.mu.Unlock()
+	if err := loc.export(t, m, src); err != nil {
+		t.Fatalf("second Export: %v", err)
+	}
+	src.mu.Lock()
+	n := src.fetches - before
+	src.mu.Unlock()
+	if n != 0 {
+		t.Errorf("re-exporting the same manifest read %d blobs, want 0", n)
+	}
+	checkImport(t, loc, m, src)
+}
+
+// layerBlobs is a Blobs that also offers its blobs as v1.Layers.
+type layerBlobs struct {
+	*Blobs
+	layers int
+}
+
+func (b *layerBlobs) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
+	b.mu.Lock()
+	data, ok := b.m[desc.Digest]
+	b.layers++
+	b.mu.Unlock()
+	if !ok {
+		return nil, cache.ErrNotFound
+	}
+	return static.NewLayer(data, desc.MediaType), nil
+}
+
+// testCapabilities: the wrappers kiln puts around fetchers keep the
+// optional capabilities (STYLE habit 7): the counting wrapper an export's
+// source goes through keeps cache.LayerFetcher, and the imported Fetcher
+// keeps cache.Mounter where the backend offers it.
+func testCapabilities(t *testing.T, loc Location) {
+	src := &layerBlobs{Blobs: NewBlobs()}
+	var n atomic.Int64
+	counted := cache.CountingFetcher(src, func(k int64) { n.Add(k) })
+	if _, ok := counted.(cache.LayerFetcher); !ok {
+		t.Fatalf("cache.CountingFetcher hid cache.LayerFetcher")
+	}
+	m := RandomManifest(src.Blobs, 13, 2)
+	if err := loc.export(t, m, counted); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	var size int64
+	for _, l := range m.Layers() {
+		size += l.Size
+	}
+	if n.Load() != size {
+		t.Errorf("counted %d bytes read, want %d (every layer once)", n.Load(), size)
+	}
+	_, f, err := loc.Importer(t).Import(context.Background())
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if _, ok := f.(cache.Mounter); ok != loc.Mounter {
+		t.Errorf("imported Fetcher offers cache.Mounter: %v, want %v", ok, loc.Mounter)
+	}
 }

@@ -2,6 +2,7 @@ package inline
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 
@@ -11,21 +12,49 @@ import (
 	"github.com/kiln-build/kiln/internal/cache"
 )
 
-// Config is a parsed --cache-to type=inline.
-type Config struct {
-	cache.ExportOptions
+// Config is a parsed --cache-to type=inline. It has nothing of its own:
+// the shared attributes are all inline cache takes.
+type Config struct{}
+
+// Type is the spec type of the backend.
+const Type = "inline"
+
+// Backend is type=inline in the cache table. It cannot be imported from
+// directly: a registry import of the image reads its inline cache.
+func Backend() cache.Backend {
+	return cache.Backend{
+		Type:        Type,
+		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return ParseExportConfig(a) },
+	}
 }
 
-// ParseExportConfig reads --cache-to type=inline attributes: mode=min (the
-// only mode inline cache has) and ignore-error.
-func ParseExportConfig(attrs map[string]string) (Config, error) {
-	a := cache.NewAttrs("inline", attrs)
-	mode := a.String(cache.AttrMode, string(cache.ModeMin))
-	if mode != string(cache.ModeMin) {
+// ParseExportConfig reads --cache-to type=inline attributes: mode=min is
+// the only mode inline cache has.
+func ParseExportConfig(a *cache.Attrs) (Config, error) {
+	if a.Export().Mode != cache.ModeMin {
 		a.Fail(cache.AttrMode, "inline cache holds only the final image's layers (min); use type=registry,mode=max for intermediate stages")
 	}
-	c := Config{ExportOptions: cache.ExportOptions{Mode: cache.ModeMin, IgnoreError: a.Bool(cache.AttrIgnoreError, false)}}
-	return c, a.Done()
+	return Config{}, nil
+}
+
+// NewExporter returns the inline exporter: a cache.ImageExporter whose
+// Export has nothing left to do.
+func (Config) NewExporter(cache.Deps) (cache.Exporter, error) { return exporter{}, nil }
+
+type exporter struct{}
+
+var (
+	_ cache.Exporter      = exporter{}
+	_ cache.ImageExporter = exporter{}
+)
+
+// Export does nothing: the records went into the image before its
+// outputs were written (AttachTo).
+func (exporter) Export(context.Context, *cache.Manifest, cache.Fetcher) error { return nil }
+
+// AttachTo writes the records into the image config.
+func (exporter) AttachTo(img v1.Image, records []cache.Record) (v1.Image, error) {
+	return Attach(img, records)
 }
 
 // Attach returns img with the records that its layers can serve written

@@ -62,7 +62,7 @@ func TestAttach(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseExportConfig(a); return err },
+	cachetest.RunParse(t, cachetest.ExportParser(Backend()),
 		[]map[string]string{{}, {"mode": "min"}, {"ignore-error": "true"}},
 		[]cachetest.BadAttrs{
 			{Attrs: map[string]string{"mode": "max"}, Want: "mode"},

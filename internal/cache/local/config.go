@@ -35,13 +35,29 @@ type ExportConfig struct {
 	Dest string
 	// Tag names the cache in index.json.
 	Tag string
-	cache.ExportOptions
 }
 
-// ParseImportConfig reads --cache-from attributes. An unknown attribute, a
-// missing src or a bad digest is an error naming the key.
-func ParseImportConfig(attrs map[string]string) (ImportConfig, error) {
-	a := cache.NewAttrs("local", attrs)
+// Type is the spec type of the backend.
+const Type = "local"
+
+// Backend is type=local in the cache table.
+func Backend() cache.Backend {
+	return cache.Backend{
+		Type:        Type,
+		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return ParseImportConfig(a) },
+		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return ParseExportConfig(a) },
+	}
+}
+
+// NewImporter returns the importer of the directory.
+func (c ImportConfig) NewImporter(cache.Deps) (cache.Importer, error) { return NewImporter(c), nil }
+
+// NewExporter returns the exporter of the directory.
+func (c ExportConfig) NewExporter(cache.Deps) (cache.Exporter, error) { return NewExporter(c), nil }
+
+// ParseImportConfig reads --cache-from attributes (the table has read the
+// shared ones). A missing src or a bad digest is an error naming the key.
+func ParseImportConfig(a *cache.Attrs) (ImportConfig, error) {
 	c := ImportConfig{Src: a.Required(AttrSrc), Tag: a.String(AttrTag, DefaultTag)}
 	if d := a.String(AttrDigest, ""); d != "" {
 		h, err := v1.NewHash(d)
@@ -51,19 +67,15 @@ func ParseImportConfig(attrs map[string]string) (ImportConfig, error) {
 		c.Digest = &h
 	}
 	a.Reject("is a --cache-to attribute (use src= to import)", AttrDest)
-	a.Reject("is a --cache-to attribute", cache.AttrMode, cache.AttrCompression, cache.AttrCompressionLevel, cache.AttrForceCompression)
-	// buildx accepts ignore-error and the media-type switches on both sides.
-	a.Bool(cache.AttrIgnoreError, false)
+	// buildx accepts the media-type switches on both sides.
 	a.Bool(cache.AttrOCIMediaTypes, true)
 	a.Bool(cache.AttrImageManifest, true)
-	return c, a.Done()
+	return c, nil
 }
 
 // ParseExportConfig reads --cache-to attributes.
-func ParseExportConfig(attrs map[string]string) (ExportConfig, error) {
-	a := cache.NewAttrs("local", attrs)
+func ParseExportConfig(a *cache.Attrs) (ExportConfig, error) {
 	c := ExportConfig{Dest: a.Required(AttrDest), Tag: a.String(AttrTag, DefaultTag)}
-	c.ExportOptions = a.ExportOptions()
 	a.Reject("is a --cache-from attribute (use dest= to export)", AttrSrc, AttrDigest)
 	// The cache is always an OCI image manifest; buildx's switches are
 	// accepted for compatibility, and the only shape kiln writes is the one
@@ -76,5 +88,5 @@ func ParseExportConfig(attrs map[string]string) (ExportConfig, error) {
 	}
 	// BuildKit's reset=true is what kiln always does.
 	a.Bool("reset", true)
-	return c, a.Done()
+	return c, nil
 }

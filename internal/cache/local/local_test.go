@@ -16,11 +16,9 @@ import (
 func factory(t *testing.T) cachetest.Location {
 	d := filepath.Join(t.TempDir(), "cache")
 	return cachetest.Location{
-		Importer: NewImporter(ImportConfig{Src: d, Tag: DefaultTag}),
-		Exporter: NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}),
-		NewExporter: func() cache.Exporter {
-			return NewExporter(ExportConfig{Dest: d, Tag: DefaultTag})
-		},
+		Table:  cache.NewTable(cache.Deps{}, Backend()),
+		Import: "type=local,src=" + d,
+		Export: "type=local,dest=" + d,
 		Corrupt: func(t *testing.T, h v1.Hash) {
 			p := filepath.Join(d, "blobs", "sha256", h.Hex)
 			b, err := os.ReadFile(p)
@@ -38,7 +36,7 @@ func factory(t *testing.T) cachetest.Location {
 func TestConformance(t *testing.T) { cachetest.Run(t, factory) }
 
 func TestParse(t *testing.T) {
-	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseImportConfig(a); return err },
+	cachetest.RunParse(t, cachetest.ImportParser(Backend()),
 		[]map[string]string{
 			{"src": "/c"},
 			{"src": "/c", "tag": "main", "ignore-error": "true"},
@@ -51,7 +49,7 @@ func TestParse(t *testing.T) {
 			{Attrs: map[string]string{"src": "/c", "digest": "nope"}, Want: "digest"},
 			{Attrs: map[string]string{"src": "/c", "mode": "max"}, Want: "mode"},
 		})
-	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseExportConfig(a); return err },
+	cachetest.RunParse(t, cachetest.ExportParser(Backend()),
 		[]map[string]string{
 			{"dest": "/c"},
 			{"dest": "/c", "mode": "max", "tag": "x", "compression": "zstd", "compression-level": "19", "force-compression": ""},

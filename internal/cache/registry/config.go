@@ -1,11 +1,13 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/remote"
 )
 
 // Attribute names of type=registry, as buildx spells them.
@@ -24,16 +26,58 @@ type ImportConfig struct {
 
 // ExportConfig is a parsed --cache-to type=registry.
 type ExportConfig struct {
-	Ref      string
+	// Ref is the cache reference; a missing tag means latest.
+	Ref string
+	// Insecure reaches the registry over plain HTTP / unverified TLS.
 	Insecure bool
-	cache.ExportOptions
 }
 
-// Registry returns the registry host of the reference.
-func (c ImportConfig) Registry() string { return registryOf(c.Ref) }
+// Type is the spec type of the backend.
+const Type = "registry"
 
-// Registry returns the registry host of the reference.
-func (c ExportConfig) Registry() string { return registryOf(c.Ref) }
+// Backend is type=registry in the cache table.
+func Backend() cache.Backend {
+	return cache.Backend{
+		Type:        Type,
+		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return ParseImportConfig(a) },
+		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return ParseExportConfig(a) },
+	}
+}
+
+var (
+	_ cache.InsecureHoster = ImportConfig{}
+	_ cache.InsecureHoster = ExportConfig{}
+)
+
+// NewImporter returns the importer of the reference.
+func (c ImportConfig) NewImporter(d cache.Deps) (cache.Importer, error) {
+	return NewImporter(c, remoteOf(d)), nil
+}
+
+// NewExporter returns the exporter of the reference.
+func (c ExportConfig) NewExporter(d cache.Deps) (cache.Exporter, error) {
+	return NewExporter(c, remoteOf(d)), nil
+}
+
+func remoteOf(d cache.Deps) func() (*remote.Client, error) {
+	if d.Remote == nil {
+		return func() (*remote.Client, error) { return nil, errors.New("registry: no registry client") }
+	}
+	return d.Remote
+}
+
+// InsecureHosts is the registry host when registry.insecure=true.
+func (c ImportConfig) InsecureHosts() []string { return insecureHosts(c.Insecure, c.Ref) }
+
+// InsecureHosts is the registry host when registry.insecure=true.
+func (c ExportConfig) InsecureHosts() []string { return insecureHosts(c.Insecure, c.Ref) }
+
+func insecureHosts(insecure bool, ref string) []string {
+	if h := registryOf(ref); insecure && h != "" {
+		return []string{h}
+	}
+	return nil
+}
 
 func registryOf(ref string) string {
 	r, err := name.ParseReference(ref)
@@ -54,26 +98,21 @@ func parseRef(a *cache.Attrs) string {
 }
 
 // ParseImportConfig reads --cache-from attributes.
-func ParseImportConfig(attrs map[string]string) (ImportConfig, error) {
-	a := cache.NewAttrs("registry", attrs)
+func ParseImportConfig(a *cache.Attrs) (ImportConfig, error) {
 	c := ImportConfig{Ref: parseRef(a), Insecure: a.Bool(AttrInsecure, false)}
-	a.Reject("is a --cache-to attribute", cache.AttrMode, cache.AttrCompression, cache.AttrCompressionLevel, cache.AttrForceCompression)
-	a.Bool(cache.AttrIgnoreError, false)
 	a.Bool(cache.AttrOCIMediaTypes, true)
 	a.Bool(cache.AttrImageManifest, true)
-	return c, a.Done()
+	return c, nil
 }
 
 // ParseExportConfig reads --cache-to attributes.
-func ParseExportConfig(attrs map[string]string) (ExportConfig, error) {
-	a := cache.NewAttrs("registry", attrs)
+func ParseExportConfig(a *cache.Attrs) (ExportConfig, error) {
 	c := ExportConfig{Ref: parseRef(a), Insecure: a.Bool(AttrInsecure, false)}
-	c.ExportOptions = a.ExportOptions()
 	if !a.Bool(cache.AttrOCIMediaTypes, true) {
 		return c, fmt.Errorf("cache type=registry: %s=false is not supported: kiln writes OCI media types, which every current registry takes", cache.AttrOCIMediaTypes)
 	}
 	if !a.Bool(cache.AttrImageManifest, true) {
 		return c, fmt.Errorf("cache type=registry: %s=false is not supported: kiln always writes an OCI image manifest (the form ECR and every registry take)", cache.AttrImageManifest)
 	}
-	return c, a.Done()
+	return c, nil
 }

@@ -65,9 +65,11 @@ func Factory(host string, client *remote.Client, corrupt func(t *testing.T, h v1
 		ref := fmt.Sprintf("%s/conformance/c%d:cache", host, repoN.Add(1))
 		get := func() (*remote.Client, error) { return client, nil }
 		return cachetest.Location{
-			Importer: NewImporter(ImportConfig{Ref: ref}, get),
-			Exporter: NewExporter(ExportConfig{Ref: ref}, get),
-			Corrupt:  corrupt,
+			Table:   cache.NewTable(cache.Deps{Remote: get}, Backend()),
+			Import:  "type=registry,ref=" + ref,
+			Export:  "type=registry,ref=" + ref,
+			Corrupt: corrupt,
+			Mounter: true,
 		}
 	}
 }
@@ -89,7 +91,7 @@ func TestConformanceInProcess(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseImportConfig(a); return err },
+	cachetest.RunParse(t, cachetest.ImportParser(Backend()),
 		[]map[string]string{
 			{"ref": "reg.example/app:cache"},
 			{"ref": "reg.example/app", "registry.insecure": "true", "ignore-error": "true"},
@@ -101,7 +103,7 @@ func TestParse(t *testing.T) {
 			{Attrs: map[string]string{"ref": "r/a", "dest": "/x"}, Want: `"dest"`},
 			{Attrs: map[string]string{"ref": "r/a", "registry.insecure": "sometimes"}, Want: "registry.insecure"},
 		})
-	cachetest.RunParse(t, func(a map[string]string) error { _, err := ParseExportConfig(a); return err },
+	cachetest.RunParse(t, cachetest.ExportParser(Backend()),
 		[]map[string]string{
 			{"ref": "r/a:c", "mode": "max"},
 			{"ref": "r/a:c", "compression": "zstd", "compression-level": "3", "force-compression": "true", "oci-mediatypes": "true", "image-manifest": "true"},

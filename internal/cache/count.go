@@ -1,0 +1,65 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/remote"
+)
+
+// CountingFetcher wraps f so that add is called with the number of bytes
+// every blob read through it yields: what an exporter reads, which is what
+// it writes. It keeps f's LayerFetcher capability (the layers it returns
+// count their reads too), so that wrapping never hides what lets a
+// registry mount instead of upload; Unwrap returns f.
+func CountingFetcher(f Fetcher, add func(int64)) Fetcher {
+	c := counting{f: f, add: add}
+	if _, ok := f.(LayerFetcher); ok {
+		return countingLayers{c}
+	}
+	return c
+}
+
+type counting struct {
+	f   Fetcher
+	add func(int64)
+}
+
+func (c counting) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	rc, err := c.f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{rc: rc, add: c.add}, nil
+}
+
+// Unwrap returns the wrapped Fetcher.
+func (c counting) Unwrap() Fetcher { return c.f }
+
+type countingLayers struct{ counting }
+
+var _ LayerFetcher = countingLayers{}
+
+func (c countingLayers) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
+	l, err := c.f.(LayerFetcher).FetchLayer(ctx, desc)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	return remote.CountReads(l, c.add), nil
+}
+
+type countingReader struct {
+	rc  io.ReadCloser
+	add func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.rc.Close() }
