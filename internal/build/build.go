@@ -47,9 +47,10 @@ type Options struct {
 	Outputs []output.Spec
 	// Target is the stage to build; "" means the last.
 	Target string
-	// BuildArgs are --build-arg values; Labels are --label values.
+	// BuildArgs are the --build-arg values.
 	BuildArgs map[string]string
-	Labels    map[string]string
+	// Labels are the --label values, added to the image config.
+	Labels map[string]string
 	// NoCache ignores every cache; results are still recorded.
 	NoCache bool
 	// Stdout receives an output whose dest is "-".
@@ -70,9 +71,10 @@ type Options struct {
 	StateMax int64
 	// ForceCopy uses the copying snapshotter even where overlayfs works.
 	ForceCopy bool
-	// CacheFrom are the caches to import; CacheTo the caches to export.
+	// CacheFrom are the caches to import, in the order given.
 	CacheFrom []cache.Import
-	CacheTo   []cache.Export
+	// CacheTo are the caches to export after the outputs are written.
+	CacheTo []cache.Export
 	// Remote reaches registries; nil is allowed for builds that use none.
 	Remote *remote.Client
 	// SourceDateEpoch, if set, makes layers and history reproducible.
@@ -85,61 +87,49 @@ type Options struct {
 
 // Result is a finished build.
 type Result struct {
-	Image        v1.Image
-	Digest       v1.Hash
+	// Image is the image built (with inline cache when asked for).
+	Image v1.Image
+	// Digest is the image manifest's digest.
+	Digest v1.Hash
+	// ConfigDigest is the image config's digest.
 	ConfigDigest v1.Hash
-	Stats        solve.Stats
+	// Stats count the steps, hits and runs.
+	Stats solve.Stats
 }
 
 // ErrUsage marks errors in what the user asked for (exit code 2).
 var ErrUsage = errors.New("usage error")
 
-// usageError wraps err so errors.Is(err, ErrUsage) holds.
+// UsageError marks err as an error in what the user asked for:
+// errors.Is(result, ErrUsage) holds, and err's own chain is kept. cli maps
+// it to exit code 2; every package that finds bad input uses it.
+func UsageError(err error) error { return usageError{err} }
+
 type usageError struct{ err error }
 
 func (e usageError) Error() string         { return e.err.Error() }
 func (e usageError) Unwrap() []error       { return []error{e.err, ErrUsage} }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// Run performs the build.
+// Run performs the build, in the phases of DESIGN.md §2: read the inputs,
+// open the state dir, plan, solve and write the outputs, export the
+// caches and report.
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	start := time.Now()
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	sink := opts.Progress
-	if sink == nil {
-		sink = progress.Discard()
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	dfPath := opts.Dockerfile
-	if dfPath == "" {
-		dfPath = filepath.Join(opts.ContextDir, "Dockerfile")
-	}
-	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
-		return nil, usagef("build context %q is not a directory", opts.ContextDir)
-	}
-	// Everything below (bind mounts into RUN above all) needs the context
-	// as an absolute path.
-	abs, err := filepath.Abs(opts.ContextDir)
+	df, dfPath, err := readInputs(&opts)
 	if err != nil {
-		return nil, usagef("build context %q: %v", opts.ContextDir, err)
+		return nil, err
 	}
-	opts.ContextDir = abs
-	df, err := os.ReadFile(dfPath)
+	st, snap, err := openState(opts.StateDir, opts.ForceCopy)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, usagef("Dockerfile not found: %s", dfPath)
-		}
-		return nil, fmt.Errorf("reading Dockerfile: %w", err)
-	}
-	if (opts.Push || hasRegistryOutput(opts.Outputs)) && len(opts.Tags) == 0 && !namedRegistryOutput(opts.Outputs) {
-		return nil, usagef("--push needs at least one --tag")
-	}
-
-	st, err := store.Open(opts.StateDir)
-	if err != nil {
-		return nil, fmt.Errorf("opening state dir %s: %w", opts.StateDir, err)
+		return nil, err
 	}
 	defer func() {
 		st.Close()
@@ -147,14 +137,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			boundState(ctx, opts, sink)
 		}
 	}()
-	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: opts.ForceCopy})
-	if err != nil {
-		return nil, fmt.Errorf("opening snapshots: %w", err)
-	}
 	if snap.Mode() != "overlayfs" {
 		sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "using the copying snapshotter: overlayfs cannot be mounted here (slower, same results)"})
 	}
-
 	tree, err := openContext(opts.ContextDir, dfPath, st)
 	if err != nil {
 		return nil, err
@@ -162,39 +147,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer tree.Close()
 
 	images := newImages(opts.Remote)
-	g, err := dockerfile.Plan(ctx, df, dockerfile.Options{
-		File:         displayName(dfPath, opts.ContextDir),
-		BuildArgs:    opts.BuildArgs,
-		Target:       opts.Target,
-		Network:      opts.Network,
-		ResolveImage: images.resolve,
-	})
+	g, err := planBuild(ctx, opts, df, dfPath, images)
 	if err != nil {
-		var de *dockerfile.Error
-		if errors.As(err, &de) {
-			return nil, usageError{err}
-		}
 		return nil, err
 	}
-	if hasRun(g) {
-		if err := exec.Available(opts.Runtime); err != nil {
-			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
-		}
-	}
-	for _, a := range g.UnusedArgs {
-		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
-	}
-
-	imports := importCaches(ctx, opts, sink)
 	solver, err := solve.New(solve.Options{
-		Imports:          imports,
+		Imports:          importCaches(ctx, opts, sink),
 		Store:            st,
 		Snapshotter:      snap,
 		Context:          tree,
 		ContextDir:       opts.ContextDir,
 		Image:            images.image,
 		Progress:         sink,
-		Logger:           log,
+		Logger:           opts.Logger,
 		Runtime:          opts.Runtime,
 		Network:          opts.Network,
 		Secrets:          opts.Secrets,
@@ -228,6 +193,79 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return out, nil
 }
 
+// readInputs checks the context and the output flags, makes the context
+// path absolute in opts, and reads the Dockerfile.
+func readInputs(opts *Options) (df []byte, dfPath string, err error) {
+	dfPath = opts.Dockerfile
+	if dfPath == "" {
+		dfPath = filepath.Join(opts.ContextDir, "Dockerfile")
+	}
+	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
+		return nil, "", usagef("build context %q is not a directory", opts.ContextDir)
+	}
+	// Everything below (bind mounts into RUN above all) needs the context
+	// as an absolute path.
+	abs, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return nil, "", usagef("build context %q: %v", opts.ContextDir, err)
+	}
+	opts.ContextDir = abs
+	df, err = os.ReadFile(dfPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", usagef("Dockerfile not found: %s", dfPath)
+		}
+		return nil, "", fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	if (opts.Push || hasRegistryOutput(opts.Outputs)) && len(opts.Tags) == 0 && !namedRegistryOutput(opts.Outputs) {
+		return nil, "", usagef("--push needs at least one --tag")
+	}
+	return df, dfPath, nil
+}
+
+// openState opens the state dir and its snapshotter: the one place a
+// build or a prune does.
+func openState(dir string, forceCopy bool) (*store.Store, *snapshot.Snapshotter, error) {
+	st, err := store.Open(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening state dir %s: %w", dir, err)
+	}
+	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: forceCopy})
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("opening snapshots: %w", err)
+	}
+	return st, snap, nil
+}
+
+// planBuild turns the Dockerfile into the build graph, resolving FROM
+// images, and checks what the graph needs of the machine.
+func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, images *images) (*plan.Graph, error) {
+	g, err := dockerfile.Plan(ctx, df, dockerfile.Options{
+		File:         displayName(dfPath, opts.ContextDir),
+		BuildArgs:    opts.BuildArgs,
+		Target:       opts.Target,
+		Network:      opts.Network,
+		ResolveImage: images.resolve,
+	})
+	if err != nil {
+		var de *dockerfile.Error
+		if errors.As(err, &de) {
+			return nil, usageError{err}
+		}
+		return nil, err
+	}
+	if hasRun(g) {
+		if err := exec.Available(opts.Runtime); err != nil {
+			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
+		}
+	}
+	for _, a := range g.UnusedArgs {
+		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
+	}
+	return g, nil
+}
+
 // boundState prunes the state dir down to opts.StateMax when it is over.
 // A build running meanwhile keeps it from pruning (store.ErrInUse): the
 // next build will.
@@ -239,11 +277,7 @@ func boundState(ctx context.Context, opts Options, sink progress.Sink) {
 	if err != nil || used <= opts.StateMax {
 		return
 	}
-	snap, err := snapshot.New(snapshot.Options{Root: store.SnapshotRootOf(opts.StateDir)})
-	if err != nil {
-		return
-	}
-	rep, err := store.Prune(ctx, opts.StateDir, store.PruneOptions{KeepBytes: opts.StateMax, Snapshots: SnapshotSet(snap)})
+	rep, err := Prune(ctx, opts.StateDir, store.PruneOptions{KeepBytes: opts.StateMax})
 	if err != nil {
 		if !errors.Is(err, store.ErrInUse) {
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("bounding the state dir: %v", err)})
@@ -255,8 +289,16 @@ func boundState(ctx context.Context, opts Options, sink progress.Sink) {
 		progress.HumanBytes(used), rep.Records, progress.HumanBytes(rep.Freed))})
 }
 
-// SnapshotSet shows a snapshotter to the store's prune.
-func SnapshotSet(s *snapshot.Snapshotter) store.SnapshotSet { return snapshotSet{s} }
+// Prune frees the state dir dir as opts says, snapshots included (kiln
+// prune, and KILN_STATE_MAX after a build). opts.Snapshots is set here.
+func Prune(ctx context.Context, dir string, opts store.PruneOptions) (store.PruneReport, error) {
+	snap, err := snapshot.New(snapshot.Options{Root: store.SnapshotRootOf(dir)})
+	if err != nil {
+		return store.PruneReport{}, fmt.Errorf("opening snapshots: %w", err)
+	}
+	opts.Snapshots = snapshotSet{snap}
+	return store.Prune(ctx, dir, opts)
+}
 
 type snapshotSet struct{ s *snapshot.Snapshotter }
 
@@ -349,7 +391,8 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writeOutputs(ctx, opts, img, pushImg); err != nil {
+	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
+		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
 		return nil, nil, err
 	}
 	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}, nil
@@ -458,10 +501,14 @@ func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
 
 // Metadata is what --metadata-file receives.
 type Metadata struct {
-	Digest       string            `json:"containerimage.digest"`
-	ConfigDigest string            `json:"containerimage.config.digest"`
-	Name         string            `json:"image.name,omitempty"`
-	Summary      *progress.Summary `json:"kiln.summary,omitempty"`
+	// Digest is the image manifest's digest (buildx's key).
+	Digest string `json:"containerimage.digest"`
+	// ConfigDigest is the image config's digest (buildx's key).
+	ConfigDigest string `json:"containerimage.config.digest"`
+	// Name is the tags, comma-separated (buildx's key).
+	Name string `json:"image.name,omitempty"`
+	// Summary is kiln's end-of-build summary.
+	Summary *progress.Summary `json:"kiln.summary,omitempty"`
 }
 
 func writeMetadata(path string, tags []string, r *Result, sum *progress.Summary) error {

@@ -28,10 +28,12 @@ type PartialError struct {
 	Err error
 }
 
+// Error is the message: one line.
 func (e *PartialError) Error() string {
 	return fmt.Sprintf("exported without %d records whose layers could not be read: %v", e.Dropped, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *PartialError) Unwrap() error { return e.Err }
 
 // Fetcher reads cache blobs by descriptor.

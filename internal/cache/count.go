@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/remote"
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // CountingFetcher wraps f so that add is called with the number of bytes
@@ -33,7 +34,7 @@ func (c counting) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser,
 	if err != nil {
 		return nil, err
 	}
-	return &countingReader{rc: rc, add: c.add}, nil
+	return stream.Count(rc, c.add), nil
 }
 
 // Unwrap returns the wrapped Fetcher.
@@ -50,16 +51,3 @@ func (c countingLayers) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.
 	}
 	return remote.CountReads(l, c.add), nil
 }
-
-type countingReader struct {
-	rc  io.ReadCloser
-	add func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.add(int64(n))
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.rc.Close() }

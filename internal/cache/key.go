@@ -43,13 +43,21 @@ func ImageKey(manifestDigest string) Key {
 // RunInput is everything that decides a RUN step's result. Secrets are
 // never part of it.
 type RunInput struct {
-	Parent  Key          `json:"parent"`
-	Args    []string     `json:"args"`
-	Env     []string     `json:"env"`
-	WorkDir string       `json:"workdir"`
-	User    string       `json:"user"`
-	Network string       `json:"network"`
-	Mounts  []MountInput `json:"mounts,omitempty"`
+	// Parent is the key of the state the command runs on.
+	Parent Key `json:"parent"`
+	// Args is the argv, after SHELL and shell-form wrapping.
+	Args []string `json:"args"`
+	// Env is the effective environment (ENV and the build args in scope),
+	// as NAME=value in order.
+	Env []string `json:"env"`
+	// WorkDir is the working directory.
+	WorkDir string `json:"workdir"`
+	// User is the USER the command runs as, as written.
+	User string `json:"user"`
+	// Network is host or none.
+	Network string `json:"network"`
+	// Mounts are the --mount flags, in order.
+	Mounts []MountInput `json:"mounts,omitempty"`
 	// Files are heredoc scripts run from /dev/pipes (RUN <<EOF with #!):
 	// their text decides the result but is not in Args.
 	Files []FileInput `json:"files,omitempty"`
@@ -60,7 +68,9 @@ type RunInput struct {
 
 // FileInput is an inline file a step uses.
 type FileInput struct {
+	// Name is the file's name where the step finds it.
 	Name string `json:"name"`
+	// Data is the file's text.
 	Data string `json:"data"`
 }
 
@@ -68,15 +78,24 @@ type FileInput struct {
 // digest of what a bind mount binds (empty for cache, tmpfs and secret
 // mounts, whose contents are deliberately not part of the key).
 type MountInput struct {
-	Type     string `json:"type"`
-	Target   string `json:"target"`
-	Source   string `json:"source,omitempty"`
-	ID       string `json:"id,omitempty"`
-	ReadOnly bool   `json:"readonly,omitempty"`
-	Content  string `json:"content,omitempty"`
-	Mode     int64  `json:"mode,omitempty"`
-	UID      int64  `json:"uid,omitempty"`
-	GID      int64  `json:"gid,omitempty"`
+	// Type is bind, cache, tmpfs or secret.
+	Type string `json:"type"`
+	// Target is where the mount appears in the container.
+	Target string `json:"target"`
+	// Source is the path within what is mounted, as written.
+	Source string `json:"source,omitempty"`
+	// ID names a cache mount or a secret.
+	ID string `json:"id,omitempty"`
+	// ReadOnly is the mount's ro flag.
+	ReadOnly bool `json:"readonly,omitempty"`
+	// Content is the content digest of what a bind mount binds.
+	Content string `json:"content,omitempty"`
+	// Mode is the mode asked for (-1: not given).
+	Mode int64 `json:"mode,omitempty"`
+	// UID is the owner asked for (-1: not given).
+	UID int64 `json:"uid,omitempty"`
+	// GID is the group asked for (-1: not given).
+	GID int64 `json:"gid,omitempty"`
 	// Env is the variable a secret is exposed as (its value never is).
 	Env string `json:"env,omitempty"`
 	// Size is a tmpfs mount's size limit: a step may fail with one and
@@ -89,14 +108,22 @@ type MountInput struct {
 // targets, contents; never mtimes), wherever they come from, so a rebuilt
 // stage with identical output still hits downstream.
 type CopyInput struct {
-	Parent  Key      `json:"parent"`
-	Add     bool     `json:"add,omitempty"`
+	// Parent is the key of the state the files are copied onto.
+	Parent Key `json:"parent"`
+	// Add is true for ADD (local archives are extracted).
+	Add bool `json:"add,omitempty"`
+	// Sources are the source paths and patterns, as written.
 	Sources []string `json:"sources"`
-	Dest    string   `json:"dest"`
-	Chown   string   `json:"chown,omitempty"`
-	Chmod   string   `json:"chmod,omitempty"`
-	Link    bool     `json:"link,omitempty"`
-	Content string   `json:"content"`
+	// Dest is the destination, as written.
+	Dest string `json:"dest"`
+	// Chown is --chown, as written.
+	Chown string `json:"chown,omitempty"`
+	// Chmod is --chmod, as written.
+	Chmod string `json:"chmod,omitempty"`
+	// Link is --link.
+	Link bool `json:"link,omitempty"`
+	// Content is the content digest of the selected files.
+	Content string `json:"content"`
 	// SourceDateEpoch is as for RunInput.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
 }

@@ -13,7 +13,9 @@ import (
 // interpreted: Type and the remaining key=value attributes. Only this file
 // and the backends' ParseConfig functions look at Attrs.
 type Spec struct {
-	Type  string
+	// Type is the type= value.
+	Type string
+	// Attrs are the other key=value fields, keys lower-cased.
 	Attrs map[string]string
 	// Raw is the value as the user typed it, for messages.
 	Raw string
@@ -108,13 +110,17 @@ const (
 
 // ExportOptions are the attributes every exporting backend shares.
 type ExportOptions struct {
+	// Mode says which records the export holds (min by default).
 	Mode Mode
 	// IgnoreError turns a failed export into a warning.
 	IgnoreError bool
-	// Compression is gzip (default), zstd or uncompressed; Level 0 is the
-	// default level; Force recompresses layers stored otherwise.
-	Compression      string
+	// Compression is gzip (default), zstd or uncompressed: what new
+	// layers are made with.
+	Compression string
+	// CompressionLevel is the level; 0 is the compressor's default.
 	CompressionLevel int
+	// ForceCompression is accepted (buildx's force-compression); layers
+	// that exist keep their compression.
 	ForceCompression bool
 }
 

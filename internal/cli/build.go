@@ -77,77 +77,9 @@ func newBuildCmd(env Env, g *globals) *cobra.Command {
 }
 
 func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDir string) error {
-	opts := build.Options{
-		ContextDir:   contextDir,
-		Dockerfile:   f.file,
-		Tags:         f.tags,
-		Push:         f.push,
-		Target:       f.target,
-		NoCache:      f.noCache,
-		MetadataFile: f.metadataFile,
-		Stdout:       env.Stdout,
-		Runtime:      f.runtime,
-		StateDir:     stateDir(env.Getenv),
-		ForceCopy:    f.forceCopy,
-		Logger:       g.logger(env.Stderr),
-	}
-	var err error
-	if v := env.Getenv("KILN_STATE_MAX"); v != "" {
-		if opts.StateMax, err = parseSize(v); err != nil {
-			return usagef("KILN_STATE_MAX=%q: %v", v, err)
-		}
-	}
-	switch f.network {
-	case "host", "none":
-		opts.Network = f.network
-	default:
-		return usagef("--network %q: want host or none", f.network)
-	}
-	if opts.BuildArgs, err = kvMap("build-arg", f.buildArgs, env.Getenv); err != nil {
-		return err
-	}
-	if opts.Labels, err = kvMap("label", f.labels, nil); err != nil {
-		return err
-	}
-	for _, o := range f.outputs {
-		spec, err := output.ParseSpec(o)
-		if err != nil {
-			return usagef("--output %q: %v", o, err)
-		}
-		opts.Outputs = append(opts.Outputs, spec)
-	}
-	// The registry client is made once every spec is parsed, since a cache
-	// spec may add an insecure registry; backends ask for it only later.
-	table := backends.Table(cache.Deps{Getenv: env.Getenv, Logger: opts.Logger,
-		Remote: func() (*remote.Client, error) { return opts.Remote, nil }})
-	if opts.CacheFrom, err = table.ParseImports(f.cacheFrom); err != nil {
-		return usageError{err}
-	}
-	if opts.CacheTo, err = table.ParseExports(f.cacheTo); err != nil {
-		return usageError{err}
-	}
-	insecure := append([]string(nil), f.insecure...)
-	for _, i := range opts.CacheFrom {
-		insecure = append(insecure, insecureHosts(i.Config)...)
-	}
-	for _, e := range opts.CacheTo {
-		insecure = append(insecure, insecureHosts(e.Config)...)
-	}
-	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
-		return err
-	}
-	if opts.SourceDateEpoch, err = sourceDateEpoch(env.Getenv, opts.BuildArgs); err != nil {
-		return err
-	}
-	opts.Remote, err = remote.New(remote.Options{
-		Insecure:        insecure,
-		CAFile:          f.registryCA,
-		DockerConfigDir: dockerConfigDir(env.Getenv),
-		Logger:          opts.Logger,
-		UserAgent:       "kiln/" + Version,
-	})
+	opts, err := buildOptions(env, g, f, contextDir)
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
 	sink, closeSink, err := newSink(f.progress, env)
 	if err != nil {
@@ -166,6 +98,85 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	}
 	fmt.Fprintln(env.Stdout, res.Digest.String())
 	return nil
+}
+
+// buildOptions maps the flags and the environment to build.Options: every
+// value checked, every cache spec parsed, the registry client made.
+func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.Options, error) {
+	opts := build.Options{
+		ContextDir:   contextDir,
+		Dockerfile:   f.file,
+		Tags:         f.tags,
+		Push:         f.push,
+		Target:       f.target,
+		NoCache:      f.noCache,
+		MetadataFile: f.metadataFile,
+		Stdout:       env.Stdout,
+		Runtime:      f.runtime,
+		StateDir:     stateDir(env.Getenv),
+		ForceCopy:    f.forceCopy,
+		Logger:       g.logger(env.Stderr),
+	}
+	var err error
+	fail := func(err error) (build.Options, error) { return build.Options{}, err }
+	if v := env.Getenv("KILN_STATE_MAX"); v != "" {
+		if opts.StateMax, err = parseSize(v); err != nil {
+			return fail(usagef("KILN_STATE_MAX=%q: %v", v, err))
+		}
+	}
+	switch f.network {
+	case "host", "none":
+		opts.Network = f.network
+	default:
+		return fail(usagef("--network %q: want host or none", f.network))
+	}
+	if opts.BuildArgs, err = kvMap("build-arg", f.buildArgs, env.Getenv); err != nil {
+		return fail(err)
+	}
+	if opts.Labels, err = kvMap("label", f.labels, nil); err != nil {
+		return fail(err)
+	}
+	for _, o := range f.outputs {
+		spec, err := output.ParseSpec(o)
+		if err != nil {
+			return fail(usagef("--output %q: %v", o, err))
+		}
+		opts.Outputs = append(opts.Outputs, spec)
+	}
+	// The registry client is made once every spec is parsed, since a cache
+	// spec may add an insecure registry; backends ask for it only later.
+	table := backends.Table(cache.Deps{Getenv: env.Getenv, Logger: opts.Logger,
+		Remote: func() (*remote.Client, error) { return opts.Remote, nil }})
+	if opts.CacheFrom, err = table.ParseImports(f.cacheFrom); err != nil {
+		return fail(build.UsageError(err))
+	}
+	if opts.CacheTo, err = table.ParseExports(f.cacheTo); err != nil {
+		return fail(build.UsageError(err))
+	}
+	insecure := append([]string(nil), f.insecure...)
+	for _, i := range opts.CacheFrom {
+		insecure = append(insecure, insecureHosts(i.Config)...)
+	}
+	for _, e := range opts.CacheTo {
+		insecure = append(insecure, insecureHosts(e.Config)...)
+	}
+	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
+		return fail(err)
+	}
+	if opts.SourceDateEpoch, err = sourceDateEpoch(env.Getenv, opts.BuildArgs); err != nil {
+		return fail(err)
+	}
+	opts.Remote, err = remote.New(remote.Options{
+		Insecure:        insecure,
+		CAFile:          f.registryCA,
+		DockerConfigDir: dockerConfigDir(env.Getenv),
+		Logger:          opts.Logger,
+		UserAgent:       "kiln/" + Version,
+	})
+	if err != nil {
+		return fail(usagef("%v", err))
+	}
+	return opts, nil
 }
 
 // newSink picks the progress renderer; auto is tty when stderr is a

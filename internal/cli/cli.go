@@ -22,10 +22,15 @@ import (
 // Env is what the CLI reads from outside: arguments, streams and the
 // environment. Tests pass their own.
 type Env struct {
-	Args   []string
-	Stdin  io.Reader
+	// Args are the arguments after the program name.
+	Args []string
+	// Stdin is standard input (kiln login --password-stdin).
+	Stdin io.Reader
+	// Stdout receives machine output: the digest, a tar with dest=-.
 	Stdout io.Writer
+	// Stderr receives progress and messages for people.
 	Stderr io.Writer
+	// Getenv reads the environment: the only place kiln does.
 	Getenv func(string) string
 }
 
@@ -54,14 +59,11 @@ func Run(ctx context.Context, env Env) int {
 	return code
 }
 
-// usageError marks an error in what the user typed.
-type usageError struct{ error }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+// usagef is an error in what the user typed (build.ErrUsage: exit code 2).
+func usagef(format string, a ...any) error { return build.UsageError(fmt.Errorf(format, a...)) }
 
 // exitCode decides, in one place, the exit code of an error.
 func exitCode(err error) int {
-	var ue usageError
 	var de *dockerfile.Error
 	var ie *source.InputError
 	var re *remote.Error
@@ -71,7 +73,7 @@ func exitCode(err error) int {
 		// A registry or the network failed (resolving FROM included): the
 		// build failed, the input was not wrong.
 		return 1
-	case errors.As(err, &ue), errors.As(err, &de), errors.As(err, &ie), errors.Is(err, build.ErrUsage):
+	case errors.As(err, &de), errors.As(err, &ie), errors.Is(err, build.ErrUsage):
 		return 2
 	default:
 		return 1
@@ -91,7 +93,7 @@ func newRoot(env Env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "print diagnostics to stderr")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return build.UsageError(err) })
 	root.AddCommand(
 		newBuildCmd(env, g),
 		newLoginCmd(env, g),

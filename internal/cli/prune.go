@@ -9,7 +9,6 @@ import (
 
 	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/progress"
-	"github.com/kiln-build/kiln/internal/snapshot"
 	"github.com/kiln-build/kiln/internal/store"
 )
 
@@ -33,11 +32,7 @@ func newPruneCmd(env Env, g *globals) *cobra.Command {
 				keepBytes = n
 			}
 			root := stateDir(env.Getenv)
-			snap, err := snapshot.New(snapshot.Options{Root: store.SnapshotRootOf(root)})
-			if err != nil {
-				return err
-			}
-			rep, err := store.Prune(c.Context(), root, store.PruneOptions{All: all, KeepBytes: keepBytes, Snapshots: build.SnapshotSet(snap)})
+			rep, err := build.Prune(c.Context(), root, store.PruneOptions{All: all, KeepBytes: keepBytes})
 			if err != nil {
 				return err
 			}

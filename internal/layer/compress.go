@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // Compression names how a layer blob is compressed. The values are the
@@ -89,7 +91,7 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, 
 		zw = nopWriteCloser{counter}
 	}
 
-	if _, err := io.Copy(io.MultiWriter(zw, diffHash), ctxReader{ctx: ctx, r: src}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(zw, diffHash), stream.Reader(ctx, src)); err != nil {
 		zw.Close()
 		return Blob{}, fmt.Errorf("compressing layer with %s: %w", c, err)
 	}
@@ -148,16 +150,3 @@ func (c *countWriter) Write(p []byte) (int, error) {
 type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
-
-// ctxReader makes a long copy stop soon after ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // WriteDocker writes img as a tar that `docker load` takes (manifest.json
@@ -47,5 +49,5 @@ func WriteDockerTar(ctx context.Context, w io.Writer, img v1.Image, tags []strin
 		}
 		refs[ref] = img
 	}
-	return tarball.MultiRefWrite(refs, &ctxWriter{ctx: ctx, w: w})
+	return tarball.MultiRefWrite(refs, stream.Writer(ctx, w))
 }

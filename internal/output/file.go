@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // writeFileAtomic creates dest through a temporary file in its directory,
@@ -21,23 +22,10 @@ func writeFileAtomic(ctx context.Context, dest string, write func(io.Writer) err
 		return errors.New("output: empty dest")
 	}
 	err = atomicfile.WriteFunc(dest, 0o644, func(w io.Writer) error {
-		return write(&ctxWriter{ctx: ctx, w: w})
+		return write(stream.Writer(ctx, w))
 	})
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", dest, err)
 	}
 	return nil
-}
-
-// ctxWriter stops a long write when ctx is cancelled.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c *ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }

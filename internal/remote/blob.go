@@ -12,6 +12,8 @@ import (
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // ErrNotFound is a manifest or blob the registry does not have.
@@ -167,18 +169,5 @@ func (l countingLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingReader{rc: rc, add: l.add}, nil
+	return stream.Count(rc, l.add), nil
 }
-
-type countingReader struct {
-	rc  io.ReadCloser
-	add func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.rc.Read(p)
-	c.add(int64(n))
-	return n, err
-}
-
-func (c *countingReader) Close() error { return c.rc.Close() }

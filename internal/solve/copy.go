@@ -17,14 +17,9 @@ import (
 // key.
 func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*prepared, error) {
 	c := step.Copy
-	var mode *os.FileMode
-	if c.Chmod != "" {
-		m, err := strconv.ParseUint(c.Chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return nil, fmt.Errorf("invalid --chmod %q: want an octal mode such as 0755", c.Chmod)
-		}
-		fm := os.FileMode(m&0o777) | unixModeBits(m)
-		mode = &fm
+	mode, err := parseChmod(c.Chmod)
+	if err != nil {
+		return nil, err
 	}
 	in := cache.CopyInput{
 		Parent: cur.key, Add: c.Add, Sources: c.Sources, Dest: c.Dest,
@@ -96,6 +91,19 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 	}
 	return p, nil
+}
+
+// parseChmod reads --chmod; "" is nil (keep the sources' modes).
+func parseChmod(chmod string) (*os.FileMode, error) {
+	if chmod == "" {
+		return nil, nil
+	}
+	m, err := strconv.ParseUint(chmod, 8, 32)
+	if err != nil || m > 0o7777 {
+		return nil, fmt.Errorf("invalid --chmod %q: want an octal mode such as 0755", chmod)
+	}
+	fm := os.FileMode(m&0o777) | unixModeBits(m)
+	return &fm, nil
 }
 
 // sourceKey is the key of a COPY's source stage or image, "" for the

@@ -15,14 +15,17 @@ import (
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // Import is an imported cache: its manifest and where its blobs are.
 type Import struct {
 	// Name is the source as the user knows it ("type=local,src=…").
-	Name     string
+	Name string
+	// Manifest holds the cache's records.
 	Manifest *cache.Manifest
-	Fetcher  cache.Fetcher
+	// Fetcher reads the cache's blobs; it may offer cache.Mounter.
+	Fetcher cache.Fetcher
 }
 
 // importSource is an Import with its counters.
@@ -42,15 +45,20 @@ type candidate struct {
 // failing its digest check. The build treats it as a miss: it marks the
 // blob bad (Solver.MarkBad) and solves again, which rebuilds the step.
 type BadBlobError struct {
+	// Digest is the blob's digest.
 	Digest v1.Hash
+	// Source is the name of the cache it came from.
 	Source string
-	Err    error
+	// Err is why it could not be read.
+	Err error
 }
 
+// Error is the message: one line.
 func (e *BadBlobError) Error() string {
 	return fmt.Sprintf("cache blob %s from %s: %v", e.Digest, e.Source, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *BadBlobError) Unwrap() error { return e.Err }
 
 // imports indexes every imported record by key.
@@ -196,11 +204,9 @@ func (l *importedLayer) fetch(ctx context.Context) error {
 	pr, pw := io.Pipe()
 	diffID := make(chan diffResult, 1)
 	go func() { diffID <- hashUncompressed(pr) }()
-	cr := &countingReader{r: rc}
-	_, err = io.Copy(io.MultiWriter(bw, pw), cr)
+	_, err = io.Copy(io.MultiWriter(bw, pw), stream.Count(rc, func(n int64) { l.src.bytesRead.Add(n) }))
 	pw.CloseWithError(err)
 	got := <-diffID
-	l.src.bytesRead.Add(cr.n)
 	if err != nil {
 		return err
 	}
@@ -232,17 +238,6 @@ func hashUncompressed(r io.Reader) diffResult {
 	defer d.Close()
 	h, _, err := v1.SHA256(d)
 	return diffResult{h: h, err: err}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // mountable returns, for a layer that came from an imported registry

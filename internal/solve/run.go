@@ -26,86 +26,177 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 	if network == "" {
 		network = "host"
 	}
-	var releases []func()
-	release := func() {
-		for i := len(releases) - 1; i >= 0; i-- {
-			releases[i]()
-		}
+	var cl cleanup
+	ms, err := s.acquireMounts(ctx, r, runs, &cl)
+	if err != nil {
+		cl.run()
+		return nil, err
 	}
+	in := runInput(r, cur.key, network, s.epoch(), ms)
+	key := cache.RunKey(in)
+	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, inputs: in.Inputs(), release: cl.run}
+	p.exec = func(ctx context.Context, root string) error {
+		for _, ls := range ms.lazy {
+			src, err := ls.get(ctx)
+			if err != nil {
+				return err
+			}
+			ms.mounts[ls.index].Source = src
+		}
+		return s.run(ctx, step, root, network, append(append([]string(nil), r.Env...), ms.secretEnv...), ms.mounts)
+	}
+	return p, nil
+}
+
+// runInput is what decides a RUN's key (DESIGN.md §3): a pure function of
+// the step, its parent's key, its network, SOURCE_DATE_EPOCH and what
+// acquiring its mounts found (bind content digests, optional secrets not
+// given). Secrets' values are never part of it.
+func runInput(r *plan.Run, parent cache.Key, network string, epoch *int64, ms *runMounts) cache.RunInput {
 	in := cache.RunInput{
-		Parent: cur.key, Args: r.Args, Env: r.Env, WorkDir: r.WorkDir, User: r.User, Network: network,
-		SourceDateEpoch: s.epoch(),
+		Parent: parent, Args: r.Args, Env: r.Env, WorkDir: r.WorkDir, User: r.User, Network: network,
+		SourceDateEpoch: epoch,
 	}
 	for _, f := range r.Files {
 		in.Files = append(in.Files, cache.FileInput{Name: f.Name, Data: f.Data})
 	}
-	var mounts []exec.Mount
-	var sources []lazySource // bind sources made only if the step runs
-	var secretEnv []string
+	for i, m := range r.Mounts {
+		if ms.absent[i] {
+			continue
+		}
+		in.Mounts = append(in.Mounts, cache.MountInput{
+			Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly,
+			Mode: m.Mode, UID: m.UID, GID: m.GID, Env: m.Env, Size: m.Size, Content: ms.content[i],
+		})
+	}
+	return in
+}
+
+// cleanup is a stack of release functions, run last first.
+type cleanup []func()
+
+func (c *cleanup) add(f func()) { *c = append(*c, f) }
+
+func (c *cleanup) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// runMounts are a RUN's mounts, acquired.
+type runMounts struct {
+	mounts []exec.Mount
+	// lazy are bind sources made only if the step runs.
+	lazy []lazySource
+	// content is the content digest of each bind mount, by mount index.
+	content map[int]string
+	// absent are the optional secrets not given, by mount index: no mount.
+	absent map[int]bool
+	// secretEnv are the NAME=value pairs of secrets exposed as env.
+	secretEnv []string
+}
+
+// acquireMounts resolves every mount of r and takes what it needs (bind
+// sources hashed, cache directories made and locked, secret files
+// written, heredoc scripts staged), adding each release to cl.
+func (s *Solver) acquireMounts(ctx context.Context, r *plan.Run, runs map[*plan.Stage]*stageRun, cl *cleanup) (*runMounts, error) {
+	ms := &runMounts{content: map[int]string{}, absent: map[int]bool{}}
 	locked := map[string]bool{}
-	for _, m := range r.Mounts {
-		mi := cache.MountInput{Type: string(m.Type), Target: m.Target, Source: m.Source, ID: m.ID, ReadOnly: m.ReadOnly, Mode: m.Mode, UID: m.UID, GID: m.GID, Env: m.Env, Size: m.Size}
+	for i, m := range r.Mounts {
 		switch m.Type {
 		case plan.MountBind:
 			src, digest, rel, err := s.bindSource(ctx, m, runs)
 			if err != nil {
-				release()
 				return nil, err
 			}
-			releases = append(releases, rel)
-			mi.Content = digest
-			sources = append(sources, lazySource{index: len(mounts), get: src})
-			mounts = append(mounts, exec.Mount{Type: "bind", Target: m.Target, ReadOnly: m.ReadOnly})
+			cl.add(rel)
+			ms.content[i] = digest
+			ms.lazy = append(ms.lazy, lazySource{index: len(ms.mounts), get: src})
+			ms.mounts = append(ms.mounts, exec.Mount{Type: "bind", Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountCache:
-			dir, name, err := s.cacheMount(m)
+			dir, err := s.acquireCache(m, locked, cl)
 			if err != nil {
-				release()
 				return nil, err
 			}
-			switch m.Sharing {
-			case "locked":
-				locked[name] = true
-			case "private":
-				var rel func()
-				if dir, rel, err = s.privateMount(dir, name); err != nil {
-					release()
-					return nil, err
-				}
-				releases = append(releases, rel)
-			}
-			mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly})
+			ms.mounts = append(ms.mounts, exec.Mount{Type: "bind", Source: dir, Target: m.Target, ReadOnly: m.ReadOnly})
 		case plan.MountTmpfs:
-			mounts = append(mounts, exec.Mount{Type: "tmpfs", Target: m.Target, Size: m.Size})
+			ms.mounts = append(ms.mounts, exec.Mount{Type: "tmpfs", Target: m.Target, Size: m.Size})
 		case plan.MountSecret:
-			val, ok := s.opts.Secrets[m.ID]
-			if !ok {
-				if m.Required {
-					release()
-					return nil, fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=PATH)", m.ID, m.ID)
-				}
-				continue
-			}
-			if m.Env != "" {
-				secretEnv = append(secretEnv, m.Env+"="+string(val))
-			}
-			if m.Env != "" && m.Target == "" {
-				break
-			}
-			path, rel, err := s.secretFile(m, val)
+			given, err := s.acquireSecret(m, ms, cl)
 			if err != nil {
-				release()
 				return nil, err
 			}
-			releases = append(releases, rel)
-			mounts = append(mounts, exec.Mount{Type: "bind", Source: path, Target: m.Target, ReadOnly: true})
+			ms.absent[i] = !given
 		default:
-			release()
 			return nil, fmt.Errorf("unsupported mount type %q", m.Type)
 		}
-		in.Mounts = append(in.Mounts, mi)
 	}
-	// Locked cache mounts are taken in one sorted order, so two steps that
-	// lock the same mounts can never wait for each other in a circle.
+	if err := s.lockMounts(ctx, locked, cl); err != nil {
+		return nil, err
+	}
+	if len(r.Files) > 0 {
+		dir, rel, err := s.pipeFiles(r.Files)
+		if err != nil {
+			return nil, err
+		}
+		cl.add(rel)
+		ms.mounts = append(ms.mounts, exec.Mount{Type: "bind", Source: dir, Target: "/dev/pipes", ReadOnly: true})
+	}
+	return ms, nil
+}
+
+// acquireCache makes a cache mount's directory. A locked mount's name is
+// added to locked (taken later, in order); a private one is taken now, or
+// replaced by a directory of the step's own.
+func (s *Solver) acquireCache(m plan.Mount, locked map[string]bool, cl *cleanup) (string, error) {
+	dir, name, err := s.cacheMount(m)
+	if err != nil {
+		return "", err
+	}
+	switch m.Sharing {
+	case "locked":
+		locked[name] = true
+	case "private":
+		var rel func()
+		if dir, rel, err = s.privateMount(dir, name); err != nil {
+			return "", err
+		}
+		cl.add(rel)
+	}
+	return dir, nil
+}
+
+// acquireSecret exposes a secret as an env variable, a file, or both, and
+// reports whether it was given: a missing optional secret is no mount at
+// all.
+func (s *Solver) acquireSecret(m plan.Mount, ms *runMounts, cl *cleanup) (bool, error) {
+	val, ok := s.opts.Secrets[m.ID]
+	if !ok {
+		if m.Required {
+			return false, fmt.Errorf("secret %q is required but was not given (use --secret id=%s,src=PATH)", m.ID, m.ID)
+		}
+		return false, nil
+	}
+	if m.Env != "" {
+		ms.secretEnv = append(ms.secretEnv, m.Env+"="+string(val))
+		if m.Target == "" {
+			return true, nil
+		}
+	}
+	path, rel, err := s.secretFile(m, val)
+	if err != nil {
+		return false, err
+	}
+	cl.add(rel)
+	ms.mounts = append(ms.mounts, exec.Mount{Type: "bind", Source: path, Target: m.Target, ReadOnly: true})
+	return true, nil
+}
+
+// lockMounts takes the locks of locked cache mounts in one sorted order,
+// so two steps that lock the same mounts can never wait for each other in
+// a circle.
+func (s *Solver) lockMounts(ctx context.Context, locked map[string]bool, cl *cleanup) error {
 	names := make([]string, 0, len(locked))
 	for n := range locked {
 		names = append(names, n)
@@ -114,33 +205,11 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 	for _, n := range names {
 		unlock, err := s.opts.Store.Lock(ctx, "mount-"+n)
 		if err != nil {
-			release()
-			return nil, err
+			return err
 		}
-		releases = append(releases, unlock)
+		cl.add(unlock)
 	}
-	if len(r.Files) > 0 {
-		dir, rel, err := s.pipeFiles(r.Files)
-		if err != nil {
-			release()
-			return nil, err
-		}
-		releases = append(releases, rel)
-		mounts = append(mounts, exec.Mount{Type: "bind", Source: dir, Target: "/dev/pipes", ReadOnly: true})
-	}
-	key := cache.RunKey(in)
-	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, inputs: in.Inputs(), release: release}
-	p.exec = func(ctx context.Context, root string) error {
-		for _, ls := range sources {
-			src, err := ls.get(ctx)
-			if err != nil {
-				return err
-			}
-			mounts[ls.index].Source = src
-		}
-		return s.run(ctx, step, root, network, append(append([]string(nil), r.Env...), secretEnv...), mounts)
-	}
-	return p, nil
+	return nil
 }
 
 // lazySource is the source of mounts[index], made when the step runs.

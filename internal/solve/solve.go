@@ -22,7 +22,9 @@ import (
 
 // Options configure a Solver. Store, Snapshotter and Context are required.
 type Options struct {
-	Store       *store.Store
+	// Store is the state dir: blobs and step records.
+	Store *store.Store
+	// Snapshotter keeps unpacked layers and makes rootfs for steps.
 	Snapshotter *snapshot.Snapshotter
 	// Context is the build context, .dockerignore applied.
 	Context *source.Tree
@@ -47,9 +49,9 @@ type Options struct {
 	// SourceDateEpoch, when set, clamps layer timestamps and stamps every
 	// history entry, so two builds give byte-identical images.
 	SourceDateEpoch *time.Time
-	// Compression and CompressionLevel choose how new layers are stored
-	// ("" = gzip, 0 = the library default).
-	Compression      layer.Compression
+	// Compression is how new layers are stored ("" = gzip).
+	Compression layer.Compression
+	// CompressionLevel is the compressor's level (0 = its default).
 	CompressionLevel int
 	// Imports are the imported caches, consulted in order after the local
 	// store. NoCache ignores them.

@@ -284,14 +284,17 @@ func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (cache
 // StepError is a step that failed, with where it is and what it printed
 // last.
 type StepError struct {
+	// Step is the step that failed.
 	Step *plan.Step
 	// ExitCode is the RUN's exit code, 0 if the step did not get that far.
 	ExitCode int
 	// Tail holds the last lines the step printed.
 	Tail []string
-	Err  error
+	// Err is the cause.
+	Err error
 }
 
+// Error is the message: one line.
 func (e *StepError) Error() string {
 	msg := fmt.Sprintf("%s:%d: %s: %v", e.Step.Pos.File, e.Step.Pos.Line, e.Step.Text, e.Err)
 	for _, l := range e.Tail {
@@ -300,6 +303,7 @@ func (e *StepError) Error() string {
 	return msg
 }
 
+// Unwrap returns the cause.
 func (e *StepError) Unwrap() error { return e.Err }
 
 // stepError attaches the step to err, unless it already carries one.

@@ -15,6 +15,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // CopyRequest says where and how CopyInto copies.
@@ -318,7 +320,7 @@ func (w *writer) writeFile(ctx context.Context, p string, n node) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, ctxReader{ctx, src})
+	_, err = io.Copy(f, stream.Reader(ctx, src))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -383,17 +385,4 @@ func setTimes(p string, n node, link bool) error {
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.atime.UnixNano()), unix.NsecToTimespec(n.mtime.UnixNano())}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, flags)
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // tmpPrefix starts the name of every file being written; Prune removes
@@ -68,7 +70,7 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want v1.Hash) error 
 		return err
 	}
 	defer w.Close()
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, stream.Reader(ctx, r)); err != nil {
 		return fmt.Errorf("writing blob %s: %w", want, err)
 	}
 	_, err = w.CommitAs(want)
@@ -177,17 +179,4 @@ func validHash(h v1.Hash) bool {
 		}
 	}
 	return true
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

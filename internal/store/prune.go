@@ -38,8 +38,11 @@ type Sweeper interface {
 
 // SnapshotInfo describes one snapshot.
 type SnapshotInfo struct {
-	ChainID  v1.Hash
-	Size     int64
+	// ChainID names the snapshot.
+	ChainID v1.Hash
+	// Size is its size on disk in bytes.
+	Size int64
+	// LastUsed is when a step last used it.
 	LastUsed time.Time
 }
 
@@ -63,10 +66,10 @@ type PruneOptions struct {
 type PruneReport struct {
 	// Records, Blobs and Snapshots count what was removed.
 	Records, Blobs, Snapshots int
-	// Freed is the number of bytes removed, Kept the number of bytes of
-	// blobs, snapshots and records left.
+	// Freed is the number of bytes removed.
 	Freed int64
-	Kept  int64
+	// Kept is the number of bytes of blobs, snapshots and records left.
+	Kept int64
 }
 
 // Prune shrinks the state directory at root as opts says. It does not need

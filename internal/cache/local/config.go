@@ -23,9 +23,10 @@ const DefaultTag = "latest"
 type ImportConfig struct {
 	// Src is the cache directory.
 	Src string
-	// Tag picks the cache in index.json; Digest, when set, picks the cache
-	// manifest directly and wins over Tag.
-	Tag    string
+	// Tag picks the cache in index.json.
+	Tag string
+	// Digest, when set, picks the cache manifest directly and wins over
+	// Tag.
 	Digest *v1.Hash
 }
 
