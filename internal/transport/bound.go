@@ -32,7 +32,7 @@ func (e *timeoutError) Timeout() bool        { return true }
 func (e *timeoutError) Temporary() bool      { return false }
 
 // idleProgress is how many bytes a body must deliver within the idle limit
-// to count as moving.
+// to count as moving (the error says "1 KiB").
 const idleProgress = 1 << 10
 
 // redirects counts the redirects that led to req: net/http links each
@@ -78,7 +78,8 @@ func (t *Transport) attempt(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if t.idleTimeout > 0 {
-		resp.Body = &idleBody{body: resp.Body, ctx: ctx, cancel: cancel, limit: t.idleTimeout}
+		resp.Body = &idleBody{body: resp.Body, ctx: ctx, cancel: cancel, limit: t.idleTimeout,
+			what: fmt.Sprintf("%s %s: less than 1 KiB of the response body arrived", req.Method, RedactURL(req.URL))}
 	} else {
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	}
@@ -159,6 +160,7 @@ type idleBody struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	limit   time.Duration
+	what    string        // the request, for the error
 	waited  time.Duration // inside Read since the last progress
 	arrived int           // bytes since the last progress
 }
@@ -173,7 +175,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	remaining := b.limit - b.waited
 	start := time.Now()
 	timer := time.AfterFunc(remaining, func() {
-		b.cancel(&timeoutError{what: fmt.Sprintf("less than %d bytes of the response body arrived", idleProgress), limit: b.limit})
+		b.cancel(&timeoutError{what: b.what, limit: b.limit})
 	})
 	n, err := b.body.Read(p)
 	timer.Stop()

@@ -114,14 +114,22 @@ func NewError(resp *http.Response) *Error {
 }
 
 // NewRequestError returns the *Error for req, which got no response
-// because of err (as http.Client.Do or RoundTrip returned it: a
-// *url.Error's own URL and operation are dropped for req's).
+// because of err, as http.Client.Do or RoundTrip returned it. When err is
+// a *url.Error, its Op and URL name the request if req is nil, and only
+// its Err is kept.
 func NewRequestError(req *http.Request, err error) *Error {
+	e := &Error{}
+	if req != nil {
+		e.Method, e.URL = req.Method, RedactURL(req.URL)
+	}
 	var uerr *url.Error
 	if errors.As(err, &uerr) && uerr == err {
 		err = uerr.Err
+		if req == nil {
+			e.Method, e.URL = strings.ToUpper(uerr.Op), RedactString(uerr.URL)
+		}
 	}
-	e := &Error{Method: req.Method, URL: RedactURL(req.URL), Err: RedactError(err)}
+	e.Err = RedactError(err)
 	var rerr *RetryError
 	if errors.As(err, &rerr) {
 		e.Attempts, e.Elapsed = rerr.Attempts, rerr.Elapsed

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -113,5 +114,9 @@ func TestNewRequestError(t *testing.T) {
 	}
 	if s := e.Error(); strings.Contains(s, "SECRET") || !strings.Contains(s, "gave up after 2 attempts") {
 		t.Errorf("Error() = %q", s)
+	}
+	// Without the request, the *url.Error names it.
+	if diff := cmp.Diff(*e, *NewRequestError(nil, err), cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("NewRequestError(nil, err) differs from NewRequestError(req, err) (-req +nil):\n%s", diff)
 	}
 }

@@ -77,18 +77,19 @@ func (p Policy) AllowHTTP(hostport string) bool {
 }
 
 // LoadCAFile returns the system pool plus the PEM certificates in path. A
-// file that cannot be read or holds no certificate is an error.
+// file that cannot be read or holds no certificate is an error naming
+// path; the caller says what the file was for.
 func LoadCAFile(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading CA file: %w", err)
+		return nil, err
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("reading CA file %s: no PEM certificate found", path)
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
 	}
 	return pool, nil
 }

@@ -154,7 +154,7 @@ func TestLoadCAFile(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]string{dir + "/nope.pem": "reading CA file", junk: "no PEM certificate"} {
+	for path, want := range map[string]string{dir + "/nope.pem": "nope.pem: no such file", junk: "junk.pem: no PEM certificate"} {
 		if _, err := LoadCAFile(path); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LoadCAFile(%s) = %v, want an error containing %q", path, err, want)
 		}

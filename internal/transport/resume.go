@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// maxResumes bounds how often one download is resumed.
-const maxResumes = 5
+// MaxResumes is how often one download is resumed after its connection
+// dropped (see Options.Resumable).
+const MaxResumes = 5
 
 // resumes reports whether the body of resp, the answer to req, is resumed
 // with a Range request when the connection drops halfway: a whole (200)
@@ -50,7 +51,7 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 	for {
 		n, err := b.body.Read(p)
 		b.n += int64(n)
-		if err == nil || b.n >= b.size || !transientNetError(err) {
+		if err == nil || b.n >= b.size || !Transient(err) {
 			return n, err
 		}
 		if b.resume(err) != nil {
@@ -65,7 +66,7 @@ func (b *resumingBody) Read(p []byte) (int, error) {
 // resume replaces the broken body with the rest of the download.
 func (b *resumingBody) resume(cause error) error {
 	ctx := b.req.Context()
-	if b.resumes >= maxResumes || ctx.Err() != nil || b.t.budget < 0 {
+	if b.resumes >= MaxResumes || ctx.Err() != nil || b.t.budget < 0 {
 		return cause
 	}
 	delay := b.t.backoff(b.resumes)

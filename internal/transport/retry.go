@@ -194,7 +194,7 @@ func rewind(req *http.Request) (*http.Request, error) {
 // retryable reports whether a response or transport error is transient.
 func retryable(resp *http.Response, err error) bool {
 	if err != nil {
-		return transientNetError(err)
+		return Transient(err)
 	}
 	switch resp.StatusCode {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests,
@@ -205,11 +205,12 @@ func retryable(resp *http.Response, err error) bool {
 	return false
 }
 
-// transientNetError is true for a connection the server dropped. Refused
+// Transient reports whether err is a connection the server dropped, which
+// a retry may cure (this package's Transport retries those itself). Refused
 // connections and timeouts (this package's bounds included) are not
 // retried: they mean a wrong address or a dead host far more often than a
 // blip, and retrying them only delays the error by a minute.
-func transientNetError(err error) bool {
+func Transient(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
 		return false
 	}
