@@ -67,11 +67,14 @@ type Options struct {
 	// DefaultRetryMaxWait; negative disables retries.
 	RetryMaxWait time.Duration
 
-	// ResponseHeaderTimeout and IdleTimeout bound a silent registry and a
-	// stalled download (see transport.Options). Zero means transport's
-	// defaults; negative means no limit.
+	// ResponseHeaderTimeout bounds the wait for a registry's answer once a
+	// request is sent (transport.Options.ResponseHeaderTimeout). Zero
+	// means transport's default; negative means no limit.
 	ResponseHeaderTimeout time.Duration
-	IdleTimeout           time.Duration
+
+	// IdleTimeout bounds a stalled download (transport.Options.IdleTimeout).
+	// Zero means transport's default; negative means no limit.
+	IdleTimeout time.Duration
 
 	// Sleep waits between retries. Nil means a timer that stops early when
 	// ctx is done. Tests inject a recorder.

@@ -138,37 +138,64 @@ func TestSlowBodyBounded(t *testing.T) {
 }
 
 // TestSlowUploadNotCut: the time limit to response headers starts once the
-// body is sent, so an upload may take longer than it.
+// body is sent, so an upload may take longer than it; a server that then
+// says nothing still hits the limit.
 func TestSlowUploadNotCut(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		if n != 4 {
-			w.WriteHeader(400)
-			return
+	for _, sized := range []bool{false, true} {
+		for _, silentAfter := range []bool{false, true} {
+			name := map[bool]string{false: "chunked", true: "sized"}[sized] + map[bool]string{false: "", true: "-then-silent"}[silentAfter]
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					n, _ := io.Copy(io.Discard, r.Body)
+					if silentAfter {
+						<-r.Context().Done()
+						return
+					}
+					if n != 4 {
+						w.WriteHeader(400)
+						return
+					}
+					w.WriteHeader(201)
+				}))
+				const limit = 100 * time.Millisecond
+				rt := New(Options{ResponseHeaderTimeout: limit, RetryBudget: -1})
+				pr, pw := io.Pipe()
+				go func() {
+					for i := 0; i < 4; i++ {
+						time.Sleep(limit)
+						pw.Write([]byte("x"))
+					}
+					pw.Close()
+				}()
+				req, err := http.NewRequest(http.MethodPut, srv.URL+"/upload", pr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sized {
+					req.ContentLength = 4
+				}
+				start := time.Now()
+				resp, err := rt.RoundTrip(req)
+				if silentAfter {
+					if !errors.Is(err, ErrTimeout) {
+						t.Fatalf("silent after upload: %v, want ErrTimeout", err)
+					}
+					if took := time.Since(start); took < 4*limit {
+						t.Errorf("timed out after %v, before the upload ended", took)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("slow upload: %v", err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					t.Errorf("status = %d, want 201", resp.StatusCode)
+				}
+			})
 		}
-		w.WriteHeader(201)
-	}))
-	rt := New(Options{ResponseHeaderTimeout: 100 * time.Millisecond, RetryBudget: -1})
-	pr, pw := io.Pipe()
-	go func() {
-		for i := 0; i < 4; i++ {
-			time.Sleep(100 * time.Millisecond)
-			pw.Write([]byte("x"))
-		}
-		pw.Close()
-	}()
-	req, err := http.NewRequest(http.MethodPut, srv.URL+"/upload", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("slow upload: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Errorf("status = %d, want 201", resp.StatusCode)
 	}
 }
 
