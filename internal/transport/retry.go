@@ -39,6 +39,8 @@ type RetryError struct {
 	Err error
 }
 
+// Error is the last attempt's error, followed by how often and how long
+// the request was tried when that was more than once.
 func (e *RetryError) Error() string {
 	if e.Attempts <= 1 {
 		return e.Err.Error()
