@@ -1,6 +1,18 @@
 // Kiln builds container images from Dockerfiles, pushes them, and keeps
 // their build cache wherever CI can reach it. See README.md for the user's
-// view and ../shared/DESIGN.md for the contract between the parts.
+// view; this comment is the map of the parts, and each package's doc.go
+// states its own contract.
+//
+// One build flows through the packages like this:
+//
+//	flags ─► cli ─► build.Options
+//	Dockerfile + build args ─► dockerfile ─► plan.Graph
+//	solve, for each step: cache key ─► hit: reuse the layer (lazy), from store or a cache importer
+//	                                └► miss: exec (RUN) or source (COPY) on a snapshot ─► layer ─► store
+//	image (config + manifest) ─► outputs (oci, docker, local dir, registry push)
+//	                          └► cache exporters (inline, registry, local, gha)
+//
+// progress carries events from solve and build to the renderer cli picked.
 //
 // Everything but cmd/kiln is internal: kiln is a program, not a library.
 // The packages follow the boxes of the data flow:

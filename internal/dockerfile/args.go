@@ -155,6 +155,7 @@ func currentPlatform() hostPlatform {
 	return p
 }
 
+// String returns the platform as os/arch[/variant] ("linux/amd64").
 func (h hostPlatform) String() string {
 	s := h.os + "/" + h.arch
 	if h.variant != "" {

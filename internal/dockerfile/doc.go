@@ -1,5 +1,6 @@
 // Package dockerfile turns a Dockerfile, its build args and a target stage
-// into a plan.Graph (DESIGN.md §2, the "dockerfile.Plan" box).
+// into a plan.Graph. It comes first in a build's data flow, once cli and
+// build have gathered the inputs; package solve walks the graph it returns.
 //
 // It owns the meaning of the Dockerfile language: parser directives
 // (escape; syntax is ignored), ARG scoping, ENV and ARG expansion, SHELL

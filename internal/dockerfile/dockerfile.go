@@ -42,10 +42,14 @@ type Options struct {
 // "Dockerfile:12: unknown instruction: FOO" (file:line: cause), or
 // "Dockerfile: cause" when the cause has no line (an unknown --target).
 type Error struct {
+	// Pos is where in the Dockerfile the error is; Pos.Line is 0 when the
+	// cause has no line.
 	Pos plan.Pos
+	// Err is the cause, without the position.
 	Err error
 }
 
+// Error returns "file:line: cause", or "file: cause" when Pos.Line is 0.
 func (e *Error) Error() string {
 	if e.Pos.Line > 0 {
 		return fmt.Sprintf("%s:%d: %v", e.Pos.File, e.Pos.Line, e.Err)

@@ -10,8 +10,8 @@
 //
 // exec does not prepare or diff the rootfs (package snapshot), does not know
 // about cache keys or steps (package solve), and never prints: the process
-// output goes to the writers in the Spec. In DESIGN.md §2 it is the
-// "execute" box of solve's cache-miss path.
+// output goes to the writers in the Spec. In a build's data flow it is the
+// execute step of solve's cache-miss path.
 //
 // Run leaves the rootfs as the step left it, plus Spec.Cwd if it had to be
 // created: the mount points it creates for /proc, /sys, /dev, /etc/hosts,

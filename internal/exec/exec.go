@@ -99,6 +99,7 @@ type Spec struct {
 
 // ExitError reports that the process ran and exited with a non-zero code.
 type ExitError struct {
+	// Code is the process's exit status, 1 to 255.
 	Code int
 }
 

@@ -21,7 +21,8 @@ import (
 type PKI struct {
 	// CAPEM is the CA certificate, PEM-encoded; Pool trusts it.
 	CAPEM []byte
-	Pool  *x509.CertPool
+	// Pool holds only the CA certificate, for a client's RootCAs.
+	Pool *x509.CertPool
 	// Leaf is the server certificate with its key.
 	Leaf tls.Certificate
 

@@ -46,9 +46,16 @@ func (c Compression) MediaType() types.MediaType {
 // Blob describes a compressed layer: the digest and size of the blob as
 // stored, the digest of its uncompressed tar (the diff ID) and its media type.
 type Blob struct {
-	Digest    v1.Hash
-	Size      int64
-	DiffID    v1.Hash
+	// Digest is the SHA-256 of the blob (the bytes Compress wrote to dst):
+	// the layer's digest in a manifest. For Uncompressed it equals DiffID.
+	Digest v1.Hash
+	// Size is the blob's length in bytes.
+	Size int64
+	// DiffID is the SHA-256 of the uncompressed tar (what Compress read
+	// from src).
+	DiffID v1.Hash
+	// MediaType is the OCI layer media type of the compression used
+	// (Compression.MediaType).
 	MediaType types.MediaType
 }
 
@@ -141,6 +148,7 @@ type countWriter struct {
 	n int64
 }
 
+// Write passes p on and counts the bytes the underlying writer took.
 func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
@@ -149,4 +157,5 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 type nopWriteCloser struct{ io.Writer }
 
+// Close does nothing: the underlying writer is the caller's to close.
 func (nopWriteCloser) Close() error { return nil }

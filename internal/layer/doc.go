@@ -8,8 +8,8 @@
 //
 // It does not own where layers are kept (package snapshot keeps unpacked
 // layers, package store keeps blobs) nor how they are described in an image
-// (package image). In DESIGN.md §2 it is the "snapshot diff ─► layer blob"
-// arrow and the unpack side of every snapshot.
+// (package image). In a build's data flow it is the step from a snapshot's
+// diff to a layer blob, and the unpack side of every snapshot.
 //
 // Tars written here are deterministic: the same tree gives the same bytes,
 // and with TarOptions.SourceDateEpoch the same bytes even when mtimes

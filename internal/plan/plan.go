@@ -25,7 +25,11 @@ type Graph struct {
 
 // Pos is a place in a Dockerfile, for error messages.
 type Pos struct {
+	// File is the Dockerfile's name as errors show it (the caller's
+	// dockerfile.Options.File, "Dockerfile" by default).
 	File string
+	// Line is the 1-based line number; 0 means the position names the
+	// file only (an unknown --target, for example).
 	Line int
 }
 
@@ -36,7 +40,8 @@ type Stage struct {
 	Index int
 	// Name is the AS name, or "" for an unnamed stage.
 	Name string
-	Pos  Pos
+	// Pos is the stage's FROM line.
+	Pos Pos
 	// Base is what the stage starts from.
 	Base Base
 	// Steps are the instructions after FROM, in order.
@@ -59,9 +64,16 @@ func (s *Stage) Label() string {
 
 // Base is the start of a stage: exactly one of Scratch, Image or Stage.
 type Base struct {
+	// Scratch is true for FROM scratch: the stage starts with an empty
+	// filesystem and no base config.
 	Scratch bool
-	Image   *Image
-	Stage   *Stage
+	// Image is the registry image the stage starts from (FROM IMAGE), or
+	// nil.
+	Image *Image
+	// Stage is the earlier stage the stage starts from (FROM NAME, or FROM
+	// N for the stage with Index N), or nil. It is in Graph.Stages before
+	// the stage that uses it.
+	Stage *Stage
 }
 
 // Image is a registry image used by FROM, COPY --from or RUN --mount from=,
@@ -92,6 +104,8 @@ const (
 
 // Step is one instruction after FROM.
 type Step struct {
+	// Kind is what the step does; it decides which of Run and Copy is set
+	// (neither for KindConfig). It is never the zero Kind.
 	Kind Kind
 	// Number is the step's 1-based position in the whole graph.
 	Number int
@@ -100,7 +114,9 @@ type Step struct {
 	// Text is the instruction as written (continuations joined), for
 	// progress and the image history's created_by.
 	Text string
-	Pos  Pos
+	// Pos is the instruction's first line. A step that comes from an
+	// ONBUILD trigger of the stage's base has the FROM line.
+	Pos Pos
 	// Run is set for KindRun.
 	Run *Run
 	// Copy is set for KindCopy.
@@ -147,6 +163,8 @@ const (
 
 // Mount is one RUN --mount.
 type Mount struct {
+	// Type is the kind of mount; it decides which of the other fields
+	// apply.
 	Type MountType
 	// Target is the absolute path in the container (for a secret, default
 	// /run/secrets/<id>).
@@ -156,9 +174,15 @@ type Mount struct {
 	// FromStage or FromImage name what a bind or cache mount reads; both
 	// nil means the build context for bind, an empty dir for cache.
 	FromStage *Stage
+	// FromImage is set, instead of FromStage, when from= names a registry
+	// image rather than a stage.
 	FromImage *Image
 	// ID names a cache mount or a secret.
-	ID       string
+	ID string
+	// ReadOnly makes a bind or cache mount read-only in the container. As
+	// in BuildKit it defaults to true for bind mounts (rw clears it) and to
+	// false for cache mounts (ro sets it). What a step writes to a
+	// read-write bind mount is dropped when the step ends.
 	ReadOnly bool
 	// Sharing is shared, private or locked (cache mounts).
 	Sharing string
@@ -166,9 +190,12 @@ type Mount struct {
 	Required bool
 	// Env, for a secret, is the environment variable that receives it.
 	Env string
-	// Mode, UID and GID are the file mode and owner (cache, secret); -1 if
-	// not given.
-	Mode     int64
+	// Mode is the file mode of a cache mount's directory or a secret's
+	// file; -1 if not given, which means BuildKit's defaults (0755 for a
+	// cache directory, 0400 for a secret).
+	Mode int64
+	// UID and GID are the numeric owner of a cache mount's directory or a
+	// secret's file; -1 if not given, which means 0 (root).
 	UID, GID int64
 	// Size is the size limit of a tmpfs mount in bytes; 0 means no limit.
 	Size int64
@@ -182,6 +209,8 @@ type Copy struct {
 	// FromStage or FromImage is where the sources are read; both nil means
 	// the build context.
 	FromStage *Stage
+	// FromImage is set, instead of FromStage, when --from names a registry
+	// image rather than a stage.
 	FromImage *Image
 	// Sources are the source paths or patterns as written after expansion,
 	// relative to the source root.
@@ -201,8 +230,14 @@ type Copy struct {
 	User string
 }
 
-// InlineFile is a heredoc used as a COPY source.
+// InlineFile is a file whose contents are written in the Dockerfile as a
+// heredoc: a COPY source (Copy.Inline) or a RUN script (Run.Files).
 type InlineFile struct {
+	// Name is the heredoc's delimiter word ("EOF" for <<EOF), which is the
+	// file's base name: in Dest for COPY, in /dev/pipes/ for RUN.
 	Name string
+	// Data is the file's whole contents: the heredoc's body, with leading
+	// tabs stripped for <<-, and for COPY with ARG and ENV references
+	// expanded unless the delimiter is quoted.
 	Data string
 }

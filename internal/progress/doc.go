@@ -1,9 +1,9 @@
 // Package progress carries what a build is doing from the code that does it
 // to the person (or program) watching, and ends with the build's summary.
 //
-// Library packages never print (STYLE.md habit 18). solve, build and the
-// cache backends emit typed Events to a Sink they are given; cli picks the
-// Sink from --progress:
+// Library packages never print. solve, build and the cache backends emit
+// typed Events to a Sink they are given; cli picks the Sink from
+// --progress:
 //
 //   - NewTTY: a live view for a terminal, redrawn about ten times a second;
 //   - NewPlain: one stable line per event, for CI logs;
@@ -16,12 +16,13 @@
 //
 // progress owns the rendering of events and nothing upstream of it: it does
 // not decide what is a warning (solve does), it does not show a failed RUN's
-// last output lines in plain mode (the build error carries them, DESIGN.md
-// §6), and it does not scrub secrets (the emitter must never put one in an
-// event). In the data flow of DESIGN.md §2 it sits beside everything: solve
-// and build are its producers, cli is the only package that chooses a
-// renderer, and it imports nothing from kiln.
+// last output lines in plain mode (the build error carries them), and it
+// does not scrub secrets (the emitter must never put one in an event).
+//
+// In a build's data flow it sits beside everything: solve and build are its
+// producers, cli is the only package that chooses a renderer, and it
+// imports nothing from kiln.
 //
 // Diagnostics for developers are not events: they go to the injected
-// *slog.Logger (habit 19).
+// *slog.Logger.
 package progress

@@ -44,6 +44,8 @@ const (
 // The JSON renderer writes Event with the field names in its tags and
 // leaves zero fields out; durations are integer nanoseconds.
 type Event struct {
+	// Kind is what the event reports, and so which other fields are set.
+	// Every event has one.
 	Kind Kind `json:"kind"`
 	// Time is when it happened, from the emitter's clock. Renderers use it
 	// for the offset of a log line within its step; an event with a zero
@@ -83,12 +85,14 @@ type Event struct {
 // Summary is the end-of-build account: what ran, what the caches gave and
 // took, and what was built. cli may also write it to --metadata-file.
 type Summary struct {
-	// Steps is the number of steps in the build; Cached of them were cache
-	// hits and Ran were executed. Steps that only change the image config
-	// may count as neither.
-	Steps  int `json:"steps"`
+	// Steps is the number of steps in the build. Steps that only change
+	// the image config may count as neither Cached nor Ran.
+	Steps int `json:"steps"`
+	// Cached is the number of steps a cache supplied (StepCached events).
 	Cached int `json:"cached"`
-	Ran    int `json:"ran"`
+	// Ran is the number of steps that were executed and finished
+	// (StepDone events).
+	Ran int `json:"ran"`
 	// Duration is the wall time of the whole build.
 	Duration time.Duration `json:"duration"`
 	// Caches has one entry per cache source, in the order the user gave
@@ -113,9 +117,11 @@ type CacheStat struct {
 	Source string `json:"source"`
 	// Hits is the number of steps this cache supplied.
 	Hits int `json:"hits"`
-	// BytesRead and BytesWritten count blob bytes moved from and to the
-	// cache. A hit whose layer was never needed reads nothing.
-	BytesRead    int64 `json:"bytesRead"`
+	// BytesRead counts the blob bytes read from the cache. A hit whose
+	// layer was never needed reads nothing.
+	BytesRead int64 `json:"bytesRead"`
+	// BytesWritten counts the blob bytes the export moved to the cache; a
+	// blob it did not need to send adds nothing.
 	BytesWritten int64 `json:"bytesWritten"`
 	// Direction is DirectionImport, DirectionExport or DirectionBoth. If
 	// it is empty, renderers infer it from which counts are non-zero.

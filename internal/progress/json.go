@@ -25,6 +25,7 @@ type jsonSink struct {
 	buf bytes.Buffer
 }
 
+// Emit writes e as one line, with one Write.
 func (j *jsonSink) Emit(e Event) {
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -36,6 +36,7 @@ type plain struct {
 	steps stepTable
 }
 
+// Emit writes the lines e adds to the log, with one Write.
 func (p *plain) Emit(e Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,11 +11,14 @@ import "sync"
 // Events of one step arrive in the order they happened; events of
 // different steps may interleave.
 type Sink interface {
+	// Emit reports one event. It may keep the event (see Event), and it
+	// must return promptly, from any goroutine.
 	Emit(Event)
 }
 
 type discard struct{}
 
+// Emit drops the event.
 func (discard) Emit(Event) {}
 
 // Discard returns a Sink that drops every event. It is what a package uses
@@ -24,6 +27,7 @@ func Discard() Sink { return discard{} }
 
 type tee []Sink
 
+// Emit passes e to each sink, in the order Tee was given them.
 func (t tee) Emit(e Event) {
 	for _, s := range t {
 		s.Emit(e)

@@ -1,7 +1,7 @@
 // Package snapshot keeps unpacked layers by chain ID and gives builds
 // writable and read-only root filesystems on top of them.
 //
-// In DESIGN.md §2 it is the "snapshot" box: solve asks for a rootfs on top
+// In a build's data flow it sits under solve: solve asks for a rootfs on top
 // of a chain of layers (Prepare), exec runs a RUN step in it, and the change
 // comes back as a layer tar (Active.WriteDiff) that package layer compresses.
 // Committing the change keeps it as the snapshot of the new chain ID, so the

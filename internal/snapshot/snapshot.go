@@ -238,6 +238,9 @@ func storeFile(path string, r io.Reader) error {
 
 // Info describes one stored snapshot for `kiln prune`.
 type Info struct {
+	// ChainID is the OCI chain ID of the layer chain whose top layer the
+	// snapshot holds, the ID Remove takes. A chain kept in both modes is
+	// listed twice, once per mode.
 	ChainID v1.Hash
 	// Size is the disk space the snapshot uses, in bytes (allocated blocks;
 	// a file linked several times counts once).

@@ -7,11 +7,14 @@
 //
 //   - Select: which files do the COPY sources name (paths, globs, ".")?
 //   - Digest: what is the content digest of those files, for the step's cache
-//     key (DESIGN.md §3)? Paths, types, modes, owners, link targets and
-//     contents count; mtimes never do. A persistent checksum cache lets an
-//     unchanged context be confirmed by stat alone (DESIGN.md §8).
+//     key? Paths, types, modes, owners, link targets and contents count;
+//     mtimes never do. A persistent checksum cache lets an unchanged
+//     context be confirmed by stat alone.
 //   - CopyInto: copy them into a target root with Docker's COPY rules, never
 //     writing outside it (ADD's archive extraction included).
+//
+// In a build's data flow it serves solve: COPY and ADD steps and RUN bind
+// mounts read their files through a Tree.
 //
 // source does not read the Dockerfile, resolve --chown names to ids, or make
 // layers: package dockerfile reads .dockerignore (through ReadIgnore) and

@@ -174,9 +174,15 @@ func (t *Tree) abs(rel string) string {
 // InputError is a source the user named that cannot be used: outside the
 // root, missing, or a link that leads out. It is the user's to fix (the
 // CLI exits 2), not a failure of the build.
-type InputError struct{ Err error }
+type InputError struct {
+	// Err is the cause; its message names the source as the user wrote it.
+	Err error
+}
 
+// Error returns the cause's message unchanged.
 func (e *InputError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
 func (e *InputError) Unwrap() error { return e.Err }
 
 // errEscape marks a symlink whose target lies outside the root.
