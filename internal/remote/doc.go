@@ -17,6 +17,6 @@
 //
 // It does not decide what to push or pull: package output pushes built
 // images, package cache/registry stores cache manifests, and solve resolves
-// FROM images, all through a *Client (DESIGN.md §2). It never reads the
+// FROM images, all through a *Client. It never reads the
 // environment; package cli resolves DOCKER_CONFIG and flags into Options.
 package remote

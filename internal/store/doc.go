@@ -22,6 +22,6 @@
 // out while any build runs.
 //
 // store knows nothing about how snapshots are made (package snapshot) or
-// what a cache key means (package cache); it sits under solve in DESIGN.md
-// §2, holding what solve produced and what the importers fetched.
+// what a cache key means (package cache); it sits under solve in a build's
+// data flow, holding what solve produced and what the importers fetched.
 package store

@@ -24,6 +24,6 @@
 // It does not know any protocol: which status means "not found", how a
 // registry authenticates or how a cache entry is committed belong to the
 // clients above it. It never reads the environment and never prints;
-// debug records go to an injected *slog.Logger. In DESIGN.md's data flow it
+// debug records go to an injected *slog.Logger. In a build's data flow it
 // sits under remote and the gha backend, between them and the network.
 package transport

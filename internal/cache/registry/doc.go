@@ -1,5 +1,5 @@
 // Package registry is the type=registry cache backend: the cache manifest
-// of DESIGN.md §4 pushed to an OCI registry as the config of an OCI image
+// of package cache pushed to an OCI registry as the config of an OCI image
 // manifest whose layers are the cache layers, so every registry that takes
 // images takes it (ECR included).
 //
