@@ -1,12 +1,13 @@
 package cache
 
 import (
-	"encoding/csv"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/kv"
 )
 
 // Spec is one --cache-from or --cache-to value, split but not yet
@@ -26,13 +27,11 @@ type Spec struct {
 // value without any "=" is the registry shorthand: each field is its own
 // type=registry,ref=FIELD spec.
 func ParseSpec(s string) ([]Spec, error) {
-	r := csv.NewReader(strings.NewReader(s))
-	r.TrimLeadingSpace = true
-	fields, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("cache spec %q: %v", s, err)
-	}
 	if !strings.Contains(s, "=") {
+		fields, err := kv.Fields(s)
+		if err != nil {
+			return nil, fmt.Errorf("cache spec: %v", err)
+		}
 		var out []Spec
 		for _, f := range fields {
 			if f = strings.TrimSpace(f); f != "" {
@@ -44,22 +43,12 @@ func ParseSpec(s string) ([]Spec, error) {
 		}
 		return out, nil
 	}
-	sp := Spec{Attrs: map[string]string{}, Raw: s}
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("cache spec %q: field %q is not key=value", s, f)
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if k == "type" {
-			sp.Type = v
-			continue
-		}
-		if _, dup := sp.Attrs[k]; dup {
-			return nil, fmt.Errorf("cache spec %q: %s given twice", s, k)
-		}
-		sp.Attrs[k] = v
+	attrs, err := kv.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("cache spec %q: %v", s, err)
 	}
+	sp := Spec{Type: attrs["type"], Attrs: attrs, Raw: s}
+	delete(attrs, "type")
 	if sp.Type == "" {
 		return nil, fmt.Errorf("cache spec %q: type required (type=local|registry|inline|gha)", s)
 	}

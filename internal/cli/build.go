@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/backends"
+	"github.com/kiln-build/kiln/internal/kv"
 	"github.com/kiln-build/kiln/internal/output"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/remote"
@@ -236,15 +237,13 @@ func readSecrets(specs []string, getenv func(string) string) (map[string][]byte,
 	}
 	out := map[string][]byte{}
 	for _, spec := range specs {
-		attrs := map[string]string{}
-		for _, field := range strings.Split(spec, ",") {
-			k, v, ok := strings.Cut(field, "=")
-			if !ok {
-				return nil, usagef("--secret %q: field %q is not key=value", redactSecretSpec(spec), field)
-			}
-			switch k = strings.ToLower(strings.TrimSpace(k)); k {
+		attrs, err := kv.Parse(spec)
+		if err != nil {
+			return nil, usagef("--secret %q: %v", redactSecretSpec(spec), err)
+		}
+		for k := range attrs {
+			switch k {
 			case "id", "src", "source", "env", "type":
-				attrs[k] = v
 			default:
 				return nil, usagef("--secret: unknown key %q (want id, src, env, type)", k)
 			}

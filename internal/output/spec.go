@@ -1,12 +1,13 @@
 package output
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/kv"
 )
 
 // Type is the kind of an output.
@@ -97,21 +98,9 @@ func ParseSpec(s string) (Spec, error) {
 		}
 		return Spec{Type: Local, Dest: s}, nil
 	}
-	fields, err := csv.NewReader(strings.NewReader(s)).Read()
+	attrs, err := kv.Parse(s)
 	if err != nil {
-		return Spec{}, fmt.Errorf("output: parsing %q as CSV: %w", s, err)
-	}
-	attrs := map[string]string{}
-	for _, f := range fields {
-		k, v, ok := strings.Cut(f, "=")
-		k = strings.ToLower(strings.TrimSpace(k))
-		if !ok {
-			return Spec{}, fmt.Errorf("output: attribute %q has no value (want key=value)", k)
-		}
-		if _, dup := attrs[k]; dup {
-			return Spec{}, fmt.Errorf("output: attribute %q given twice", k)
-		}
-		attrs[k] = v
+		return Spec{}, fmt.Errorf("output: %w", err)
 	}
 	t, ok := attrs[AttrType]
 	if !ok {

@@ -45,7 +45,7 @@ func TestParseSpec(t *testing.T) {
 		{in: "type=image,push=maybe", wantErr: `"push"`},
 		{in: "type=registry,push=maybe", wantErr: `"push"`},
 		{in: "type=oci,dest=a,dest=b", wantErr: `"dest" given twice`},
-		{in: "type=oci,dest", wantErr: `"dest" has no value`},
+		{in: "type=oci,dest", wantErr: `field "dest" is not key=value`},
 		{in: `type=oci,dest="x`, wantErr: "CSV"},
 	}
 	for _, tt := range tests {

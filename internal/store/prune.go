@@ -105,6 +105,10 @@ func Prune(ctx context.Context, root string, opts PruneOptions) (PruneReport, er
 	return rep, nil
 }
 
+// isTemp reports whether name is a file being written: the store's own
+// temporary files and atomicfile's (both hidden, "."-prefixed).
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") }
+
 // storedRecord is what prune needs of a record file.
 type storedRecord struct {
 	// name is the file name less ".json": the key's hex digest.
@@ -189,7 +193,7 @@ func (p *pruner) load(ctx context.Context) error {
 			if err := p.remove(path, fi.Size()); err != nil {
 				return err
 			}
-			if !strings.HasPrefix(e.Name(), tmpPrefix) {
+			if !isTemp(e.Name()) {
 				p.rep.Records++
 			}
 			continue

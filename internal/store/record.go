@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/internal/cache"
 )
 
@@ -56,7 +57,7 @@ func (s *Store) PutRecord(r *cache.Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding record %s: %w", r.Key, err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.root, recordsDir, name), b); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.root, recordsDir, name), b, 0o644); err != nil {
 		return fmt.Errorf("writing record %s: %w", r.Key, err)
 	}
 	return nil
@@ -99,30 +100,4 @@ func recordFile(key string) (string, error) {
 		return "", fmt.Errorf("record key %q: not a sha256 digest", key)
 	}
 	return hexKey + ".json", nil
-}
-
-// writeFileAtomic writes b to a temporary file beside p and renames it to p.
-func writeFileAtomic(p string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
