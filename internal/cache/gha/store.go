@@ -39,7 +39,7 @@ const (
 	maxRootSize = 16 << 20
 	// maxRootProbes bounds the forward checks for a root newer than the
 	// one the service called newest.
-	maxRootProbes = 8
+	maxRootProbes = 24
 	// maxRootAttempts bounds how many numbers SetRoot tries when the next
 	// ones are taken.
 	maxRootAttempts = 8
@@ -355,9 +355,12 @@ func (s *Store) rootNumber(key string) (int, bool) {
 }
 
 // newestRoot finds the scope's newest root: the service's newest prefix
-// match, then forward checks for #N+1 as long as one exists, because
-// services order by creation time (to the second, in nektos/act) and kiln
-// wants the highest number.
+// match, then forward checks for higher numbers, because services order by
+// creation time (to the second, in nektos/act, whose ties go to the
+// oldest) and kiln wants the highest number. The checks gallop (N+1, N+2,
+// N+4, ... then back to steps of one), so the usual case, where the
+// service's answer is right, costs one lookup, and a tie among k roots
+// about 2·log2(k).
 func (s *Store) newestRoot(ctx context.Context) (entry, int, error) {
 	e, err := s.svc.lookup(ctx, s.prefix, s.prefix)
 	if err != nil {
@@ -367,16 +370,19 @@ func (s *Store) newestRoot(ctx context.Context) (entry, int, error) {
 	if !ok {
 		return entry{}, 0, fmt.Errorf("gha: no cache root %s* (the service matched %s): %w", s.prefix, e.Key, cache.ErrNotFound)
 	}
+	step := 1
 	for range maxRootProbes {
-		next, err := s.svc.lookup(ctx, s.prefix+strconv.Itoa(n+1))
-		if err != nil {
-			break // a miss, or a failed probe: the root found stands
-		}
+		want := n + step
+		next, err := s.svc.lookup(ctx, s.prefix+strconv.Itoa(want))
 		m, ok := s.rootNumber(next.Key)
-		if !ok || m <= n {
-			break
+		if err == nil && ok && m >= want {
+			e, n, step = next, m, step*2
+			continue
 		}
-		e, n = next, m
+		if step == 1 {
+			break // no #N+1 (or a failed probe): the root found stands
+		}
+		step = 1
 	}
 	return e, n, nil
 }
