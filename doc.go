@@ -20,7 +20,8 @@
 //	internal/cache/*    one backend per package (local, …), the backend table, the conformance suite
 //	internal/image      config, history and manifest assembly
 //	internal/output     oci and docker tarballs; output specs
-//	internal/remote     registries: references, auth, retries, push, login
+//	internal/remote     registries: references, auth, push, login (over transport)
+//	internal/transport  HTTP for every client: retries, bounds, redaction, TLS policy, *transport.Error
 //	internal/progress   events, renderers (tty, plain, json), the summary
 //	internal/imagetest  test fixtures: busybox base images, registries, invariant checks
 package kiln

@@ -49,12 +49,18 @@ func TestDependencyFences(t *testing.T) {
 					}
 				}
 			}
-			// A cache backend imports only cache, its transport (remote, or
-			// atomicfile for a directory) and ggcr.
+			// A cache backend imports only cache, its transport (remote,
+			// transport for HTTP services, or atomicfile for a directory)
+			// and ggcr.
 			if strings.HasPrefix(short, "cache/") && short != "cache/backends" && short != "cache/cachetest" {
-				if strings.HasPrefix(d, module) && d != internal+"cache" && d != internal+"remote" && d != internal+"atomicfile" {
+				if strings.HasPrefix(d, module) && d != internal+"cache" && d != internal+"remote" && d != internal+"transport" && d != internal+"atomicfile" {
 					t.Errorf("cache backend %s imports %s", pkg, d)
 				}
+			}
+			// transport is the bottom of the HTTP stack: the standard
+			// library only.
+			if short == "transport" && strings.Contains(d, ".") {
+				t.Errorf("%s imports %s: transport uses the standard library only", pkg, d)
 			}
 		}
 	}

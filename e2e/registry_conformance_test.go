@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/internal/cache/cachetest"
 	"github.com/kiln-build/kiln/internal/cache/registry"
 	"github.com/kiln-build/kiln/internal/remote"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // storedRegistry is a plain docker-registry whose filesystem storage the
@@ -138,9 +139,9 @@ func TestRegistryConformanceAuth(t *testing.T) {
 					t.Errorf("export error shows a secret: %q", msg)
 				}
 			}
-			var rerr *remote.Error
+			var rerr *transport.Error
 			if !errors.As(err, &rerr) || rerr.Status != http.StatusUnauthorized {
-				t.Errorf("export error %v: want a *remote.Error with status 401", err)
+				t.Errorf("export error %v: want a *transport.Error with status 401", err)
 			}
 			// An import without credentials is not a miss: it is an error
 			// the build shows as a warning.

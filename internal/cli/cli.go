@@ -15,8 +15,8 @@ import (
 
 	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/dockerfile"
-	"github.com/kiln-build/kiln/internal/remote"
 	"github.com/kiln-build/kiln/internal/source"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // Env is what the CLI reads from outside: arguments, streams and the
@@ -59,17 +59,20 @@ type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// exitCode decides, in one place, the exit code of an error.
+// exitCode decides, in one place, the exit code of an error (the table is
+// in doc.go).
 func exitCode(err error) int {
 	var ue usageError
 	var de *dockerfile.Error
 	var ie *source.InputError
-	var re *remote.Error
+	var te *transport.Error
 	var ne net.Error
 	switch {
-	case errors.As(err, &re), errors.As(err, &ne):
-		// A registry or the network failed (resolving FROM included): the
-		// build failed, the input was not wrong.
+	case errors.As(err, &te), errors.As(err, &ne), errors.Is(err, transport.ErrTooManyRedirects):
+		// A registry, a cache service or the network failed, or hit one of
+		// transport's bounds (resolving FROM included, which arrives
+		// inside a Dockerfile error): the build failed, the input was not
+		// wrong.
 		return 1
 	case errors.As(err, &ue), errors.As(err, &de), errors.As(err, &ie), errors.Is(err, build.ErrUsage):
 		return 2

@@ -5,15 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/plan"
-	"github.com/kiln-build/kiln/internal/remote"
 	"github.com/kiln-build/kiln/internal/source"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 func run(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
@@ -144,7 +148,10 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{usagef("bad"), 2},
 		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 3}, Err: errors.New("unknown instruction")}, 2},
-		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 1}, Err: fmt.Errorf("resolving image: %w", &remote.Error{Registry: "r", Status: 503})}, 1},
+		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 1}, Err: fmt.Errorf("resolving image: %w", &transport.Error{Service: "registry r", Status: 503})}, 1},
+		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 1}, Err: fmt.Errorf("resolving image: %w", &url.Error{Op: "Get", URL: "https://r/v2/", Err: transport.ErrTooManyRedirects})}, 1},
+		{&dockerfile.Error{Pos: plan.Pos{File: "Dockerfile", Line: 1}, Err: fmt.Errorf("resolving image: %w", silentRegistryError(t))}, 1},
+		{fmt.Errorf("importing cache: %w", &transport.Error{Method: "POST", URL: "https://cache/twirp", Status: 429, Code: "resource_exhausted"}), 1},
 		{&source.InputError{Err: errors.New("outside")}, 2},
 		{errors.New("exit code 1"), 1},
 	}
@@ -153,4 +160,33 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+}
+
+// silentRegistryError is the error the transport gives for a server that
+// accepts and never answers: a real bound, not a made-up value.
+func silentRegistryError(t *testing.T) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			defer c.Close()
+			buf := make([]byte, 1)
+			c.Read(buf) // until the client gives up
+		}
+	}()
+	client := &http.Client{Transport: transport.New(transport.Options{ResponseHeaderTimeout: 50 * time.Millisecond})}
+	resp, err := client.Get("http://" + l.Addr().String() + "/v2/")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a silent server answered")
+	}
+	if !errors.Is(err, transport.ErrTimeout) {
+		t.Fatalf("silent server: %v, want transport.ErrTimeout", err)
+	}
+	return err
 }

@@ -6,7 +6,10 @@
 // DOCKER_CONFIG, SOURCE_DATE_EPOCH, ACTIONS_*). Exit codes:
 //
 //	0  success
-//	1  the build failed (a RUN exited non-zero, a registry refused a push, …)
+//	1  the build failed (a RUN exited non-zero, a registry refused a push,
+//	   any *transport.Error or network failure, a bound of package transport
+//	   hit: a redirect loop, a silent server, a stalled download), even
+//	   when it happened resolving a Dockerfile's FROM
 //	2  usage or input error: a bad flag or cache spec, a Dockerfile error
 //	   (file:line), a missing file, a COPY source outside the context
 package cli

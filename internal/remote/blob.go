@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -19,16 +19,16 @@ var ErrNotFound = errors.New("remote: not found")
 
 // notFound wraps ErrNotFound when err is the registry's 404 (or its
 // MANIFEST_UNKNOWN / BLOB_UNKNOWN / NAME_UNKNOWN codes); other errors become
-// an *Error as everywhere in this package.
+// a *transport.Error as everywhere in this package.
 func notFound(registry, what string, err error) error {
-	var terr *transport.Error
+	var terr *ggcrtransport.Error
 	if errors.As(err, &terr) {
 		if terr.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("%s: %w", what, ErrNotFound)
 		}
 		for _, d := range terr.Errors {
 			switch d.Code {
-			case transport.ManifestUnknownErrorCode, transport.BlobUnknownErrorCode, transport.NameUnknownErrorCode:
+			case ggcrtransport.ManifestUnknownErrorCode, ggcrtransport.BlobUnknownErrorCode, ggcrtransport.NameUnknownErrorCode:
 				return fmt.Errorf("%s: %w", what, ErrNotFound)
 			}
 		}

@@ -2,14 +2,11 @@ package remote
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -18,14 +15,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // DefaultRetryMaxWait is the retry budget used when Options.RetryMaxWait is zero.
-const DefaultRetryMaxWait = time.Minute
+const DefaultRetryMaxWait = transport.DefaultRetryBudget
 
 // Options configures a Client. The zero value is usable: anonymous access,
 // system CAs, plain HTTP only for loopback registries, linux/GOARCH images,
-// a one-minute retry budget and no logging.
+// a one-minute retry budget, transport's default bounds and no logging.
 type Options struct {
 	// Insecure lists registries, as HOST:PORT exactly as written in image
 	// references, that may be reached over plain HTTP and whose TLS
@@ -46,9 +45,10 @@ type Options struct {
 	DockerConfigDir string
 
 	// Transport is the base transport every request goes through, below
-	// retries and auth. Nil means a clone of http.DefaultTransport. CAFile
-	// and the TLS part of Insecure can only be applied to an *http.Transport;
-	// New rejects them with another kind of Transport.
+	// retries and auth (transport.Options.Base). Nil means a clone of
+	// http.DefaultTransport. CAFile and the TLS part of Insecure can only
+	// be applied to an *http.Transport; New rejects them with another kind
+	// of Transport.
 	Transport http.RoundTripper
 
 	// Logger receives debug records of each HTTP attempt (method, redacted
@@ -62,10 +62,19 @@ type Options struct {
 	// UserAgent is sent with every request. Empty means "kiln".
 	UserAgent string
 
-	// RetryMaxWait bounds the total time one request may spend waiting
-	// between retries. Zero means DefaultRetryMaxWait; negative disables
-	// retries.
+	// RetryMaxWait bounds the total time of one request, its attempts and
+	// the waits between them (transport.Options.RetryBudget). Zero means
+	// DefaultRetryMaxWait; negative disables retries.
 	RetryMaxWait time.Duration
+
+	// ResponseHeaderTimeout bounds the wait for a registry's answer once a
+	// request is sent (transport.Options.ResponseHeaderTimeout). Zero
+	// means transport's default; negative means no limit.
+	ResponseHeaderTimeout time.Duration
+
+	// IdleTimeout bounds a stalled download (transport.Options.IdleTimeout).
+	// Zero means transport's default; negative means no limit.
+	IdleTimeout time.Duration
 
 	// Sleep waits between retries. Nil means a timer that stops early when
 	// ctx is done. Tests inject a recorder.
@@ -74,7 +83,7 @@ type Options struct {
 
 // Client talks to OCI registries. It is safe for concurrent use.
 type Client struct {
-	insecure  map[string]bool
+	policy    transport.Policy
 	keychain  authn.Keychain
 	transport http.RoundTripper
 	logger    *slog.Logger
@@ -93,19 +102,14 @@ type Client struct {
 // that opts.Transport cannot take.
 func New(opts Options) (*Client, error) {
 	c := &Client{
-		insecure:  map[string]bool{},
 		logger:    opts.Logger,
 		platform:  opts.Platform,
 		userAgent: opts.UserAgent,
 		configDir: opts.DockerConfigDir,
 	}
-	for _, h := range opts.Insecure {
-		h = strings.TrimPrefix(strings.TrimPrefix(h, "http://"), "https://")
-		h = strings.TrimSuffix(h, "/")
-		if h == "" {
-			return nil, errors.New("remote: empty insecure registry name")
-		}
-		c.insecure[h] = true
+	var err error
+	if c.policy, err = transport.NewPolicy(opts.Insecure); err != nil {
+		return nil, errors.New("remote: empty insecure registry name")
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -116,20 +120,26 @@ func New(opts Options) (*Client, error) {
 	if c.userAgent == "" {
 		c.userAgent = "kiln"
 	}
-	base, err := c.baseTransport(opts)
-	if err != nil {
-		return nil, err
+	var pool *x509.CertPool
+	if opts.CAFile != "" {
+		if pool, err = transport.LoadCAFile(opts.CAFile); err != nil {
+			return nil, fmt.Errorf("reading registry CA file: %w", err)
+		}
 	}
-	maxWait := opts.RetryMaxWait
-	if maxWait == 0 {
-		maxWait = DefaultRetryMaxWait
+	if _, ok := opts.Transport.(*http.Transport); opts.Transport != nil && !ok && (pool != nil || len(opts.Insecure) > 0) {
+		return nil, errors.New("remote: CAFile and Insecure need Options.Transport to be an *http.Transport or nil")
 	}
-	sleep := opts.Sleep
-	if sleep == nil {
-		sleep = sleepContext
-	}
-	base = &httpGuard{inner: base, allow: c.allowHTTP}
-	c.transport = &retryTransport{inner: base, maxWait: maxWait, sleep: sleep, logger: c.logger}
+	c.transport = &headErrorBody{next: transport.New(transport.Options{
+		Base:                  opts.Transport,
+		Policy:                c.policy,
+		RootCAs:               pool,
+		RetryBudget:           opts.RetryMaxWait,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		IdleTimeout:           opts.IdleTimeout,
+		Resumable:             blobRequest,
+		Logger:                c.logger,
+		Sleep:                 opts.Sleep,
+	})}
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
 	shared := c.baseOptions()
 	if c.puller, err = ggcrremote.NewPuller(shared...); err != nil {
@@ -141,108 +151,9 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// httpGuard keeps plain HTTP to the registries that may use it: loopback
-// and --insecure-registry hosts. go-containerregistry picks HTTP on its own
-// for private-range addresses and *.localhost, which would send credentials
-// in clear to anyone on the path; their requests go out over TLS instead.
-type httpGuard struct {
-	inner http.RoundTripper
-	allow func(hostport string) bool
-}
-
-func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !g.allow(req.URL.Host) {
-		// go-containerregistry picks http for private-range and *.localhost
-		// registries: speak TLS to them instead, never plain text.
-		r := req.Clone(req.Context())
-		r.URL.Scheme = "https"
-		return g.inner.RoundTrip(r)
-	}
-	return g.inner.RoundTrip(req)
-}
-
 // allowHTTP reports whether the registry hostport may be reached over
 // plain HTTP: a loopback host, or one listed as insecure.
-func (c *Client) allowHTTP(hostport string) bool {
-	if c.isInsecure(hostport) {
-		return true
-	}
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// baseTransport returns the network transport with CAFile and the
-// skip-verify rule for insecure registries applied.
-func (c *Client) baseTransport(opts Options) (http.RoundTripper, error) {
-	var pool *x509.CertPool
-	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading registry CA file: %w", err)
-		}
-		pool, err = x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("reading registry CA file %s: no PEM certificate found", opts.CAFile)
-		}
-	}
-	base := opts.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	ht, ok := base.(*http.Transport)
-	if !ok {
-		if pool != nil || len(c.insecure) > 0 {
-			return nil, errors.New("remote: CAFile and Insecure need Options.Transport to be an *http.Transport or nil")
-		}
-		return base, nil
-	}
-	secure := ht.Clone()
-	if pool != nil {
-		secure.TLSClientConfig = tlsConfig(secure.TLSClientConfig)
-		secure.TLSClientConfig.RootCAs = pool
-	}
-	if len(c.insecure) == 0 {
-		return secure, nil
-	}
-	skip := secure.Clone()
-	skip.TLSClientConfig = tlsConfig(skip.TLSClientConfig)
-	skip.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // only for registries the user named insecure
-	return &hostRouter{insecure: c.insecure, secure: secure, skipVerify: skip}, nil
-}
-
-func tlsConfig(c *tls.Config) *tls.Config {
-	if c == nil {
-		return &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return c.Clone()
-}
-
-// hostRouter sends requests for insecure registries through a transport
-// that does not verify certificates, and everything else (token servers,
-// blob redirects) through the verifying one.
-type hostRouter struct {
-	insecure   map[string]bool
-	secure     http.RoundTripper
-	skipVerify http.RoundTripper
-}
-
-func (h *hostRouter) RoundTrip(req *http.Request) (*http.Response, error) {
-	if h.insecure[req.URL.Host] || h.insecure[req.URL.Hostname()] {
-		return h.skipVerify.RoundTrip(req)
-	}
-	return h.secure.RoundTrip(req)
-}
+func (c *Client) allowHTTP(hostport string) bool { return c.policy.AllowHTTP(hostport) }
 
 // ParseReference parses an image reference (tag or digest; a missing
 // registry means Docker Hub, a missing tag means latest) and marks it
@@ -276,20 +187,9 @@ func (c *Client) parseRegistry(registry string) (name.Registry, error) {
 	return reg, nil
 }
 
-func (c *Client) isInsecure(registry string) bool {
-	if c.insecure[registry] {
-		return true
-	}
-	host, _, err := net.SplitHostPort(registry)
-	if err != nil {
-		host = registry
-	}
-	return c.insecure[host]
-}
-
 // remoteOptions is the one place ggcr remote options are assembled.
 //
-// ggcr's own retries are narrowed: retryTransport below already retries
+// ggcr's own retries are narrowed: the transport below already retries
 // 429, 5xx and dropped connections per request (honouring Retry-After), so
 // ggcr only restarts a whole blob upload when the upload session itself
 // broke (see restartUpload).
@@ -307,16 +207,5 @@ func (c *Client) baseOptions() []ggcrremote.Option {
 		ggcrremote.WithRetryStatusCodes(),
 		ggcrremote.WithRetryPredicate(restartUpload),
 		ggcrremote.WithRetryBackoff(ggcrremote.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 3}),
-	}
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -1,13 +1,19 @@
 // Package remote is kiln's registry client: the only package that imports
 // go-containerregistry's remote, transport and authn packages.
 //
-// It owns how kiln talks to registries: which ones are reached over plain
-// HTTP (loopback always, others only when named in Options.Insecure), which
-// CAs are trusted, where credentials come from (a docker config.json and its
-// credential helpers, in a directory the caller names), how transient
-// failures are retried (429, 5xx and dropped connections, with exponential
-// backoff that honours Retry-After), and how failures are reported (*Error,
-// with the registry's own message and never a credential or token).
+// It owns how kiln speaks the registry protocol: references (which
+// registries are reached over plain HTTP: loopback always, others only when
+// named in Options.Insecure), where credentials come from (a docker
+// config.json and its credential helpers, in a directory the caller
+// names), pushes with cross-repository mounts, login, which blob downloads
+// may be resumed, and how registry failures read (*transport.Error with
+// Service "registry HOST", the registry's own code and message, and a hint
+// such as `kiln login`).
+//
+// Everything below the protocol comes from package transport: retries of
+// 429, 5xx and dropped connections within a budget, the bounds on
+// redirects, silent registries and stalled downloads, the TLS policy and
+// redaction, so that no credential or signed URL reaches an error or a log.
 //
 // It does not decide what to push or pull: package output pushes built
 // images, package cache/registry stores cache manifests, and solve resolves

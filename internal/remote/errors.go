@@ -8,69 +8,16 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
-// Error is a failed exchange with a registry. It carries what a user needs
-// to act on the failure and nothing that could leak a secret: the URL has
-// no user info and no query values except the registry protocol's own
-// (digest, mount, from, scope, service, n, last), and no header is kept.
-type Error struct {
-	// Registry is the registry the operation addressed, e.g. "ghcr.io" or
-	// "127.0.0.1:5000" (the URL may name a token server instead).
-	Registry string
-	// Method and URL identify the request that failed. Both are empty when
-	// the failure happened before any request was made.
-	Method string
-	URL    string
-	// Status is the HTTP status code, or 0 when no response arrived (then
-	// Err holds the network or TLS error).
-	Status int
-	// Code is the registry's first error code, e.g. "MANIFEST_UNKNOWN" or
-	// "DENIED"; empty when the body held no OCI error document.
-	Code string
-	// Message is the registry's own explanation: the errors[].message
-	// entries joined, or the start of the raw body when it was not JSON.
-	Message string
-	// Hint, when set, tells the user what to do next, e.g. to log in.
-	Hint string
-	// Err is the underlying network error when Status is 0.
-	Err error
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "registry %s", e.Registry)
-	if e.Method != "" {
-		fmt.Fprintf(&b, ": %s %s", e.Method, e.URL)
-	}
-	switch {
-	case e.Status != 0:
-		fmt.Fprintf(&b, ": %d %s", e.Status, http.StatusText(e.Status))
-		if e.Code != "" {
-			fmt.Fprintf(&b, ": %s", e.Code)
-		}
-		if e.Message != "" {
-			fmt.Fprintf(&b, ": %s", e.Message)
-		}
-	case e.Err != nil:
-		fmt.Fprintf(&b, ": %v", e.Err)
-	}
-	if e.Hint != "" {
-		fmt.Fprintf(&b, " (%s)", e.Hint)
-	}
-	return b.String()
-}
-
-// Unwrap returns the network error, if any.
-func (e *Error) Unwrap() error { return e.Err }
-
-// maxMessage bounds how much of a non-JSON error body is kept.
-const maxMessage = 300
-
-// toError turns what ggcr returned into an *Error for registry, scrubbing
-// URLs. Errors that are neither HTTP nor network failures (a bad manifest,
-// a digest mismatch) are returned unchanged.
+// toError turns what ggcr returned into a *transport.Error whose Service
+// is "registry REGISTRY", with the registry's own code and message and a
+// hint where the user can act (log in, name a CA). Errors that are
+// neither HTTP nor network failures (a bad manifest, a digest mismatch)
+// are returned unchanged.
 func toError(registry string, err error) error {
 	if err == nil {
 		return nil
@@ -84,15 +31,13 @@ func toError(registry string, err error) error {
 		e.Hint = fmt.Sprintf("if %s uses a private CA pass --registry-ca FILE, or --insecure-registry %s to skip verification", registry, registry)
 		return e
 	}
-	var terr *transport.Error
+	var terr *ggcrtransport.Error
 	if errors.As(err, &terr) {
-		e := &Error{Registry: registry, Status: terr.StatusCode}
+		e := &transport.Error{Service: service(registry), Status: terr.StatusCode}
 		if terr.Request != nil {
 			e.Method = terr.Request.Method
-			e.URL = redactURL(terr.Request.URL)
-			if n := terr.Request.Header.Get(attemptsHeader); n != "" {
-				e.Hint = "gave up after " + n
-			}
+			e.URL = transport.RedactURL(terr.Request.URL)
+			e.Attempts, e.Elapsed = transport.Attempts(terr.Request)
 		}
 		var msgs []string
 		for _, d := range terr.Errors {
@@ -103,10 +48,11 @@ func toError(registry string, err error) error {
 				msgs = append(msgs, d.Message)
 			}
 		}
+		e.Message = transport.RedactString(strings.Join(msgs, "; "))
 		if len(terr.Errors) == 0 {
-			msgs = append(msgs, rawBody(terr))
+			// Not a registry document: blob storage XML, Twirp, HTML, text.
+			e.Code, e.Message = transport.ParseMessage([]byte(rawBody(terr)))
 		}
-		e.Message = strings.Join(msgs, "; ")
 		if e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden {
 			e.Hint = fmt.Sprintf("check your credentials for %s: run `kiln login %s`", registry, registry)
 		}
@@ -118,11 +64,12 @@ func toError(registry string, err error) error {
 	return err
 }
 
-func urlError(registry string, uerr *url.Error) *Error {
-	e := &Error{Registry: registry, Method: strings.ToUpper(uerr.Op), Err: uerr.Err}
-	if u, perr := url.Parse(uerr.URL); perr == nil {
-		e.URL = redactURL(u)
-	}
+// service is how a registry is named in errors.
+func service(registry string) string { return "registry " + registry }
+
+func urlError(registry string, uerr *url.Error) *transport.Error {
+	e := transport.NewRequestError(nil, uerr)
+	e.Service = service(registry)
 	return e
 }
 
@@ -135,63 +82,16 @@ func isCertError(err error) bool {
 
 // rawBody recovers the raw error body ggcr keeps unexported, from its
 // message "… unexpected status code 503 Service Unavailable: BODY".
-func rawBody(terr *transport.Error) string {
+func rawBody(terr *ggcrtransport.Error) string {
 	s := terr.Error()
 	i := strings.Index(s, "unexpected status code ")
 	if i < 0 {
 		return ""
 	}
-	s = s[i:]
 	status := fmt.Sprintf("unexpected status code %d %s", terr.StatusCode, http.StatusText(terr.StatusCode))
-	body, ok := strings.CutPrefix(s, status+": ")
-	if !ok {
+	body, _ := strings.CutPrefix(s[i:], status+": ")
+	if body == s[i:] {
 		return ""
-	}
-	body = strings.Join(strings.Fields(body), " ")
-	if len(body) > maxMessage {
-		body = body[:maxMessage] + "…"
 	}
 	return body
-}
-
-// allowedQuery are the query keys of the registry protocol itself; any
-// other value (signed redirect URLs, upload state) is replaced.
-var allowedQuery = map[string]bool{
-	"scope": true, "service": true, "mount": true, "from": true,
-	"digest": true, "n": true, "last": true,
-}
-
-// redactURL renders u without user info and with non-protocol query values
-// replaced by "REDACTED".
-func redactURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	r := *u
-	r.User = nil
-	if r.RawQuery != "" {
-		q := r.Query()
-		for k, vs := range q {
-			if !allowedQuery[k] {
-				for i := range vs {
-					vs[i] = "REDACTED"
-				}
-			}
-		}
-		r.RawQuery = q.Encode()
-	}
-	return r.String()
-}
-
-// redactError returns err with the URL of a *url.Error redacted.
-func redactError(err error) error {
-	var uerr *url.Error
-	if !errors.As(err, &uerr) {
-		return err
-	}
-	u, perr := url.Parse(uerr.URL)
-	if perr != nil {
-		return &url.Error{Op: uerr.Op, URL: "(unparsable URL)", Err: uerr.Err}
-	}
-	return &url.Error{Op: uerr.Op, URL: redactURL(u), Err: uerr.Err}
 }

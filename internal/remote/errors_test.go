@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 func TestErrorCarriesRegistryMessage(t *testing.T) {
@@ -20,7 +21,7 @@ func TestErrorCarriesRegistryMessage(t *testing.T) {
 		name  string
 		fault func(http.ResponseWriter, *http.Request)
 		match func(*http.Request) bool
-		want  Error // Registry is filled in per test
+		want  transport.Error // Service is filled in per test
 		// wantText must all appear in the error string.
 		wantText []string
 	}{
@@ -29,14 +30,14 @@ func TestErrorCarriesRegistryMessage(t *testing.T) {
 			match: isManifestPut,
 			fault: status(400, map[string]string{"Content-Type": "application/json"},
 				`{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid"},{"code":"DENIED","message":"quota exceeded for org"}]}`),
-			want:     Error{Method: "PUT", Status: 400, Code: "MANIFEST_INVALID", Message: "manifest invalid; quota exceeded for org"},
+			want:     transport.Error{Method: "PUT", Status: 400, Code: "MANIFEST_INVALID", Message: "manifest invalid; quota exceeded for org"},
 			wantText: []string{"PUT", "400 Bad Request", "quota exceeded for org"},
 		},
 		{
 			name:     "plain body",
 			match:    isManifestPut,
 			fault:    status(413, nil, "request entity too large\n"),
-			want:     Error{Method: "PUT", Status: 413, Message: "request entity too large"},
+			want:     transport.Error{Method: "PUT", Status: 413, Message: "request entity too large"},
 			wantText: []string{"413", "request entity too large"},
 		},
 		{
@@ -44,7 +45,7 @@ func TestErrorCarriesRegistryMessage(t *testing.T) {
 			match: isManifestPut,
 			fault: status(403, map[string]string{"Content-Type": "application/json"},
 				`{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`),
-			want:     Error{Method: "PUT", Status: 403, Code: "DENIED", Message: "requested access to the resource is denied"},
+			want:     transport.Error{Method: "PUT", Status: 403, Code: "DENIED", Message: "requested access to the resource is denied"},
 			wantText: []string{"403 Forbidden", "requested access to the resource is denied", "run `kiln login 127.0.0.1:"},
 		},
 	}
@@ -55,12 +56,12 @@ func TestErrorCarriesRegistryMessage(t *testing.T) {
 			reg := newRegistry(t, f.wrap)
 			c := newClient(t, Options{RetryMaxWait: -1})
 			err := c.Push(context.Background(), randomImage(t), []string{reg + "/err:1"})
-			var e *Error
+			var e *transport.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("Push error = %v (%T), want *Error", err, err)
 			}
 			want := tt.want
-			want.Registry = reg
+			want.Service = "registry " + reg
 			got := *e
 			got.URL, got.Hint, got.Err = "", "", nil
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -87,7 +88,7 @@ func TestPushUnauthorizedSaysLogin(t *testing.T) {
 	reg := newRegistry(t, authRegistry(tokenAuth, "alice", "s3cret-pass"))
 	c := newClient(t, Options{})
 	err := c.Push(context.Background(), randomImage(t), []string{reg + "/private:1"})
-	var e *Error
+	var e *transport.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("Push error = %v (%T), want *Error", err, err)
 	}
@@ -149,29 +150,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestRedactURL(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in, want string
-	}{
-		{in: "https://r.example/v2/a/blobs/uploads/123?_state=abc&digest=sha256%3A00", want: "https://r.example/v2/a/blobs/uploads/123?_state=REDACTED&digest=sha256%3A00"},
-		{in: "https://user:pw@r.example/v2/", want: "https://r.example/v2/"},
-		{in: "https://s3.example/blob?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA", want: "https://s3.example/blob?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED"},
-		{in: "https://auth.example/token?scope=repository%3Aa%3Apull&service=reg", want: "https://auth.example/token?scope=repository%3Aa%3Apull&service=reg"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			u, err := url.Parse(tt.in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := redactURL(u); got != tt.want {
-				t.Errorf("redactURL = %q, want %q", got, tt.want)
-			}
-		})
 	}
 }
 

@@ -191,5 +191,3 @@ func (c *countingTransport) matching(f func(string) bool) []string {
 	}
 	return out
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -214,10 +214,13 @@ func runHelper(ctx context.Context, helper, action, input string) ([]byte, error
 	return stdout.Bytes(), nil
 }
 
+// maxHelperMessage bounds how much of a credential helper's output is kept.
+const maxHelperMessage = 300
+
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > maxMessage {
-		s = s[:maxMessage]
+	if len(s) > maxHelperMessage {
+		s = s[:maxHelperMessage]
 	}
 	return s
 }

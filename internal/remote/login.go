@@ -14,9 +14,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // Login checks user and password against registry (HOST[:PORT]; Docker Hub
@@ -27,7 +28,7 @@ import (
 // auths[registry].auth. The file is replaced atomically with mode 0600;
 // every other key in it is kept as it was.
 //
-// A rejected password is an *Error with Status 401 (or 403). Neither the
+// A rejected password is a *transport.Error with Status 401 (or 403). Neither the
 // password nor a token ever appears in an error.
 func (c *Client) Login(ctx context.Context, registry, user, password string) error {
 	if c.configDir == "" {
@@ -42,7 +43,7 @@ func (c *Client) Login(ctx context.Context, registry, user, password string) err
 	}
 	regName := reg.RegistryStr()
 	if err := c.checkLogin(ctx, reg, user, password); err != nil {
-		var e *Error
+		var e *transport.Error
 		if errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden) {
 			e.Hint = fmt.Sprintf("%s rejected the password for user %q", regName, user)
 		}
@@ -58,10 +59,10 @@ func (c *Client) Login(ctx context.Context, registry, user, password string) err
 func (c *Client) checkLogin(ctx context.Context, reg name.Registry, user, password string) error {
 	registry := reg.RegistryStr()
 	auth := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
-	t := transport.NewUserAgent(c.transport, c.userAgent)
+	t := ggcrtransport.NewUserAgent(c.transport, c.userAgent)
 	// For a bearer challenge this already fetches a token with the
 	// credentials, which is where a token server rejects a bad password.
-	tr, err := transport.NewWithContext(ctx, reg, auth, t, nil)
+	tr, err := ggcrtransport.NewWithContext(ctx, reg, auth, t, nil)
 	if err != nil {
 		return toError(registry, err)
 	}
@@ -77,7 +78,7 @@ func (c *Client) checkLogin(ctx context.Context, reg name.Registry, user, passwo
 		return toError(registry, err)
 	}
 	defer resp.Body.Close()
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+	if err := ggcrtransport.CheckError(resp, http.StatusOK); err != nil {
 		return toError(registry, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -153,7 +154,7 @@ func scrubSecret(err error, secret string) error {
 	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
 		return err
 	}
-	var e *Error
+	var e *transport.Error
 	if errors.As(err, &e) {
 		e.Message = strings.ReplaceAll(e.Message, secret, "REDACTED")
 		e.URL = strings.ReplaceAll(e.URL, secret, "REDACTED")

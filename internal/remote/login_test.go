@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 func readConfig(t *testing.T, dir string) map[string]any {
@@ -49,7 +51,7 @@ func TestLogin(t *testing.T) {
 			c := newClient(t, Options{DockerConfigDir: dir})
 
 			err := c.Login(ctx, reg, user, "wrong-SECRET")
-			var e *Error
+			var e *transport.Error
 			if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
 				t.Fatalf("Login(bad password) = %v, want *Error with status 401", err)
 			}

@@ -24,7 +24,7 @@ import (
 // an upload.
 //
 // Each request is retried on 429, 5xx and dropped connections (see
-// Options.RetryMaxWait). A 401 or 403 becomes an *Error that tells the user
+// Options.RetryMaxWait). A 401 or 403 becomes a *transport.Error that tells the user
 // to run `kiln login REGISTRY`.
 func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 	if len(tags) == 0 {

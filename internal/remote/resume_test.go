@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // halfBlob answers a blob GET with the right length but only the first
@@ -120,8 +122,8 @@ func TestBlobDownloadResumes(t *testing.T) {
 				if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Errorf("reading a blob that always drops: err = %v, want unexpected EOF", err)
 				}
-				if n := len(rec.got()); n != maxResumes {
-					t.Errorf("%d resumes, want %d", n, maxResumes)
+				if n := len(rec.got()); n != transport.MaxResumes {
+					t.Errorf("%d resumes, want %d", n, transport.MaxResumes)
 				}
 				return
 			}
@@ -149,7 +151,7 @@ func TestHeadUnauthorizedCarriesRegistryMessage(t *testing.T) {
 	c := newClient(t, Options{})
 	d := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
 	_, err := c.BlobExists(context.Background(), reg+"/private", d)
-	var e *Error
+	var e *transport.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("BlobExists error = %v (%T), want *Error", err, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // faultInjector wraps a registry handler: the first n requests that match
@@ -91,6 +93,11 @@ func TestRetryTransient(t *testing.T) {
 		fresh     bool            // no keep-alive, so net/http cannot replay the request itself
 		wantSleep []time.Duration // exact waits; nil: only the count is checked
 		wantHits  int
+		// hostBackOff: the fault throttles the whole registry for this long
+		// (429 with Retry-After). Besides the retry's own wait, every
+		// request sent while the back-off lasts waits for the rest of it;
+		// Sleep returns at once here, so the back-off outlasts the push.
+		hostBackOff time.Duration
 	}{
 		{
 			name:     "503 twice on manifest put",
@@ -98,10 +105,10 @@ func TestRetryTransient(t *testing.T) {
 			wantHits: 2,
 		},
 		{
-			name:      "429 honours Retry-After seconds",
-			fault:     &faultInjector{n: 1, match: isBlobHead, fault: status(429, map[string]string{"Retry-After": "7"}, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`)},
-			wantSleep: []time.Duration{7 * time.Second},
-			wantHits:  1,
+			name:        "429 honours Retry-After seconds",
+			fault:       &faultInjector{n: 1, match: isBlobHead, fault: status(429, map[string]string{"Retry-After": "7"}, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`)},
+			wantHits:    1,
+			hostBackOff: 7 * time.Second,
 		},
 		{
 			// net/http itself replays idempotent requests on a reused
@@ -155,7 +162,22 @@ func TestRetryTransient(t *testing.T) {
 				t.Errorf("faults served = %d, want %d", got, tt.wantHits)
 			}
 			sleeps := rec.got()
-			if len(sleeps) != tt.wantHits {
+			if tt.hostBackOff != 0 {
+				retries, rest := 0, 0
+				for _, d := range sleeps {
+					switch {
+					case d == tt.hostBackOff:
+						retries++
+					case d > tt.hostBackOff-time.Second && d < tt.hostBackOff:
+						rest++
+					default:
+						t.Errorf("wait %v: want %v (the retry) or the rest of it (the host back-off)", d, tt.hostBackOff)
+					}
+				}
+				if retries != tt.wantHits || rest == 0 {
+					t.Errorf("retry waits = %v: want %d of %v and later requests waiting out the rest", sleeps, tt.wantHits, tt.hostBackOff)
+				}
+			} else if len(sleeps) != tt.wantHits {
 				t.Errorf("retry waits = %v, want %d of them", sleeps, tt.wantHits)
 			}
 			if tt.wantSleep != nil {
@@ -210,7 +232,7 @@ func TestRetryGivesUp(t *testing.T) {
 			rec := &sleepRecorder{}
 			c := newClient(t, Options{Sleep: rec.Sleep, RetryMaxWait: tt.maxWait})
 			err := c.Push(context.Background(), randomImage(t), []string{reg + "/fail:1"})
-			var e *Error
+			var e *transport.Error
 			if !errors.As(err, &e) {
 				t.Fatalf("Push error = %v (%T), want *Error", err, err)
 			}
@@ -239,49 +261,13 @@ func TestRetryGivesUp(t *testing.T) {
 	}
 }
 
-func TestRetryAfterParse(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	tests := []struct {
-		in     string
-		want   time.Duration
-		wantOK bool
-	}{
-		{in: "", wantOK: false},
-		{in: "0", want: 0, wantOK: true},
-		{in: "12", want: 12 * time.Second, wantOK: true},
-		{in: "-3", wantOK: false},
-		{in: now.Add(30 * time.Second).Format(http.TimeFormat), want: 30 * time.Second, wantOK: true},
-		{in: now.Add(-30 * time.Second).Format(http.TimeFormat), want: 0, wantOK: true},
-		{in: "soon", wantOK: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, ok := retryAfter(tt.in, now)
-			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.wantOK)
-			}
-		})
-	}
-}
-
-func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	t.Parallel()
-	for attempt := 0; attempt < 20; attempt++ {
-		d := backoff(attempt)
-		base := min(retryFirstDelay<<min(attempt, 10), retryMaxDelay)
-		if d < base*8/10 || d > base*12/10 {
-			t.Errorf("backoff(%d) = %v, want within 20%% of %v", attempt, d, base)
-		}
-	}
-}
-
 // TestResponseRequestHasNoCredentials checks that ggcr's errors, which keep
-// resp.Request, cannot carry the Authorization header out of the package.
+// resp.Request, cannot carry the Authorization header out of the package:
+// the client's whole stack strips it.
 func TestResponseRequestHasNoCredentials(t *testing.T) {
 	t.Parallel()
 	reg := newRegistry(t, nil)
-	rt := &retryTransport{inner: http.DefaultTransport, maxWait: -1, sleep: sleepContext, logger: discardLogger()}
+	rt := newClient(t, Options{RetryMaxWait: -1}).transport
 	req, err := http.NewRequest(http.MethodGet, "http://"+reg+"/v2/", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/kiln-build/kiln/internal/imagetest"
+
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // testPKI is a CA and a leaf certificate for 127.0.0.1 signed by it.
@@ -69,7 +71,7 @@ func TestTLSPrivateCA(t *testing.T) {
 			tag := reg + "/tls/" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-")) + ":1"
 			err := c.Push(ctx, img, []string{tag})
 			if tt.wantHint != "" {
-				var e *Error
+				var e *transport.Error
 				if !errors.As(err, &e) {
 					t.Fatalf("Push error = %v (%T), want *Error", err, err)
 				}
