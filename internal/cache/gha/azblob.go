@@ -123,12 +123,12 @@ func (c *client) azurePut(ctx context.Context, u string, body []byte, wholeBlob 
 	} else if strings.HasSuffix(u, "comp=blocklist") {
 		req.Header.Set("Content-Type", "application/xml")
 	}
-	resp, err := c.do(req)
+	resp, err := c.do(req, storageName)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return c.newError(resp)
+		return c.newError(resp, storageName)
 	}
 	drain(resp)
 	return nil

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -67,19 +65,13 @@ func (c *client) serviceRequest(ctx context.Context, method, u string, body []by
 	return req, nil
 }
 
-// do sends req. A transport error is reported with the redacted URL only
-// (the url.Error of net/http carries the full one).
-func (c *client) do(req *http.Request) (*http.Response, error) {
+// do sends req. A request that gets no answer is a *transport.Error
+// naming service, with the redacted URL only (the url.Error of net/http
+// carries the full one); it still matches the context's error.
+func (c *client) do(req *http.Request, service string) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		if ctxErr := req.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
-			return nil, fmt.Errorf("gha: %s %s: %w", req.Method, c.redact(req.URL), ctxErr)
-		}
-		return nil, fmt.Errorf("gha: %s %s: %s", req.Method, c.redact(req.URL), c.scrub(err.Error()))
+		return nil, c.requestError(req, service, err)
 	}
 	return resp, nil
 }
@@ -137,7 +129,7 @@ func (c *client) open(ctx context.Context, e entry, azure bool, off, size int64)
 		req.Header.Set("Range", r)
 		req.Header.Set("x-ms-range", r)
 	}
-	resp, err := c.do(req)
+	resp, err := c.do(req, storageName)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +156,7 @@ func (c *client) open(ctx context.Context, e entry, azure bool, off, size int64)
 		drain(resp)
 		return nil, fmt.Errorf("gha: entry %s: blob gone: %w", e.Key, cache.ErrNotFound)
 	}
-	return nil, c.newError(resp)
+	return nil, c.newError(resp, storageName)
 }
 
 // checkContentRange checks a 206's "bytes START-END/TOTAL" against the

@@ -5,9 +5,12 @@
 //
 // It owns the wire clients, the key layout and the env-defaulted config;
 // package cache turns its blob core (Store, a cache.BlobStore) into an
-// importer and an exporter. It does not retry 429 or 5xx answers: the
-// injected http.RoundTripper does (Retry-After, back-off, a time budget),
-// and every operation runs under the config's timeout.
+// importer and an exporter. It does not retry 429 or 5xx answers itself:
+// the http.RoundTripper under it does (a transport.Transport: Retry-After,
+// back-off shared per host, a time budget), and every operation runs
+// under the config's timeout. What it retries is what only it can: a
+// download cut short is resumed with a ranged read, an expired signed
+// download URL is asked for again once.
 //
 // # Entries
 //
@@ -21,8 +24,9 @@
 //
 // An import finds the newest root with one prefix lookup (the service
 // picks the newest by creation time), checks with one more lookup that no
-// #N+1 exists (numbers compare as numbers: #10 follows #9), and downloads
-// it. The cache manifest rides inside the root's config descriptor
+// #N+1 exists (numbers compare as numbers: #10 follows #9; when one does,
+// the checks gallop on, as after a tie in nektos/act, whose creation times
+// are whole seconds), and downloads it. The cache manifest rides inside the root's config descriptor
 // (EmbedsConfig), so an import is two lookups and one download and no
 // request per blob. An export writes root #N+1, moving on to the next
 // number when a concurrent export took it.
@@ -61,6 +65,9 @@
 // entry is there", strips a UTF-8 byte order mark from error bodies, and
 // checks every download's Content-Range, length and digest: a server that
 // ignores a range and sends the whole blob has the first bytes skipped,
-// and wrong bytes are a miss, never returned. Errors carry the status,
-// method and a redacted URL; no token or signature appears in a message.
+// and wrong bytes are a miss, never returned. Errors are
+// *transport.Error (Service "gha cache" or "gha blob storage"): status,
+// method, a redacted URL (no query value, and no path of a v1 base URL,
+// where nektos/act keeps its credential) and the server's message; no
+// token or signature appears in a message.
 package gha

@@ -10,6 +10,9 @@ import (
 	"sync"
 )
 
+// githubAPIName names the GitHub REST API in errors.
+const githubAPIName = "github api"
+
 // maxListPages bounds the listing (100 entries a page).
 const maxListPages = 100
 
@@ -62,12 +65,12 @@ func (l *lister) fetch(ctx context.Context) (map[string]bool, error) {
 		req.Header.Set("Accept", "application/vnd.github+json")
 		req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
 		req.Header.Set("User-Agent", l.c.userAgent)
-		resp, err := l.c.do(req)
+		resp, err := l.c.do(req, githubAPIName)
 		if err != nil {
 			return nil, err
 		}
 		if resp.StatusCode != http.StatusOK {
-			return nil, l.c.newError(resp)
+			return nil, l.c.newError(resp, githubAPIName)
 		}
 		var body struct {
 			TotalCount int `json:"total_count"`

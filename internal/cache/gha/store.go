@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // Key layout. Every kiln entry carries entryVersion, so kiln's entries
@@ -70,8 +71,11 @@ func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d
 // Options are the store's injected parts and tunables. The zero value
 // works: every zero field means its default.
 type Options struct {
-	// Transport sends every request; nil means http.DefaultTransport.
-	// Retrying 429 and 5xx (with Retry-After) is the transport's job.
+	// Transport sends every request. Retrying 429 and 5xx (with
+	// Retry-After and back-off) is its job, not the store's. Nil means a
+	// transport.Transport of its own whose retry budget is the config's
+	// timeout; a program passes one shared Transport, so that requests to
+	// a throttled host share one back-off.
 	Transport http.RoundTripper
 	// Clock paces new entries; nil means the system clock.
 	Clock Clock
@@ -124,8 +128,11 @@ var (
 
 // New returns the store of a parsed config.
 func New(c Config, o Options) *Store {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
 	if o.Transport == nil {
-		o.Transport = http.DefaultTransport
+		o.Transport = transport.New(transport.Options{RetryBudget: c.Timeout})
 	}
 	if o.Clock == nil {
 		o.Clock = systemClock{}
@@ -137,9 +144,6 @@ func New(c Config, o Options) *Store {
 	o.BlockSize = cmpOr(o.BlockSize, DefaultBlockSize)
 	o.GitHubAPI = cmpOr(o.GitHubAPI, DefaultGitHubAPI)
 	o.UserAgent = cmpOr(o.UserAgent, "kiln")
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
 	cl := &client{
 		http:      &http.Client{Transport: o.Transport},
 		token:     c.Token,
@@ -323,8 +327,8 @@ func (s *Store) Put(ctx context.Context, desc v1.Descriptor, r io.Reader) error 
 
 // readOnly turns a refused write into ErrReadOnly.
 func readOnly(err error) error {
-	var e *Error
-	if isForbidden(err) && errors.As(err, &e) {
+	var e *transport.Error
+	if isServiceForbidden(err) && errors.As(err, &e) {
 		return fmt.Errorf("%w (%s %s answered %d)", ErrReadOnly, e.Method, e.URL, e.Status)
 	}
 	return err

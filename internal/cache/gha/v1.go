@@ -69,7 +69,7 @@ func (v *restAPI) lookup(ctx context.Context, key string, prefixes ...string) (e
 	if err != nil {
 		return entry{}, err
 	}
-	resp, err := v.c.do(req)
+	resp, err := v.c.do(req, serviceName)
 	if err != nil {
 		return entry{}, err
 	}
@@ -78,7 +78,7 @@ func (v *restAPI) lookup(ctx context.Context, key string, prefixes ...string) (e
 		drain(resp)
 		return entry{}, fmt.Errorf("gha: no entry %s: %w", key, cache.ErrNotFound)
 	case resp.StatusCode/100 != 2:
-		return entry{}, v.c.newError(resp)
+		return entry{}, v.c.newError(resp, serviceName)
 	}
 	var hit struct {
 		CacheKey        string `json:"cacheKey"`
@@ -123,12 +123,12 @@ func (v *restAPI) reserve(ctx context.Context, key string, size int64) (string, 
 	if err != nil {
 		return "", err
 	}
-	resp, err := v.c.do(req)
+	resp, err := v.c.do(req, serviceName)
 	if err != nil {
 		return "", err
 	}
 	if resp.StatusCode/100 != 2 {
-		return "", v.c.newError(resp)
+		return "", v.c.newError(resp, serviceName)
 	}
 	// cacheId (GitHub, act), cacheID (gac's spelling): a number, or a
 	// string in some servers.
@@ -160,12 +160,12 @@ func (v *restAPI) upload(ctx context.Context, id string, r io.Reader) (int64, er
 			}
 			req.Header.Set("Accept", v1Accept)
 			req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/*", off, off+int64(n)-1))
-			resp, derr := v.c.do(req)
+			resp, derr := v.c.do(req, serviceName)
 			if derr != nil {
 				return off, derr
 			}
 			if resp.StatusCode/100 != 2 {
-				return off, v.c.newError(resp)
+				return off, v.c.newError(resp, serviceName)
 			}
 			drain(resp)
 			off += int64(n)
@@ -184,12 +184,12 @@ func (v *restAPI) commit(ctx context.Context, id string, size int64) error {
 	if err != nil {
 		return err
 	}
-	resp, err := v.c.do(req)
+	resp, err := v.c.do(req, serviceName)
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return v.c.newError(resp)
+		return v.c.newError(resp, serviceName)
 	}
 	drain(resp)
 	return nil

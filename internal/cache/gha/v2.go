@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiln-build/kiln/internal/transport"
+
 	"github.com/kiln-build/kiln/internal/cache"
 )
 
@@ -49,12 +51,12 @@ func (v *twirpAPI) call(ctx context.Context, method string, body any) (twirpAnsw
 	if err != nil {
 		return nil, err
 	}
-	resp, err := v.c.do(req)
+	resp, err := v.c.do(req, serviceName)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, v.c.newError(resp)
+		return nil, v.c.newError(resp, serviceName)
 	}
 	var m twirpAnswer
 	if err := v.c.decodeJSON(resp, &m); err != nil {
@@ -123,7 +125,7 @@ func (v *twirpAPI) lookup(ctx context.Context, key string, prefixes ...string) (
 		body["restore_keys"] = prefixes
 	}
 	a, err := v.call(ctx, "GetCacheEntryDownloadURL", body)
-	var e *Error
+	var e *transport.Error
 	if errors.As(err, &e) && (e.Status == http.StatusNotFound || e.Code == "not_found") {
 		return entry{}, fmt.Errorf("gha: no entry %s: %w", key, cache.ErrNotFound)
 	}

@@ -16,13 +16,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/transport"
 )
 
 // The tests in this file pin the ten wire details of gha-action.md §2
@@ -478,11 +481,11 @@ func TestErrorsRedacted(t *testing.T) {
 	}
 	s := New(f.config(1), Options{})
 	_, err := s.Has(context.Background(), blobOf([]byte("x")))
-	var e *Error
+	var e *transport.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("got %v, want *Error", err)
+		t.Fatalf("got %v, want *transport.Error", err)
 	}
-	if e.Status != 400 || e.Method != "GET" || e.Code != "InvalidKey" || !strings.HasPrefix(e.Message, "bad request from") {
+	if e.Service != serviceName || e.Status != 400 || e.Method != "GET" || e.Code != "InvalidKey" || !strings.HasPrefix(e.Message, "bad request from") {
 		t.Errorf("error fields %+v", e)
 	}
 	for _, bad := range []string{testToken, "secret-path-token", "\ufeff"} {
@@ -497,7 +500,7 @@ func TestErrorsRedacted(t *testing.T) {
 	// server's own words; the signature in it is a value kiln never holds).
 	c := &client{secrets: []string{testToken}}
 	u := mustURL(t, f.blobURL(3)+"&comp=block&blockid=abc")
-	if got := c.redact(u); strings.Contains(got, "c2VjcmV0") || !strings.Contains(got, "comp=block&blockid=abc") {
+	if got := c.redact(u); strings.Contains(got, "c2VjcmV0") || !strings.Contains(got, "comp=block") || !strings.Contains(got, "blockid=abc") {
 		t.Errorf("redact = %q", got)
 	}
 }
@@ -521,3 +524,73 @@ func mustURL(t *testing.T, s string) *url.URL {
 }
 
 func xmlUnmarshal(b []byte, v any) error { return xml.Unmarshal(b, v) }
+
+// Retries are the transport's: through transport.Transport, a 429 with
+// Retry-After on CreateCacheEntry waits what it says, and a v1 chunk that
+// fails once with 503 is sent again whole (its body is replayable).
+func TestRetriesThroughTransport(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		version int
+		match   func(r *http.Request) bool
+		answer  func(w http.ResponseWriter)
+		wait    time.Duration
+	}{
+		{"429 Retry-After on CreateCacheEntry", 2,
+			func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/CreateCacheEntry") },
+			func(w http.ResponseWriter) {
+				w.Header().Set("Retry-After", "7")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"code":"resource_exhausted","msg":"slow down"}`)
+			}, 7 * time.Second},
+		{"503 on a v1 chunk", 1,
+			func(r *http.Request) bool { return r.Method == http.MethodPatch },
+			func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) }, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			failed := false
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if !failed && tt.match(r) {
+					failed = true
+					tt.answer(w)
+					return true
+				}
+				return false
+			}
+			// The transport's clock moves only by its sleeps: the host's
+			// shared back-off then holds later requests no longer.
+			var mu sync.Mutex
+			var slept []time.Duration
+			now := time.Unix(1_000_000, 0)
+			rt := transport.New(transport.Options{
+				Jitter: func() float64 { return 0 },
+				Now: func() time.Time {
+					mu.Lock()
+					defer mu.Unlock()
+					return now
+				},
+				Sleep: func(ctx context.Context, d time.Duration) error {
+					mu.Lock()
+					slept = append(slept, d)
+					now = now.Add(d)
+					mu.Unlock()
+					return nil
+				},
+			})
+			roundTrip(t, New(f.config(tt.version), Options{Transport: rt, ChunkSize: 3}), []byte("0123456789"))
+			if !failed {
+				t.Fatal("the fault was never injected")
+			}
+			if len(slept) != 1 || (tt.wait != 0 && slept[0] != tt.wait) {
+				t.Errorf("waits %v, want one (of %v)", slept, tt.wait)
+			}
+			if tt.version == 1 {
+				// The chunk sent twice: 4 chunks of a 10-byte blob, 5 PATCHes.
+				if n := len(f.requestsTo("/caches/")); n != 4+1+1 { // + commit
+					t.Errorf("%d requests to caches/{id}, want 6", n)
+				}
+			}
+		})
+	}
+}
