@@ -61,17 +61,19 @@ type Config struct {
 	Scope string
 	// Timeout bounds each store operation, retries included.
 	Timeout time.Duration
-	// Repository (owner/name) and GHToken, when both are set, let an
-	// export list existing blob entries with one paged call of the GitHub
-	// REST API instead of one lookup per blob. GHToken is secret.
+	// Repository (owner/name), with GHToken, lets an export list the
+	// existing blob entries with one paged call of the GitHub REST API
+	// instead of one lookup per blob.
 	Repository string
-	GHToken    string
+	// GHToken is the GitHub token for that listing. Secret.
+	GHToken string
 	// Access is what ACTIONS_CACHE_MODE and the token allow.
 	Access Access
 }
 
 // ImportConfig is a parsed --cache-from type=gha.
 type ImportConfig struct {
+	// Config is what both directions share.
 	Config
 	// IgnoreError is accepted as buildx does; a failed import is always a
 	// warning and a miss.
@@ -80,7 +82,9 @@ type ImportConfig struct {
 
 // ExportConfig is a parsed --cache-to type=gha.
 type ExportConfig struct {
+	// Config is what both directions share.
 	Config
+	// ExportOptions are mode, ignore-error and the compression attributes.
 	cache.ExportOptions
 }
 
@@ -163,7 +167,15 @@ func parseConfig(a *cache.Attrs, getenv func(string) string) Config {
 	if c.Token == "" {
 		a.Fail(AttrToken, "no runtime token: set %s (a GitHub Actions runner does, for node and container actions) or token=", EnvRuntimeToken)
 	}
-	u := a.String(AttrURL, "")
+	c.Version, c.URL = pickService(a, getenv, version)
+	c.Access = newAccess(getenv(EnvCacheMode), c.Token)
+	return c
+}
+
+// pickService chooses the API and its URL from the attributes and the
+// environment (see parseConfig).
+func pickService(a *cache.Attrs, getenv func(string) string, version string) (v int, u string) {
+	u = a.String(AttrURL, "")
 	if u == "" {
 		u = getenv(EnvCacheURL)
 	}
@@ -177,28 +189,29 @@ func parseConfig(a *cache.Attrs, getenv func(string) string) Config {
 	}
 	switch {
 	case version != "1" && u2 != "":
-		c.Version, c.URL = 2, u2
+		v, u = 2, u2
 	case version == "2":
+		u = ""
 		a.Fail(AttrURLV2, "version=2 needs a v2 URL: set %s or url_v2=", EnvResultsURL)
 	case u != "":
-		c.Version, c.URL = 1, u
+		v = 1
 		if version == "" && strings.Contains(u, resultsHost) {
-			c.Version = 2
+			v = 2
 		}
 	default:
+		u = ""
 		a.Fail(AttrURL, "no cache service URL: set %s (v1), or %s with %s=true (v2), or url=", EnvCacheURL, EnvResultsURL, EnvServiceV2)
 	}
-	if c.URL != "" {
-		if p, err := url.Parse(c.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+	if u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			key := AttrURL
-			if c.Version == 2 {
+			if v == 2 {
 				key = AttrURLV2
 			}
-			a.Fail(key, "%q is not an http(s) URL", redactURLString(c.URL))
+			a.Fail(key, "%q is not an http(s) URL", redactURLString(u))
 		}
 	}
-	c.Access = newAccess(getenv(EnvCacheMode), c.Token)
-	return c
+	return v, u
 }
 
 func validRepository(s string) bool {

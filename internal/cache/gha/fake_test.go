@@ -319,6 +319,16 @@ func (f *fake) blob(w http.ResponseWriter, r *http.Request, name string, body []
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.Method == http.MethodGet {
+		f.blobGet(w, r, id)
+		return
+	}
+	f.blobPut(w, r, id, body)
+}
+
+// blobGet is Get Blob, ranged by x-ms-range or Range (unless a quirk says
+// otherwise). f.mu is held.
+func (f *fake) blobGet(w http.ResponseWriter, r *http.Request, id int) {
+	{
 		var e *fakeEntry
 		for _, x := range f.entries {
 			if x.id == id && x.complete {
@@ -346,8 +356,11 @@ func (f *fake) blob(w http.ResponseWriter, r *http.Request, name string, body []
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, len(e.data)-1, len(e.data)))
 		w.WriteHeader(http.StatusPartialContent)
 		w.Write(e.data[off:])
-		return
 	}
+}
+
+// blobPut is Put Blob, Put Block and Put Block List. f.mu is held.
+func (f *fake) blobPut(w http.ResponseWriter, r *http.Request, id int, body []byte) {
 	if r.Header.Get("x-ms-version") == "" {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, `<Error><Code>MissingRequiredHeader</Code><Message>x-ms-version</Message></Error>`)

@@ -48,12 +48,19 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultParallel         = 4
+	// DefaultParallel is how many uploads run at once.
+	DefaultParallel = 4
+	// DefaultEntriesPerMinute keeps one build under GitHub's 200 new
+	// entries per minute per repository, with room for a root and retries.
 	DefaultEntriesPerMinute = 180
-	DefaultChunkSize        = 16 << 20
-	DefaultSingleShotLimit  = 8 << 20
-	DefaultBlockSize        = 8 << 20
-	DefaultGitHubAPI        = "https://api.github.com"
+	// DefaultChunkSize is the size of one v1 PATCH.
+	DefaultChunkSize = 16 << 20
+	// DefaultSingleShotLimit is the largest v2 blob sent with one Put Blob.
+	DefaultSingleShotLimit = 8 << 20
+	// DefaultBlockSize is the size of one v2 Put Block.
+	DefaultBlockSize = 8 << 20
+	// DefaultGitHubAPI is the REST API that lists existing entries.
+	DefaultGitHubAPI = "https://api.github.com"
 )
 
 // Clock is the time source of the entry limiter, injected so tests need
@@ -86,11 +93,12 @@ type Options struct {
 	EntriesPerMinute int
 	// ChunkSize is the size of one v1 PATCH; 0 means DefaultChunkSize.
 	ChunkSize int64
-	// SingleShotLimit is the largest v2 blob sent with one Put Blob; 0
-	// means DefaultSingleShotLimit. BlockSize is the size of one Put
-	// Block beyond it; 0 means DefaultBlockSize.
+	// SingleShotLimit is the largest v2 blob sent with one Put Blob;
+	// larger ones go as Put Block + Put Block List. 0 means
+	// DefaultSingleShotLimit.
 	SingleShotLimit int64
-	BlockSize       int64
+	// BlockSize is the size of one Put Block; 0 means DefaultBlockSize.
+	BlockSize int64
 	// GitHubAPI is the REST API used to list existing blobs when the
 	// config has Repository and GHToken; "" means DefaultGitHubAPI.
 	GitHubAPI string

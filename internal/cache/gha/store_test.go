@@ -70,6 +70,15 @@ func TestRoundTripRequests(t *testing.T) {
 			if err := NewExporter(ExportConfig{Config: c}, Options{}).Export(ctx, m, src); err != nil {
 				t.Fatalf("Export: %v", err)
 			}
+			// Reading the root is a lookup, one check for a newer number,
+			// and a download.
+			before := len(f.requestsTo(""))
+			if _, err := New(c, Options{}).Root(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(f.requestsTo("")) - before; n != 3 {
+				t.Errorf("Root made %d requests, want 3", n)
+			}
 			got, fetch, err := NewImporter(ImportConfig{Config: c}, Options{}).Import(ctx)
 			if err != nil {
 				t.Fatalf("Import: %v", err)

@@ -38,7 +38,9 @@ const permWrite = 2
 // TokenScope is one entry of the runtime token's ac claim: a git-ref scope
 // and what the token may do in it (1 read, 2 write, 3 both).
 type TokenScope struct {
-	Scope      string
+	// Scope is the git ref, such as refs/heads/main.
+	Scope string
+	// Permission is a bit mask: 1 read, 2 write.
 	Permission int
 }
 

@@ -1,10 +1,12 @@
 package gha
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,13 +164,30 @@ func TestForbiddenWriteIsReadOnly(t *testing.T) {
 			})
 		}
 	}
-	// The same 403 on a read is a plain error, not a skip.
+	// A 403 from blob storage (an expired signature) is not the token's
+	// fault: a plain error.
 	f := newFake(t)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "<Error><Code>AuthenticationFailed</Code><Message>Signature not valid in the specified time frame</Message></Error>")
+			return true
+		}
+		return false
+	}
+	data := []byte("blob")
+	err := New(f.config(2), Options{}).Put(context.Background(), blobOf(data), bytes.NewReader(data))
+	if err == nil || IsSkip(err) || !strings.Contains(err.Error(), "AuthenticationFailed") {
+		t.Errorf("storage 403: got %v, want a plain error with Azure's code", err)
+	}
+
+	// The same 403 on a read is a plain error, not a skip.
+	f = newFake(t)
 	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
 		f.fail(w, http.StatusForbidden, `{"message":"no"}`)
 		return true
 	}
-	_, _, err := NewImporter(ImportConfig{Config: f.config(1)}, Options{}).Import(context.Background())
+	_, _, err = NewImporter(ImportConfig{Config: f.config(1)}, Options{}).Import(context.Background())
 	if err == nil || IsSkip(err) || cache.IsMiss(err) {
 		t.Errorf("import after 403: got %v, want a plain error", err)
 	}
