@@ -149,7 +149,9 @@ func (c *client) open(ctx context.Context, e entry, azure bool, off, size int64)
 	case http.StatusPartialContent:
 		if err := checkContentRange(resp.Header.Get("Content-Range"), off, size); err != nil {
 			drain(resp)
-			return nil, fmt.Errorf("gha: entry %s: %w", e.Key, err)
+			// A server that answers another range than asked cannot be
+			// trusted with this blob: a miss, never wrong bytes.
+			return nil, fmt.Errorf("gha: entry %s: %v: %w", e.Key, err, cache.ErrDigestMismatch)
 		}
 		return resp.Body, nil
 	case http.StatusNotFound:

@@ -55,7 +55,9 @@
 // only; write-only: export only; none: neither; any other value: both).
 // The runtime token's ac claim is read without checking its signature: a
 // token that grants write in no scope skips the export before any request
-// (ErrReadOnly), and so does a 403 on the first write. A token that is not
+// (ErrReadOnly), and so does a 403 from the service on a write, or an
+// {"ok":false} whose message says writes are refused ("cache write
+// denied: …", a budget that left the cache "read only"). A token that is not
 // a JWT (a kiln cache-server token) may do whatever the server allows.
 //
 // # Tolerance

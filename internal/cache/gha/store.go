@@ -456,6 +456,7 @@ func (s *Store) SetRoot(ctx context.Context, manifest []byte) error {
 		}
 		n = found
 	}
+	var last error
 	for i := 1; i <= maxRootAttempts; i++ {
 		if err := s.limit.wait(ctx); err != nil {
 			return err
@@ -471,6 +472,9 @@ func (s *Store) SetRoot(ctx context.Context, manifest []byte) error {
 		if !isExists(err) {
 			return readOnly(err)
 		}
+		last = err
 	}
-	return fmt.Errorf("gha: writing cache root: %s%d to #%d are all taken", s.prefix, n+1, n+maxRootAttempts)
+	// The last answer may say why (a {"ok":false} can carry "your cache
+	// is now read only").
+	return fmt.Errorf("gha: writing cache root: %s%d to #%d are all taken (last answer: %v)", s.prefix, n+1, n+maxRootAttempts, last)
 }

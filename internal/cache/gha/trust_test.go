@@ -164,6 +164,27 @@ func TestForbiddenWriteIsReadOnly(t *testing.T) {
 			})
 		}
 	}
+	// An {"ok":false} that says the cache takes no writes is read-only
+	// too, not "already there".
+	for _, msg := range []string{
+		"You have reached your configured budget, your cache is now read only",
+		"cache write denied: this workflow may not write",
+	} {
+		f := newFake(t)
+		f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+			if strings.HasSuffix(r.URL.Path, "/CreateCacheEntry") {
+				f.answer(w, map[string]any{"ok": false, "message": msg})
+				return true
+			}
+			return false
+		}
+		m, src := smallManifest(t)
+		err := NewExporter(ExportConfig{Config: f.config(2)}, Options{}).Export(context.Background(), m, src)
+		if !errors.Is(err, ErrReadOnly) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ok:false %q: got %v, want ErrReadOnly with the message", msg, err)
+		}
+	}
+
 	// A 403 from blob storage (an expired signature) is not the token's
 	// fault: a plain error.
 	f := newFake(t)

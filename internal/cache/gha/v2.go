@@ -155,8 +155,12 @@ func (v *twirpAPI) save(ctx context.Context, key string, size int64, r io.Reader
 	}
 	u := a.str("signed_upload_url")
 	if !a.ok() || u == "" {
-		if msg := a.str("message"); msg != "" {
-			return fmt.Errorf("%w (%s)", errExists, v.c.scrub(oneLine(msg)))
+		msg := v.c.scrub(oneLine(a.str("message")))
+		if writeRefused(msg) {
+			return fmt.Errorf("%w (the service says: %s)", ErrReadOnly, msg)
+		}
+		if msg != "" {
+			return fmt.Errorf("%w (%s)", errExists, msg)
 		}
 		return errExists
 	}
@@ -180,4 +184,13 @@ func (v *twirpAPI) save(ctx context.Context, key string, size int64, r io.Reader
 		return fmt.Errorf("gha: finalizing entry %s: %s", key, v.c.scrub(oneLine(msg)))
 	}
 	return nil
+}
+
+// writeRefused reports whether an {"ok":false} message says the cache
+// takes no writes: a policy denial ("cache write denied: …", as
+// @actions/cache recognises it) or a spent budget ("… your cache is now
+// read only"). Those are not "already there".
+func writeRefused(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.HasPrefix(m, "cache write denied") || strings.Contains(m, "read only") || strings.Contains(m, "read-only")
 }
