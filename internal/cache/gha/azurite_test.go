@@ -168,12 +168,15 @@ func (rs *resultsService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	answer := func(v any) { w.Header().Set("Content-Type", "application/json"); json.NewEncoder(w).Encode(v) }
 	switch strings.TrimPrefix(r.URL.Path, "/twirp/github.actions.results.api.v1.CacheService/") {
 	case "CreateCacheEntry":
+		// Immutable, and a pending reservation counts (GitHub's way).
+		_, taken := rs.pending[req.Key]
 		for _, e := range rs.done {
-			if e.key == req.Key {
-				w.WriteHeader(http.StatusConflict)
-				answer(map[string]string{"code": "already_exists", "msg": "exists"})
-				return
-			}
+			taken = taken || e.key == req.Key
+		}
+		if taken {
+			w.WriteHeader(http.StatusConflict)
+			answer(map[string]string{"code": "already_exists", "msg": "exists"})
+			return
 		}
 		rs.seq++
 		name := fmt.Sprintf("entry-%d", rs.seq)

@@ -26,6 +26,11 @@ const (
 // for an existing key.
 var errExists = errors.New("gha: cache entry already exists")
 
+// errNotFinalized is a v2 upload the service would not finalize
+// ({"ok":false}): another job's reservation won, or the entry was evicted
+// while it was written. Nothing was stored.
+var errNotFinalized = errors.New("gha: the service did not finalize the upload")
+
 // isExists reports whether err says the entry is already there.
 func isExists(err error) bool {
 	if errors.Is(err, errExists) {

@@ -469,7 +469,10 @@ func (s *Store) SetRoot(ctx context.Context, manifest []byte) error {
 			s.mu.Unlock()
 			return nil
 		}
-		if !isExists(err) {
+		// A number taken meanwhile, or an upload the service would not
+		// finalize (a concurrent reservation of the same number won):
+		// the next number.
+		if !isExists(err) && !errors.Is(err, errNotFinalized) {
 			return readOnly(err)
 		}
 		last = err

@@ -181,7 +181,7 @@ func (v *twirpAPI) save(ctx context.Context, key string, size int64, r io.Reader
 		if msg == "" {
 			msg = "the service answered ok=false"
 		}
-		return fmt.Errorf("gha: finalizing entry %s: %s", key, v.c.scrub(oneLine(msg)))
+		return fmt.Errorf("%w: entry %s: %s", errNotFinalized, key, v.c.scrub(oneLine(msg)))
 	}
 	return nil
 }

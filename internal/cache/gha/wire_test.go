@@ -596,3 +596,35 @@ func TestRetriesThroughTransport(t *testing.T) {
 		})
 	}
 }
+
+// A root upload the service will not finalize (a concurrent reservation
+// of the same number won) moves on to the next number.
+func TestRootNotFinalized(t *testing.T) {
+	f := newFake(t)
+	refused := false
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/FinalizeCacheEntryUpload") && !refused {
+			refused = true
+			f.answer(w, map[string]any{"ok": false})
+			return true
+		}
+		return false
+	}
+	s := New(f.config(2), Options{})
+	if err := s.SetRoot(context.Background(), []byte("root")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := New(f.config(2), Options{}).Root(context.Background())
+	if err != nil || string(got) != "root" {
+		t.Errorf("Root = %q, %v", got, err)
+	}
+	if !refused {
+		t.Error("finalize never refused")
+	}
+	// A blob whose upload is not finalized is an error, never "stored".
+	refused = false
+	data := []byte("blob")
+	if err := s.Put(context.Background(), blobOf(data), bytes.NewReader(data)); err == nil {
+		t.Error("Put of a blob the service did not finalize succeeded")
+	}
+}
