@@ -182,7 +182,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sum := &progress.Summary{
 		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
 		Duration: time.Since(start), Digest: out.Digest.String(),
-		Caches: append(importStats(opts.CacheFrom, solver.ImportStats()), exportStats...),
+		Caches: append(importStats(opts.CacheFrom, solver.ImportStats(), skippedImports(opts)), exportStats...),
 	}
 	if opts.MetadataFile != "" {
 		if err := writeMetadata(opts.MetadataFile, opts.Tags, out, sum); err != nil {

@@ -24,7 +24,10 @@ func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve
 		m, f, err := imp.Importer.Import(ctx)
 		if err != nil {
 			msg := fmt.Sprintf("cache %s: %v; building without it", imp.Name, err)
-			if cache.IsMiss(err) {
+			switch {
+			case errors.Is(err, cache.ErrSkipped):
+				msg = fmt.Sprintf("cache %s: import skipped: %v", imp.Name, err)
+			case cache.IsMiss(err):
 				msg = fmt.Sprintf("cache %s: nothing to import yet (%v)", imp.Name, err)
 			}
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
@@ -35,9 +38,28 @@ func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve
 	return out
 }
 
+// skippedImports returns, for each import that its location's policy skipped,
+// why: Import is asked again (it answers without a request when skipped).
+func skippedImports(opts Options) map[string]string {
+	out := map[string]string{}
+	for _, imp := range opts.CacheFrom {
+		if s, ok := imp.Config.(skipper); ok {
+			if err := s.Skipped(); err != nil {
+				out[imp.Name] = err.Error()
+			}
+		}
+	}
+	return out
+}
+
+// skipper is the optional capability of a parsed spec whose location's
+// policy may turn it off before any request (gha's ACTIONS_CACHE_MODE and
+// the token's claims).
+type skipper interface{ Skipped() error }
+
 // importStats lists every --cache-from in the order given, with what the
 // solve counted for it; one that imported nothing shows as 0 hits.
-func importStats(from []cache.Import, got []progress.CacheStat) []progress.CacheStat {
+func importStats(from []cache.Import, got []progress.CacheStat, skipped map[string]string) []progress.CacheStat {
 	by := map[string]progress.CacheStat{}
 	for _, s := range got {
 		by[s.Source] = s
@@ -48,6 +70,7 @@ func importStats(from []cache.Import, got []progress.CacheStat) []progress.Cache
 		if !ok {
 			s = progress.CacheStat{Source: imp.Name, Direction: progress.DirectionImport}
 		}
+		s.Skipped = skipped[imp.Name]
 		out = append(out, s)
 	}
 	return out
@@ -68,6 +91,14 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("cache %s: %v", exp.Name, partial)})
 			err = nil
+		}
+		if errors.Is(err, cache.ErrSkipped) {
+			// The location's policy, not a failure: one line, whatever
+			// ignore-error says, and the build goes on.
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("cache %s: export skipped: %v", exp.Name, err)})
+			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error()})
+			continue
 		}
 		if err != nil {
 			if !exp.Options.IgnoreError {

@@ -16,6 +16,11 @@ var (
 	// ErrDigestMismatch is a blob whose bytes do not hash to its digest. It
 	// is a miss, never a wrong image.
 	ErrDigestMismatch = errors.New("cache: blob digest mismatch")
+	// ErrSkipped is an import or export that the location's policy turns
+	// off (the GitHub cache's ACTIONS_CACHE_MODE, a read-only token). It is
+	// neither a failure nor a miss: the build shows one line saying why
+	// and goes on, whatever ignore-error says.
+	ErrSkipped = errors.New("cache: skipped")
 )
 
 // PartialError is what Export returns when it published the cache without

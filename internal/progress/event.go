@@ -126,4 +126,7 @@ type CacheStat struct {
 	// Direction is DirectionImport, DirectionExport or DirectionBoth. If
 	// it is empty, renderers infer it from which counts are non-zero.
 	Direction string `json:"direction,omitzero"`
+	// Skipped, when set, is why the import or export did not run (the
+	// location's policy: ACTIONS_CACHE_MODE, a read-only token).
+	Skipped string `json:"skipped,omitempty"`
 }

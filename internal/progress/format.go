@@ -165,6 +165,9 @@ func summaryLines(s *Summary) []string {
 // cacheLine says what one cache did: "6 hits, 1.2 MB read", "3.4 MB
 // written", or both.
 func cacheLine(c CacheStat) string {
+	if c.Skipped != "" {
+		return "skipped: " + c.Skipped
+	}
 	var in, out bool
 	switch c.Direction {
 	case DirectionImport:

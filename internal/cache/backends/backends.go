@@ -2,6 +2,7 @@ package backends
 
 import (
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/cache/gha"
 	"github.com/kiln-build/kiln/internal/cache/inline"
 	"github.com/kiln-build/kiln/internal/cache/local"
 	"github.com/kiln-build/kiln/internal/cache/registry"
@@ -14,7 +15,7 @@ func All() []cache.Backend {
 		local.Backend(),
 		registry.Backend(),
 		inline.Backend(),
-		{Type: "gha", Unsupported: "type=gha is not supported yet"},
+		gha.Backend(),
 		{Type: "s3", Unsupported: "type=s3 is not supported yet"},
 		{Type: "azblob", Unsupported: "type=azblob is not supported yet"},
 	}

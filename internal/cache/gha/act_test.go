@@ -75,12 +75,7 @@ func TestActConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) cachetest.Location {
 		a := startAct(t)
 		c := a.config()
-		return cachetest.Location{
-			Importer:    NewImporter(ImportConfig{Config: c}, Options{}),
-			Exporter:    NewExporter(ExportConfig{Config: c}, Options{}),
-			NewExporter: func() cache.Exporter { return NewExporter(ExportConfig{Config: c}, Options{}) },
-			Corrupt:     a.corrupt,
-		}
+		return locationOf(c, Options{}, a.corrupt)
 	})
 }
 

@@ -25,7 +25,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/cachetest"
 )
 
@@ -291,12 +290,7 @@ func TestAzurite(t *testing.T) {
 		cachetest.Run(t, func(t *testing.T) cachetest.Location {
 			rs, c := a.service(t)
 			o := Options{SingleShotLimit: 2048, BlockSize: 1024}
-			return cachetest.Location{
-				Importer:    NewImporter(ImportConfig{Config: c}, o),
-				Exporter:    NewExporter(ExportConfig{Config: c}, o),
-				NewExporter: func() cache.Exporter { return NewExporter(ExportConfig{Config: c}, o) },
-				Corrupt:     func(t *testing.T, h v1.Hash) { rs.overwrite(t, blobKey(h)) },
-			}
+			return locationOf(c, o, func(t *testing.T, h v1.Hash) { rs.overwrite(t, blobKey(h)) })
 		})
 	})
 }

@@ -101,25 +101,67 @@ func (c ExportConfig) Skipped() error { return c.Access.exportSkipped() }
 // attribute, a bad value, or no token or URL from either source is an error
 // naming the attribute and the variable.
 func ParseImportConfig(attrs map[string]string, getenv func(string) string) (ImportConfig, error) {
-	a := cache.NewAttrs("gha", attrs)
-	c := ImportConfig{Config: parseConfig(a, getenv)}
-	a.Reject("is a --cache-to attribute", cache.AttrMode, cache.AttrCompression, cache.AttrCompressionLevel, cache.AttrForceCompression)
+	imp, err := cache.NewTable(cache.Deps{Getenv: getenv}, Backend()).ParseImport(cache.Spec{Type: Type, Attrs: attrs, Raw: "type=" + Type})
+	if err != nil {
+		return ImportConfig{}, err
+	}
+	return imp.Config.(ImportConfig), nil
+}
+
+// Type is the spec type of the backend.
+const Type = "gha"
+
+// Backend is type=gha in the cache table. Its environment defaults come
+// through the table's Deps.Getenv; its requests go through Deps.Transport
+// when set.
+func Backend() cache.Backend {
+	return cache.Backend{
+		Type:        Type,
+		Secret:      SecretAttrs(),
+		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return parseImport(a), nil },
+		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return parseExport(a), nil },
+	}
+}
+
+func parseImport(a *cache.Attrs) ImportConfig {
+	c := ImportConfig{Config: parseConfig(a, a.Getenv)}
 	c.IgnoreError = a.Bool(cache.AttrIgnoreError, false)
-	return c, a.Done()
+	return c
+}
+
+func parseExport(a *cache.Attrs) ExportConfig {
+	c := ExportConfig{Config: parseConfig(a, a.Getenv)}
+	c.ExportOptions = a.Export()
+	// Accepted for buildx compatibility: kiln always writes an OCI image
+	// manifest with OCI media types, the shape both defaults choose.
+	a.Bool(cache.AttrOCIMediaTypes, true)
+	a.Bool(cache.AttrImageManifest, true)
+	return c
+}
+
+// NewImporter returns the importer of the configured cache.
+func (c ImportConfig) NewImporter(d cache.Deps) (cache.Importer, error) {
+	return NewImporter(c, optionsOf(d)), nil
+}
+
+// NewExporter returns the exporter of the configured cache.
+func (c ExportConfig) NewExporter(d cache.Deps) (cache.Exporter, error) {
+	return NewExporter(c, optionsOf(d)), nil
+}
+
+func optionsOf(d cache.Deps) Options {
+	return Options{Transport: d.Transport}
 }
 
 // ParseExportConfig reads --cache-to type=gha attributes, as
 // ParseImportConfig does, plus mode, ignore-error and the compression
 // attributes.
 func ParseExportConfig(attrs map[string]string, getenv func(string) string) (ExportConfig, error) {
-	a := cache.NewAttrs("gha", attrs)
-	c := ExportConfig{Config: parseConfig(a, getenv)}
-	c.ExportOptions = a.ExportOptions()
-	// Accepted for buildx compatibility: kiln always writes an OCI image
-	// manifest with OCI media types, the shape both defaults choose.
-	a.Bool(cache.AttrOCIMediaTypes, true)
-	a.Bool(cache.AttrImageManifest, true)
-	return c, a.Done()
+	exp, err := cache.NewTable(cache.Deps{Getenv: getenv}, Backend()).ParseExport(cache.Spec{Type: Type, Attrs: attrs, Raw: "type=" + Type})
+	if err != nil {
+		return ExportConfig{}, err
+	}
+	return exp.Config.(ExportConfig), nil
 }
 
 // parseConfig reads the attributes both directions share and fills the

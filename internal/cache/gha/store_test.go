@@ -33,23 +33,18 @@ func fakeFactory(version int) cachetest.Factory {
 	return func(t *testing.T) cachetest.Location {
 		f := newFake(t)
 		c := f.config(version)
-		return cachetest.Location{
-			Importer:    NewImporter(ImportConfig{Config: c}, Options{}),
-			Exporter:    NewExporter(ExportConfig{Config: c}, Options{}),
-			NewExporter: func() cache.Exporter { return NewExporter(ExportConfig{Config: c}, Options{}) },
-			Corrupt: func(t *testing.T, h v1.Hash) {
-				f.mu.Lock()
-				defer f.mu.Unlock()
-				for _, e := range f.entries {
-					if e.key == blobKey(h) {
-						e.data = bytes.Clone(e.data)
-						e.data[len(e.data)/2] ^= 0xff
-						return
-					}
+		return locationOf(c, Options{}, func(t *testing.T, h v1.Hash) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, e := range f.entries {
+				if e.key == blobKey(h) {
+					e.data = bytes.Clone(e.data)
+					e.data[len(e.data)/2] ^= 0xff
+					return
 				}
-				t.Fatalf("no entry for %s", h)
-			},
-		}
+			}
+			t.Fatalf("no entry for %s", h)
+		})
 	}
 }
 
@@ -86,7 +81,7 @@ func TestRoundTripRequests(t *testing.T) {
 			if diff := cmp.Diff(m, got); diff != "" {
 				t.Fatalf("manifest (-want +got):\n%s", diff)
 			}
-			for _, l := range got.Layers {
+			for _, l := range got.Layers() {
 				rc, err := fetch.Fetch(ctx, l.Descriptor())
 				if err != nil {
 					t.Fatal(err)

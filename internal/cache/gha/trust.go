@@ -6,18 +6,30 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
 
 // Sentinel errors of a skipped import or export. Neither is a failure: the
 // caller shows one warning line and goes on.
 var (
 	// ErrSkipped is an import or export that ACTIONS_CACHE_MODE turns off.
-	ErrSkipped = errors.New("gha: skipped")
+	// It is a cache.ErrSkipped.
+	ErrSkipped error = skip("gha: skipped")
 	// ErrReadOnly is an export refused because the token may only read:
 	// its ac claim grants write in no scope, or the service answered a
-	// write with 403.
-	ErrReadOnly = errors.New("gha: this token may only read: export skipped")
+	// write with 403. It is a cache.ErrSkipped.
+	ErrReadOnly error = skip("gha: this token may only read: export skipped")
 )
+
+// skip is a sentinel that errors.Is also takes for cache.ErrSkipped, so
+// the build treats every backend's skips alike.
+type skip string
+
+func (s skip) Error() string { return string(s) }
+
+// Is makes errors.Is(err, cache.ErrSkipped) hold.
+func (s skip) Is(target error) bool { return target == cache.ErrSkipped }
 
 // IsSkip reports whether err is a skip (ErrSkipped or ErrReadOnly) rather
 // than a failure.
