@@ -64,7 +64,7 @@ func (h *Handler) blobPut(w http.ResponseWriter, r *http.Request) {
 		writeBlobError(w, http.StatusForbidden, "AuthenticationFailed", err.Error())
 		return
 	}
-	if r.ContentLength > h.opts.MaxSize {
+	if q.Get("comp") != "blocklist" && r.ContentLength > h.opts.MaxSize {
 		blobFail(w, fmt.Errorf("a body of %d bytes, over the limit of %d: %w", r.ContentLength, h.opts.MaxSize, errTooLarge))
 		return
 	}

@@ -28,7 +28,7 @@ func TestGoActionsCache(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ts := newTestServer(t, Options{})
-			c, err := actionscache.New(ts.token, ts.URL+"/", v2, actionscache.Opt{Client: ts.Client(), Timeout: time.Minute})
+			c, err := actionscache.New(ts.token, ts.URL+"/", v2, actionscache.Opt{Client: ts.client, Timeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,10 +57,12 @@ func (c *fakeClock) Add(d time.Duration) {
 
 // testServer is a Handler on an httptest server on 127.0.0.1.
 type testServer struct {
-	*httptest.Server
-	h     *Handler
-	opts  Options
-	token string
+	URL    string
+	client *http.Client
+	srv    *httptest.Server
+	h      *Handler
+	opts   Options
+	token  string
 }
 
 // newTestServer starts a server on dir (a new temp dir when opts.Dir is
@@ -78,7 +80,7 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	srv := httptest.NewServer(h)
-	ts := &testServer{Server: srv, h: h, opts: opts, token: opts.Token}
+	ts := &testServer{URL: srv.URL, client: srv.Client(), srv: srv, h: h, opts: opts, token: opts.Token}
 	t.Cleanup(ts.stop)
 	return ts
 }
@@ -88,7 +90,7 @@ func (ts *testServer) stop() {
 	if ts.h == nil {
 		return
 	}
-	ts.Server.Close()
+	ts.srv.Close()
 	ts.h.Close()
 	ts.h = nil
 }
@@ -112,7 +114,7 @@ func (ts *testServer) do(t *testing.T, method, path string, hdr map[string]strin
 		}
 		req.Header.Set(k, v)
 	}
-	resp, err := ts.Client().Do(req)
+	resp, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

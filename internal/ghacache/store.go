@@ -42,8 +42,12 @@ const (
 	lockFile   = "lock"    // flock: one server per directory
 )
 
-// ident is the identity of an entry: GitHub's key + version.
+// ident is the identity of an entry: GitHub's key + version. Keys match
+// without regard to case, as on github.com (a key keeps the case it was
+// saved with).
 type ident struct{ key, version string }
+
+func identOf(key, version string) ident { return ident{strings.ToLower(key), version} }
 
 // entry is a committed, visible cache entry.
 type entry struct {
@@ -216,7 +220,7 @@ func (s *store) loadUploads() error {
 		if m.ID >= s.next {
 			s.next = m.ID + 1
 		}
-		s.uploads[m.ID], s.upIdent[ident{m.Key, m.Version}], s.upName[m.Name] = p, p, p
+		s.uploads[m.ID], s.upIdent[identOf(m.Key, m.Version)], s.upName[m.Name] = p, p, p
 	}
 	return nil
 }
@@ -242,7 +246,7 @@ func loadSpans(dir string) []span {
 }
 
 func (s *store) addEntryLocked(e *entry) {
-	s.entries[e.ID], s.byIdent[ident{e.Key, e.Version}], s.byName[e.Name] = e, e, e
+	s.entries[e.ID], s.byIdent[identOf(e.Key, e.Version)], s.byName[e.Name] = e, e, e
 	s.total += e.Size
 	if e.ID >= s.next {
 		s.next = e.ID + 1
@@ -256,7 +260,7 @@ func (s *store) removeEntryLocked(e *entry) {
 	os.Remove(s.path(entriesDir, id+".json"))
 	os.Remove(s.path(blobsDir, id))
 	delete(s.entries, e.ID)
-	delete(s.byIdent, ident{e.Key, e.Version})
+	delete(s.byIdent, identOf(e.Key, e.Version))
 	delete(s.byName, e.Name)
 	s.total -= e.Size
 }
@@ -290,7 +294,7 @@ func (s *store) reserve(key, version string, reserved int64) (*pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked()
-	id := ident{key, version}
+	id := identOf(key, version)
 	if s.byIdent[id] != nil || s.upIdent[id] != nil {
 		return nil, errExists
 	}
@@ -344,21 +348,22 @@ func (s *store) expireLocked() {
 func (s *store) dropUploadLocked(p *pending) {
 	os.RemoveAll(s.uploadPath(p.ID))
 	delete(s.uploads, p.ID)
-	delete(s.upIdent, ident{p.Key, p.Version})
+	delete(s.upIdent, identOf(p.Key, p.Version))
 	delete(s.upName, p.Name)
 }
 
 // lookup finds the entry GitHub would restore for keys (the primary key
 // first, then restore keys) and version: the primary key exactly, then the
 // newest entry the primary key is a prefix of, then for each restore key the
-// newest entry it is a prefix of. A hit counts as a use.
+// newest entry it is a prefix of, all without regard to case. A hit counts
+// as a use.
 func (s *store) lookup(keys []string, version string) *entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(keys) == 0 {
 		return nil
 	}
-	e := s.byIdent[ident{keys[0], version}]
+	e := s.byIdent[identOf(keys[0], version)]
 	for _, k := range keys {
 		if e != nil {
 			break
@@ -373,8 +378,9 @@ func (s *store) lookup(keys []string, version string) *entry {
 
 func (s *store) newestWithPrefixLocked(prefix, version string) *entry {
 	var best *entry
+	prefix = strings.ToLower(prefix)
 	for _, e := range s.entries {
-		if e.Version != version || !strings.HasPrefix(e.Key, prefix) {
+		if e.Version != version || !strings.HasPrefix(strings.ToLower(e.Key), prefix) {
 			continue
 		}
 		if best == nil || e.Created.After(best.Created) || (e.Created.Equal(best.Created) && e.ID > best.ID) {

@@ -248,8 +248,8 @@ func (s *store) commitID(id int64, size int64) (*entry, error) {
 // commitIdent commits the v2 reservation of key and version at size bytes.
 func (s *store) commitIdent(key, version string, size int64) (*entry, error) {
 	s.mu.Lock()
-	p := s.upIdent[ident{key, version}]
-	e := s.byIdent[ident{key, version}]
+	p := s.upIdent[identOf(key, version)]
+	e := s.byIdent[identOf(key, version)]
 	s.mu.Unlock()
 	if p == nil {
 		if e != nil {
@@ -280,8 +280,8 @@ func (s *store) commit(p *pending, size int64) (*entry, error) {
 		return nil, err
 	}
 	s.dropUploadLocked(p)
-	e.used = e.Created
 	s.addEntryLocked(e)
+	s.touchLocked(e) // the mtime a restart reads back as the last use
 	s.evictLocked()
 	c := *e
 	return &c, nil

@@ -1,0 +1,141 @@
+package ghacache
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The child process of TestKillMidUpload: a server on the directory and
+// token its parent passes, on 127.0.0.1, printing its URL.
+const (
+	childDirEnv   = "GHACACHE_TEST_CHILD_DIR"
+	childTokenEnv = "GHACACHE_TEST_CHILD_TOKEN"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		childServer(dir, os.Getenv(childTokenEnv))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func childServer(dir, token string) {
+	h, err := New(Options{Dir: dir, Token: token})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("http://" + ln.Addr().String())
+	http.Serve(ln, h)
+}
+
+// TestKillMidUpload kills (SIGKILL) a server process while a v1 chunk and
+// a v2 Put Blob are streaming into it, after other parts of both uploads
+// were stored. A server restarted on the directory shows neither entry;
+// the reservations are still held, and the v1 upload can be finished.
+func TestKillMidUpload(t *testing.T) {
+	dir := t.TempDir()
+	token := testJWT(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childTokenEnv+"="+token)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "http://") {
+		t.Fatalf("child server: %q", line)
+	}
+	child := &testServer{URL: strings.TrimSpace(line), client: &http.Client{Timeout: 30 * time.Second}, token: token}
+
+	data := randomBytes(2<<20, 3)
+	id, st, _ := child.v1Reserve(t, "killed-v1", testVersion, int64(len(data)))
+	if st != 200 || child.v1Patch(t, id, 0, data[:1<<20]) != 204 {
+		t.Fatalf("first chunk: reserve %d", st)
+	}
+	upload := child.v2Create(t, "killed-v2")
+	if st, _, _ := child.do(t, "PUT", upload+"&comp=block&blockid="+blockID("b1"), nil, data[:1000]); st != 201 {
+		t.Fatalf("Put Block: %d", st)
+	}
+	// Two bodies that stop halfway: the server is killed while reading them.
+	streams := []struct {
+		method, url string
+		hdr         map[string]string
+	}{
+		{"PATCH", fmt.Sprintf("%s/_apis/artifactcache/caches/%d", child.URL, id), map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/*", 1<<20, len(data)-1)}},
+		{"PUT", upload, map[string]string{"x-ms-blob-type": "BlockBlob"}},
+	}
+	done := make(chan error, len(streams))
+	var writers []*io.PipeWriter
+	for _, s := range streams {
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(s.method, s.url, pr)
+		req.ContentLength = 1 << 20
+		req.Header.Set("Authorization", "Bearer "+token)
+		for k, v := range s.hdr {
+			req.Header.Set(k, v)
+		}
+		go func() {
+			resp, err := child.client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				err = fmt.Errorf("%s answered %d", s.method, resp.StatusCode)
+			}
+			done <- err
+		}()
+		pw.Write(data[1<<20 : 1<<20+512<<10]) // half of the chunk, then nothing
+		writers = append(writers, pw)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	for _, pw := range writers {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+	}
+	for range streams {
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a request to the killed server did not end")
+		}
+	}
+
+	ts := newTestServer(t, Options{Dir: dir, Token: token})
+	for _, k := range []string{"killed-v1", "killed-v2"} {
+		if got, _ := ts.v1Lookup(t, testVersion, k); got != "" {
+			t.Errorf("%s is visible after a kill mid-upload", k)
+		}
+		if _, st, _ := ts.v1Reserve(t, k, testVersion, 0); st != 409 {
+			t.Errorf("reserve of %s after the restart: %d, want 409 (its reservation is kept)", k, st)
+		}
+	}
+	if st, _ := ts.v1Commit(t, id, int64(len(data))); st != 400 {
+		t.Errorf("commit of the half-sent upload: %d, want 400", st)
+	}
+	if st := ts.v1Patch(t, id, 1<<20, data[1<<20:]); st != 204 {
+		t.Fatalf("resending the killed chunk: %d", st)
+	}
+	if st, out := ts.v1Commit(t, id, int64(len(data))); st != 204 {
+		t.Fatalf("commit after the resend: %d %s", st, out)
+	}
+	got, loc := ts.v1Lookup(t, testVersion, "killed-v1")
+	if got != "killed-v1" || !bytes.Equal([]byte(ts.download(t, loc)), data) {
+		t.Errorf("the finished upload: matched %q or wrong bytes", got)
+	}
+}
