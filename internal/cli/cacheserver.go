@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/ghacache"
-	"github.com/kiln-build/kiln/internal/progress"
 )
 
 type cacheServerFlags struct {
@@ -37,7 +36,7 @@ func newCacheServerCmd(env Env, g *globals) *cobra.Command {
 				return err
 			}
 			opts.Logger = g.logger(env.Stderr)
-			return serveCache(c.Context(), env.Stderr, f.listen, opts)
+			return serveCache(c.Context(), env.Stderr, f.listen, opts, f.maxSize)
 		},
 	}
 	c.Flags().StringVar(&f.listen, "listen", "", "address to listen on, HOST:PORT (a loopback HOST unless a token is given)")
@@ -83,7 +82,7 @@ func loopbackHost(host string) bool {
 
 // serveCache serves opts on listen until ctx ends (SIGINT or SIGTERM), then
 // shuts down cleanly: requests in flight get a few seconds to finish.
-func serveCache(ctx context.Context, stderr io.Writer, listen string, opts ghacache.Options) error {
+func serveCache(ctx context.Context, stderr io.Writer, listen string, opts ghacache.Options, maxLabel string) error {
 	h, err := ghacache.New(opts)
 	if err != nil {
 		return err
@@ -94,7 +93,7 @@ func serveCache(ctx context.Context, stderr io.Writer, listen string, opts ghaca
 		return usagef("--listen %q: %v", listen, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-	printCacheEnv(stderr, ln.Addr().(*net.TCPAddr), opts)
+	printCacheEnv(stderr, ln.Addr().(*net.TCPAddr), opts, maxLabel)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -114,13 +113,13 @@ func serveCache(ctx context.Context, stderr io.Writer, listen string, opts ghaca
 
 // printCacheEnv tells what a runner must export to use the server. It
 // never prints a token the user chose.
-func printCacheEnv(w io.Writer, addr *net.TCPAddr, opts ghacache.Options) {
+func printCacheEnv(w io.Writer, addr *net.TCPAddr, opts ghacache.Options, maxLabel string) {
 	host := addr.IP.String()
 	if addr.IP.IsUnspecified() {
 		host, _ = os.Hostname()
 	}
 	base := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port)) + "/"
-	fmt.Fprintf(w, "kiln cache-server: serving %s on %s (max size %s)\n", opts.Dir, base, progress.HumanBytes(opts.MaxSize))
+	fmt.Fprintf(w, "kiln cache-server: serving %s on %s (max size %s, %d bytes)\n", opts.Dir, base, maxLabel, opts.MaxSize)
 	fmt.Fprintln(w, "export in the runner's environment:")
 	fmt.Fprintf(w, "  ACTIONS_CACHE_URL=%s\n  ACTIONS_RESULTS_URL=%s\n  ACTIONS_CACHE_SERVICE_V2=true\n", base, base)
 	switch {
