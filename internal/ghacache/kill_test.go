@@ -50,20 +50,7 @@ func childServer(dir, token string) {
 // the reservations are still held, and the v1 upload can be finished.
 func TestKillMidUpload(t *testing.T) {
 	dir := t.TempDir()
-	token := testJWT(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childTokenEnv+"="+token)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if !strings.HasPrefix(line, "http://") {
-		t.Fatalf("child server: %q", line)
-	}
-	child := &testServer{URL: strings.TrimSpace(line), client: &http.Client{Timeout: 30 * time.Second}, token: token}
-
+	child, kill := startChild(t, dir)
 	data := randomBytes(2<<20, 3)
 	id, st, _ := child.v1Reserve(t, "killed-v1", testVersion, int64(len(data)))
 	if st != 200 || child.v1Patch(t, id, 0, data[:1<<20]) != 204 {
@@ -74,49 +61,18 @@ func TestKillMidUpload(t *testing.T) {
 		t.Fatalf("Put Block: %d", st)
 	}
 	// Two bodies that stop halfway: the server is killed while reading them.
-	streams := []struct {
-		method, url string
-		hdr         map[string]string
-	}{
-		{"PATCH", fmt.Sprintf("%s/_apis/artifactcache/caches/%d", child.URL, id), map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/*", 1<<20, len(data)-1)}},
-		{"PUT", upload, map[string]string{"x-ms-blob-type": "BlockBlob"}},
-	}
-	done := make(chan error, len(streams))
-	var writers []*io.PipeWriter
-	for _, s := range streams {
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequest(s.method, s.url, pr)
-		req.ContentLength = 1 << 20
-		req.Header.Set("Authorization", "Bearer "+token)
-		for k, v := range s.hdr {
-			req.Header.Set(k, v)
-		}
-		go func() {
-			resp, err := child.client.Do(req)
-			if err == nil {
-				resp.Body.Close()
-				err = fmt.Errorf("%s answered %d", s.method, resp.StatusCode)
-			}
-			done <- err
-		}()
-		pw.Write(data[1<<20 : 1<<20+512<<10]) // half of the chunk, then nothing
-		writers = append(writers, pw)
+	wait := []func(){
+		child.sendHalf(t, "PATCH", fmt.Sprintf("%s/_apis/artifactcache/caches/%d", child.URL, id),
+			map[string]string{"Content-Range": fmt.Sprintf("bytes %d-%d/*", 1<<20, len(data)-1)}, data[1<<20:]),
+		child.sendHalf(t, "PUT", upload, map[string]string{"x-ms-blob-type": "BlockBlob"}, data[1<<20:]),
 	}
 	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Kill()
-	cmd.Wait()
-	for _, pw := range writers {
-		pw.CloseWithError(io.ErrUnexpectedEOF)
-	}
-	for range streams {
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Fatal("a request to the killed server did not end")
-		}
+	kill()
+	for _, w := range wait {
+		w()
 	}
 
-	ts := newTestServer(t, Options{Dir: dir, Token: token})
+	ts := newTestServer(t, Options{Dir: dir, Token: child.token})
 	for _, k := range []string{"killed-v1", "killed-v2"} {
 		if got, _ := ts.v1Lookup(t, testVersion, k); got != "" {
 			t.Errorf("%s is visible after a kill mid-upload", k)
@@ -137,5 +93,56 @@ func TestKillMidUpload(t *testing.T) {
 	got, loc := ts.v1Lookup(t, testVersion, "killed-v1")
 	if got != "killed-v1" || !bytes.Equal([]byte(ts.download(t, loc)), data) {
 		t.Errorf("the finished upload: matched %q or wrong bytes", got)
+	}
+}
+
+// startChild runs a server on dir in a child process and returns a client
+// for it and a function that kills it with SIGKILL.
+func startChild(t *testing.T, dir string) (*testServer, func()) {
+	t.Helper()
+	token := testJWT(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childTokenEnv+"="+token)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	t.Cleanup(kill)
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "http://") {
+		t.Fatalf("child server: %q", line)
+	}
+	return &testServer{URL: strings.TrimSpace(line), client: &http.Client{Timeout: 30 * time.Second}, token: token}, kill
+}
+
+// sendHalf starts a request announcing len(body) bytes and sends half of
+// them. The returned wait ends the body and waits for the request to end.
+func (ts *testServer) sendHalf(t *testing.T, method, url string, hdr map[string]string, body []byte) (wait func()) {
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(method, url, pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Authorization", "Bearer "+ts.token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := ts.client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	pw.Write(body[:len(body)/2])
+	return func() {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("a request to the killed server did not end")
+		}
 	}
 }

@@ -27,8 +27,8 @@ func (s *store) beginChunk(id int64, sp span) (*pending, error) {
 	if sp.start < 0 || sp.end < sp.start {
 		return nil, errBadRange
 	}
-	if sp.end >= s.max {
-		return nil, fmt.Errorf("chunk ends at byte %d, over the limit of %d: %w", sp.end, s.max, errTooLarge)
+	if sp.end >= s.max || sp.end-sp.start >= maxBlock {
+		return nil, fmt.Errorf("chunk %d-%d: over the limit of %d bytes per entry and %d per chunk: %w", sp.start, sp.end, s.max, maxBlock, errTooLarge)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

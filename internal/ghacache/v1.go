@@ -34,10 +34,6 @@ func v1Fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errExists):
 		writeV1Error(w, http.StatusConflict, "ArtifactCacheItemAlreadyExistsException", msg)
-	case errors.Is(err, errTooLarge) && strings.HasPrefix(err.Error(), "reserving"):
-		// GitHub answers an announced size over the cap with 400, whose
-		// message @actions/cache shows.
-		writeV1Error(w, http.StatusBadRequest, "ArtifactCacheSizeLimitExceededException", msg)
 	case errors.Is(err, errTooLarge):
 		writeV1Error(w, http.StatusRequestEntityTooLarge, "ArtifactCacheSizeLimitExceededException", msg)
 	case errors.Is(err, errNotFound):
@@ -151,6 +147,13 @@ func (h *Handler) v1Reserve(w http.ResponseWriter, r *http.Request) {
 			v1Fail(w, fmt.Errorf("%w: negative cacheSize", errInvalid))
 			return
 		}
+	}
+	if size > h.opts.MaxSize {
+		// GitHub answers an announced size over the cap with 400, whose
+		// message @actions/cache shows.
+		writeV1Error(w, http.StatusBadRequest, "ArtifactCacheSizeLimitExceededException",
+			fmt.Sprintf("cache size of %d bytes is over the limit of %d bytes", size, h.opts.MaxSize))
+		return
 	}
 	p, err := h.store.reserve(req.Key, req.Version, size)
 	if err != nil {

@@ -122,13 +122,16 @@ func parseInt64(v json.RawMessage) (int64, error) {
 // twirp serves POST /twirp/github.actions.results.api.v1.CacheService/M.
 func (h *Handler) twirp(w http.ResponseWriter, r *http.Request) {
 	method := r.PathValue("method")
-	handlers := map[string]func(http.ResponseWriter, *http.Request, twirpRequest){
-		"CreateCacheEntry":         h.createCacheEntry,
-		"FinalizeCacheEntryUpload": h.finalizeCacheEntryUpload,
-		"GetCacheEntryDownloadURL": h.getCacheEntryDownloadURL,
+	var fn func(http.ResponseWriter, *http.Request, twirpRequest)
+	switch method {
+	case "CreateCacheEntry":
+		fn = h.createCacheEntry
+	case "FinalizeCacheEntryUpload":
+		fn = h.finalizeCacheEntryUpload
+	case "GetCacheEntryDownloadURL":
+		fn = h.getCacheEntryDownloadURL
 	}
-	fn, ok := handlers[method]
-	if r.Method != http.MethodPost || !ok {
+	if r.Method != http.MethodPost || fn == nil {
 		writeTwirpError(w, "bad_route", fmt.Sprintf("no handler for %s %s", r.Method, r.URL.Path))
 		return
 	}
