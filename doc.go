@@ -22,5 +22,6 @@
 //	internal/output     oci and docker tarballs; output specs
 //	internal/remote     registries: references, auth, retries, push, login
 //	internal/progress   events, renderers (tty, plain, json), the summary
+//	internal/ghacache   the GitHub Actions cache server behind kiln cache-server (v1, v2, blob URLs)
 //	internal/imagetest  test fixtures: busybox base images, registries, invariant checks
 package kiln
