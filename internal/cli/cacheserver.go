@@ -92,7 +92,9 @@ func serveCache(ctx context.Context, stderr io.Writer, listen string, opts ghaca
 	if err != nil {
 		return usagef("--listen %q: %v", listen, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	// No read or write timeout: an upload or download of gigabytes may
+	// take long. Headers and idle connections are bounded.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	printCacheEnv(stderr, ln.Addr().(*net.TCPAddr), opts, maxLabel)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

@@ -81,6 +81,18 @@ func TestKillMidUpload(t *testing.T) {
 			t.Errorf("reserve of %s after the restart: %d, want 409 (its reservation is kept)", k, st)
 		}
 	}
+	// The v2 reservation kept its staged block: ids of another length are
+	// still refused, and a block list of it makes the blob.
+	upload = ts.URL + strings.TrimPrefix(upload, child.URL)
+	if st, _, _ := ts.do(t, "PUT", upload+"&comp=block&blockid="+blockID("b22"), nil, []byte("x")); st != 400 {
+		t.Errorf("Put Block with an id of another length after the restart: %d, want 400", st)
+	}
+	if st, _, _ := ts.do(t, "PUT", upload+"&comp=blocklist", nil, blockList("b1")); st != 201 {
+		t.Errorf("Put Block List of the block staged before the kill: %d, want 201", st)
+	}
+	if st, m := ts.twirp(t, "FinalizeCacheEntryUpload", map[string]any{"key": "killed-v2", "version": testVersion, "size_bytes": 1000}); st != 200 || m["ok"] != true {
+		t.Errorf("finalize after the restart: %d %v", st, m)
+	}
 	if st, _ := ts.v1Commit(t, id, int64(len(data))); st != 400 {
 		t.Errorf("commit of the half-sent upload: %d, want 400", st)
 	}

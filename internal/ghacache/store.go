@@ -217,6 +217,7 @@ func (s *store) loadUploads() error {
 		}
 		p := &pending{uploadMeta: m, active: s.now()}
 		p.done = loadSpans(dir)
+		p.blockLen, p.staged = loadBlocks(dir)
 		if m.ID >= s.next {
 			s.next = m.ID + 1
 		}
@@ -243,6 +244,24 @@ func loadSpans(dir string) []span {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].start < out[j].start })
 	return out
+}
+
+// loadBlocks reads the id length and total size of a reservation's
+// staged blocks.
+func loadBlocks(dir string) (int, int64) {
+	des, _ := os.ReadDir(dir)
+	var idLen int
+	var staged int64
+	for _, d := range des {
+		hexID, ok := strings.CutPrefix(d.Name(), "block-")
+		if !ok {
+			continue
+		}
+		if fi, err := d.Info(); err == nil {
+			idLen, staged = len(hexID)/2, staged+fi.Size()
+		}
+	}
+	return idLen, staged
 }
 
 func (s *store) addEntryLocked(e *entry) {
