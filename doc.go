@@ -35,5 +35,6 @@
 //	internal/remote     registries: references, auth, push, login (over transport)
 //	internal/transport  HTTP for every client: retries, bounds, redaction, TLS policy, *transport.Error
 //	internal/progress   events, renderers (tty, plain, json), the summary
+//	internal/ghacache   the GitHub Actions cache server behind kiln cache-server (v1, v2, blob URLs)
 //	internal/imagetest  test fixtures: busybox base images, registries, invariant checks
 package kiln

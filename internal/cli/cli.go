@@ -101,6 +101,7 @@ func newRoot(env Env) *cobra.Command {
 		newBuildCmd(env, g),
 		newLoginCmd(env, g),
 		newPruneCmd(env, g),
+		newCacheServerCmd(env, g),
 		newVersionCmd(env),
 	)
 	return root
