@@ -25,6 +25,7 @@ type summary struct {
 			Hits         int
 			BytesRead    int64
 			BytesWritten int64
+			Skipped      string
 		}
 	} `json:"kiln.summary"`
 }
