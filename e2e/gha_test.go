@@ -1,17 +1,26 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/nektos/act/pkg/artifactcache"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/cache/backends"
+	"github.com/kiln-build/kiln/internal/cache/cachetest"
 )
 
 // cacheServer is a running `kiln cache-server`.
@@ -170,5 +179,62 @@ func TestGHATrust(t *testing.T) {
 	bad := kiln(t, filepath.Join(t.TempDir(), "state"), []string{"ACTIONS_RUNTIME_TOKEN=", "ACTIONS_CACHE_URL=http://" + srv.addr + "/"}, "build", "--cache-to", "type=gha", ctxDir)
 	if bad.code != 2 || !strings.Contains(bad.stderr, "ACTIONS_RUNTIME_TOKEN") || strings.Count(strings.TrimSpace(bad.stderr), "\n") != 0 {
 		t.Errorf("gha without a token: exit %d, stderr %q; want exit 2 and one line naming ACTIONS_RUNTIME_TOKEN", bad.code, bad.stderr)
+	}
+}
+
+// TestGHAConformance runs the cache conformance suite on the gha backend
+// against a real kiln cache-server, over v1 and v2; the corrupt-blob case
+// flips a byte of the entry's file in the server's directory.
+func TestGHAConformance(t *testing.T) {
+	need(t)
+	const token = "e2e-conformance-token"
+	for _, v := range []int{1, 2} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			// A server per API: blob entries are content-addressed, so the
+			// suite's blobs would otherwise already be there for v2.
+			dir := filepath.Join(t.TempDir(), "entries")
+			srv := startCacheServer(t, dir, "--token", token)
+			var n atomic.Int64
+			cachetest.Run(t, func(t *testing.T) cachetest.Location {
+				spec := fmt.Sprintf("type=gha,token=%s,version=%d,scope=conf-v%d-%d", token, v, v, n.Add(1))
+				if v == 2 {
+					spec += ",url_v2=http://" + srv.addr + "/"
+				} else {
+					spec += ",url=http://" + srv.addr + "/"
+				}
+				return cachetest.Location{
+					Table:   backends.Table(cache.Deps{}),
+					Import:  spec,
+					Export:  spec,
+					Corrupt: func(t *testing.T, h v1.Hash) { corruptEntryFile(t, dir, h) },
+				}
+			})
+		})
+	}
+}
+
+// corruptEntryFile flips a byte of the file under dir whose bytes hash to
+// h (the server keeps an entry's bytes whole in one file).
+func corruptEntryFile(t *testing.T, dir string, h v1.Hash) {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) != h.Hex {
+			return nil
+		}
+		b[len(b)/2] ^= 0xff
+		found = true
+		return os.WriteFile(p, b, 0o600)
+	})
+	if err != nil || !found {
+		t.Fatalf("no entry file holds %s (%v)", h, err)
 	}
 }
