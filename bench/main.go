@@ -15,6 +15,7 @@
 //	go run ./bench            # 5 runs, about four minutes
 //	go run ./bench -quick     # 1 run, a smoke test
 //	go run ./bench -registry=false   # without the registry section
+//	go run ./bench -gha=false        # without the gha cache section
 //
 // The exit status is 0 when every target is met, 1 when one is missed or a
 // build fails (the report says which), and 2 for bad flags or a machine
@@ -48,6 +49,8 @@ type options struct {
 	v     bool
 	// registry: measure the registry workflows.
 	registry bool
+	// gha: measure the gha cache through kiln cache-server.
+	gha bool
 }
 
 func main() {
@@ -65,6 +68,7 @@ func run() int {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work dir (state dirs, caches, tarballs) and print its path")
 	fs.BoolVar(&o.v, "v", false, "show kiln's output")
 	fs.BoolVar(&o.registry, "registry", true, "measure the build-push-action registry workflows against a local docker-registry")
+	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -72,7 +76,7 @@ func run() int {
 		o.runs = 1
 	}
 	if fs.NArg() > 0 || o.runs < 1 || o.edits < 1 {
-		fmt.Fprintln(os.Stderr, "bench: usage: go run ./bench [-runs N] [-edits N] [-quick] [-kiln PATH] [-dir DIR] [-keep] [-v] [-registry=false]")
+		fmt.Fprintln(os.Stderr, "bench: usage: go run ./bench [-runs N] [-edits N] [-quick] [-kiln PATH] [-dir DIR] [-keep] [-v] [-registry=false] [-gha=false]")
 		return 2
 	}
 	if err := checkMachine(); err != nil {
@@ -151,8 +155,18 @@ func runBench(ctx context.Context, o options) (int, error) {
 		reg = rr
 		checks = append(checks, rc...)
 	}
+	gha := &ghaReport{skipped: "-gha=false"}
+	if o.gha {
+		gr, gc, err := b.ghaSection(ctx)
+		if err != nil {
+			return 1, err
+		}
+		gha = gr
+		checks = append(checks, gc...)
+	}
 	m.elapsed = time.Since(start)
 	writeReport(os.Stdout, m, results, reg, checks)
+	writeGHASection(os.Stdout, gha)
 	if len(b.problems) > 0 {
 		fmt.Fprintf(os.Stdout, "\n### Problems seen (not targets)\n\n")
 		for _, p := range b.problems {
