@@ -356,9 +356,10 @@ func (s *store) claimCommit(p *pending, size int64) (string, error) {
 func (s *store) install(p *pending, src string, size int64) (*entry, error) {
 	idStr := strconv.FormatInt(p.ID, 10)
 	dst := s.path(blobsDir, idStr)
-	if size == 0 {
-		if err := atomicfile.Write(src, nil, 0o600); err != nil {
-			return nil, err
+	if filepath.Base(src) == "chunks" {
+		// A chunk that failed halfway may have written past the end.
+		if err := truncateSync(src, size); err != nil {
+			return nil, fmt.Errorf("committing cache entry %d: %w", p.ID, err)
 		}
 	}
 	if err := os.Rename(src, dst); err != nil {
@@ -377,4 +378,18 @@ func (s *store) install(p *pending, src string, size int64) (*entry, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// truncateSync makes path exactly size bytes (creating it if need be) and
+// syncs it.
+func truncateSync(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
 }
