@@ -442,14 +442,6 @@ func (s *store) open(name string) (*os.File, *entry, error) {
 	return f, &c, nil
 }
 
-// exists reports whether name is a committed entry (uploads to it are
-// refused: entries are immutable).
-func (s *store) exists(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.byName[name] != nil
-}
-
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := cryptoRead(b); err != nil {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -229,5 +232,37 @@ func TestReservationExpires(t *testing.T) {
 	clock.Add(pendingTTL + time.Second)
 	if _, st, _ := ts.v1Reserve(t, "abandoned", testVersion, 4); st != 200 {
 		t.Errorf("reserve after the first expired: %d, want 200", st)
+	}
+}
+
+// TestFailedChunkLeavesNoTail: a chunk refused for carrying too many bytes
+// wrote one byte past its range; the entry committed after a good resend is
+// exactly its size, and so it is still there after a restart.
+func TestFailedChunkLeavesNoTail(t *testing.T) {
+	dir := t.TempDir()
+	ts := newTestServer(t, Options{Dir: dir})
+	id, _, _ := ts.v1Reserve(t, "tail", testVersion, -1)
+	// Streamed, so that no Content-Length gives the excess away up front.
+	req, _ := http.NewRequest("PATCH", fmt.Sprintf("%s/_apis/artifactcache/caches/%d", ts.URL, id), io.MultiReader(strings.NewReader("0123456789X")))
+	req.Header.Set("Authorization", "Bearer "+ts.token)
+	req.Header.Set("Content-Range", "bytes 0-9/*")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("chunk with a byte too many: %d, want 400", resp.StatusCode)
+	}
+	if st := ts.v1Patch(t, id, 0, []byte("0123456789")); st != 204 {
+		t.Fatalf("resend: %d", st)
+	}
+	if st, out := ts.v1Commit(t, id, 10); st != 204 {
+		t.Fatalf("commit: %d %s", st, out)
+	}
+	ts.stop()
+	ts2 := newTestServer(t, Options{Dir: dir, Token: ts.token})
+	if got, loc := ts2.v1Lookup(t, testVersion, "tail"); got != "tail" || ts2.download(t, loc) != "0123456789" {
+		t.Errorf("after a restart: matched %q", got)
 	}
 }

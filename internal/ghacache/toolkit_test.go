@@ -37,7 +37,7 @@ func TestActionsToolkit(t *testing.T) {
 	for _, api := range []string{"v1", "v2"} {
 		t.Run(api, func(t *testing.T) {
 			log := newRequestLog()
-			ts := newTestServer(t, Options{Logger: slog.New(log)})
+			ts := newTestServer(t, Options{Logger: slog.New(log), ReadToken: "read-only-test-token"})
 			tk := &toolkit{t: t, node: node, script: script, env: toolkitEnv(t, ts, api)}
 			src := tk.roundTrip("small-"+api+"-1", func(dir string) { writeFile(t, filepath.Join(dir, "small.txt"), randomBytes(1024, 7)) })
 			if got := tk.restore(t.TempDir(), "small-"+api+"-miss", "small-"+api+"-"); got != "small-"+api+"-1" {
@@ -46,6 +46,7 @@ func TestActionsToolkit(t *testing.T) {
 			if id, out := tk.save(src, "small-"+api+"-1"); id != -1 || !strings.Contains(out, "Unable to reserve cache") {
 				t.Errorf("second save of small-%s-1: id %d, want -1 and \"Unable to reserve cache\" in:\n%s", api, id, out)
 			}
+			tk.readOnly(ts, api, src, "read-only-test-token")
 			tk.roundTrip("big-"+api, func(dir string) {
 				if err := os.Link(big, filepath.Join(dir, "big.bin")); err != nil {
 					t.Fatal(err)
@@ -59,6 +60,29 @@ func TestActionsToolkit(t *testing.T) {
 				t.Errorf("the v1 saves made %d PATCH requests, want the 140 MB one chunked", log.count("PATCH"))
 			}
 		})
+	}
+}
+
+// readOnly runs the toolkit with the server's read token: it restores,
+// and its save is refused as a policy denial (the job goes on: id -1).
+func (tk *toolkit) readOnly(ts *testServer, api, src, token string) {
+	t := tk.t
+	t.Helper()
+	ro := &toolkit{t: t, node: tk.node, script: tk.script}
+	for _, e := range tk.env {
+		if strings.HasPrefix(e, "ACTIONS_RUNTIME_TOKEN=") {
+			e = "ACTIONS_RUNTIME_TOKEN=" + token
+		}
+		ro.env = append(ro.env, e)
+	}
+	if got := ro.restore(t.TempDir(), "small-"+api+"-1"); got != "small-"+api+"-1" {
+		t.Errorf("restore with the read token: matched %q", got)
+	}
+	if id, out := ro.save(src, "ro-"+api); id != -1 || !strings.Contains(out, "cache write denied:") {
+		t.Errorf("save with the read token: id %d, want -1 and \"cache write denied:\" in:\n%s", id, out)
+	}
+	if _, out, _ := ts.do(t, "GET", "/_apis/artifactcache/caches?key=ro-"+api, nil, nil); !strings.Contains(string(out), `"totalCount":0`) {
+		t.Errorf("the read token's save made an entry: %s", out)
 	}
 }
 

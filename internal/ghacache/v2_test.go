@@ -224,3 +224,11 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 func (r *recorder) WriteHeader(s int) { r.status = s }
+
+func TestBaseURL(t *testing.T) {
+	ts := newTestServer(t, Options{BaseURL: "https://cache.example:8443/"})
+	u := ts.v2Create(t, "based")
+	if want := "https://cache.example:8443/" + blobAccount + "/" + blobContainer + "/"; !strings.HasPrefix(u, want) {
+		t.Errorf("signed URL %s, want it under %s", u, want)
+	}
+}
