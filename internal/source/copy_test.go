@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // listing describes a target tree: path → "type mode uid:gid [content|->target]".
@@ -76,9 +78,7 @@ func itoa(n uint32) string {
 func mode(m os.FileMode) *os.FileMode { return &m }
 
 func TestCopyInto(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	imagetest.Require(t, "root") // chown
 	src := t.TempDir()
 	mkTree(t, src, []file{
 		{path: "a.txt", content: "a"},
@@ -283,9 +283,7 @@ func compress(t *testing.T, data []byte, how string) []byte {
 		zw.Close()
 		return buf.Bytes()
 	}
-	if _, err := exec.LookPath(how); err != nil {
-		t.Skipf("%s not installed", how)
-	}
+	imagetest.Require(t, how) // bzip2 or xz; ADD also runs xz to extract
 	cmd := exec.Command(how, "-c")
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.Output()
