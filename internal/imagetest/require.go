@@ -49,12 +49,12 @@ type part struct {
 //	node             the binary on PATH                            nodejs
 var parts = map[string]part{
 	"root": {
-		what:    "root",
+		what:    "uid 0",
 		install: "run the tests as root (sudo -E make test)",
 		check:   checkRoot,
 	},
 	"overlayfs": {
-		what:    "overlayfs (mounted by root in TMPDIR, with whiteouts and opaque dirs)",
+		what:    "overlayfs mounted by root in TMPDIR, with whiteouts and opaque dirs",
 		install: "run as root on a kernel with overlayfs (modprobe overlay), with TMPDIR on a filesystem overlayfs accepts as upper dir (ext4, xfs, btrfs, tmpfs; not overlayfs itself)",
 		check:   sync.OnceValue(checkOverlay),
 	},
@@ -122,7 +122,7 @@ func require(t testing.TB, e2e bool, table map[string]part, names []string) {
 			return
 		}
 		if err := p.check(); err != nil {
-			missing = append(missing, fmt.Sprintf("%s is missing (%s: %v); to get it: %s", name, p.what, err, p.install))
+			missing = append(missing, fmt.Sprintf("missing part %q (%s): %v; to get it: %s", name, p.what, err, p.install))
 		}
 	}
 	if len(missing) == 0 {

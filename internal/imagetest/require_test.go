@@ -47,11 +47,11 @@ func TestRequire(t *testing.T) {
 		{name: "present under e2e", e2e: true, parts: []string{"here"}},
 		{name: "none", e2e: true},
 		{name: "missing skips", parts: []string{"here", "gone"},
-			wantSkip: []string{"gone is missing", "the gone binary", "not on PATH", "apt-get install gone-pkg", "set KILN_E2E=1"}},
+			wantSkip: []string{`missing part "gone"`, "the gone binary", "not on PATH", "apt-get install gone-pkg", "set KILN_E2E=1"}},
 		{name: "missing fails under e2e", e2e: true, parts: []string{"gone", "here"},
-			wantErr: []string{"gone is missing", "apt-get install gone-pkg", "KILN_E2E is set"}},
+			wantErr: []string{`missing part "gone"`, "apt-get install gone-pkg", "KILN_E2E is set"}},
 		{name: "every missing part is named", e2e: true, parts: []string{"gone", "lost"},
-			wantErr: []string{"gone is missing", "lost is missing", "apt-get install lost-pkg"}},
+			wantErr: []string{`missing part "gone"`, `missing part "lost"`, "apt-get install lost-pkg"}},
 		{name: "unknown part fails without e2e", parts: []string{"here", "nope"}, wantErr: []string{`unknown part "nope"`}},
 	}
 	for _, tc := range tests {
