@@ -26,6 +26,7 @@ import (
 // private CA.
 type authRegistry struct {
 	addr   string // 127.0.0.1:PORT
+	data   string // storage.filesystem.rootdirectory
 	caFile string // PEM of the CA that signed its certificate
 	caPool *x509.CertPool
 }
@@ -34,7 +35,7 @@ type authRegistry struct {
 // password, bcrypt through the htpasswd binary) over TLS.
 func startAuthRegistry(t *testing.T, user, password string) authRegistry {
 	t.Helper()
-	need(t, "docker-registry", "htpasswd")
+	imagetest.Require(t, "docker-registry", "htpasswd")
 	dir := t.TempDir()
 	pki := imagetest.NewPKI(t)
 	caFile, certFile, keyFile := pki.WriteFiles(t, dir)
@@ -55,8 +56,8 @@ auth:
     realm: kiln
     path: %s
 `, certFile, keyFile, htpasswd)
-	addr := startRegistry(t, extra)
-	reg := authRegistry{addr: addr, caFile: caFile, caPool: pool}
+	addr, data := startRegistryData(t, extra)
+	reg := authRegistry{addr: addr, data: data, caFile: caFile, caPool: pool}
 	// startRegistry only waits for the port with TLS: wait for the /v2/
 	// challenge too.
 	client := reg.httpClient()

@@ -16,10 +16,12 @@ import (
 )
 
 // setup starts a registry holding a busybox base image and returns the
-// registry address and the base image reference.
+// registry address and the base image reference. It requires what every
+// build with a RUN step needs: root and runc (docker-registry and busybox
+// are required by the helpers that use them).
 func setup(t *testing.T) (string, string) {
 	t.Helper()
-	need(t, "runc")
+	imagetest.Require(t, "root", "runc")
 	reg := startRegistry(t, "")
 	base := reg + "/base/busybox:1"
 	imagetest.Push(t, imagetest.Busybox(t), base)

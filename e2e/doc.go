@@ -1,6 +1,7 @@
 // Package e2e holds kiln's end-to-end tests: the real kiln binary, real
 // runc, and the real docker-registry server, all on 127.0.0.1.
 //
-// The tests skip when KILN_E2E is unset and a part is missing; with
-// KILN_E2E set (as .ci/run sets it) a missing part is a failure.
+// Every test asks for the parts it needs with imagetest.Require: a missing
+// part skips the test when KILN_E2E is unset; with KILN_E2E set (as .ci/run
+// sets it) it is a failure.
 package e2e

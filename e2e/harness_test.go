@@ -40,26 +40,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need skips the test when a host part is missing, or fails it under
-// KILN_E2E.
-func need(t *testing.T, bins ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("KILN_E2E") != "" {
-			t.Fatal("end-to-end tests need root (runc, overlayfs)")
-		}
-		t.Skip("needs root")
-	}
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv("KILN_E2E") != "" {
-				t.Fatalf("%s is not installed (KILN_E2E is set)", b)
-			}
-			t.Skipf("%s is not installed", b)
-		}
-	}
-}
-
 // result is one kiln run.
 type result struct {
 	code   int
@@ -144,6 +124,5 @@ func startRegistry(t *testing.T, extraConfig string) string {
 // directory (for tests that damage blobs on disk).
 func startRegistryData(t *testing.T, extraConfig string) (string, string) {
 	t.Helper()
-	need(t, "docker-registry")
 	return imagetest.DockerRegistry(t, extraConfig)
 }

@@ -456,6 +456,7 @@ COPY --from=build /out /app
 // as overlayfs for a multi-stage build that deletes and replaces files of
 // the base and of earlier layers.
 func TestCopySnapshotter(t *testing.T) {
+	imagetest.Require(t, "overlayfs")
 	_, base := setup(t)
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{"Dockerfile": strings.ReplaceAll(copySnapDockerfile, "{{BASE}}", base)})

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // dirEntries lists the names in dir (none when it is missing).
@@ -162,6 +164,7 @@ func TestStateMax(t *testing.T) {
 // TestPruneSweepsKilledBuild: a build killed with SIGKILL mid-RUN leaves
 // its snapshot mounted; kiln prune unmounts and removes it.
 func TestPruneSweepsKilledBuild(t *testing.T) {
+	imagetest.Require(t, "overlayfs") // the copying snapshotter leaves no mount to sweep
 	_, base := setup(t)
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN echo run-$((40+2)) && sleep 2\n"})
@@ -187,7 +190,7 @@ func TestPruneSweepsKilledBuild(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	time.Sleep(2500 * time.Millisecond) // the orphaned RUN finishes
+	waitOrphans(t, state)
 	if countMounts(t, state) == 0 {
 		t.Fatalf("the killed build left no mount; the test proves nothing")
 	}
@@ -195,6 +198,56 @@ func TestPruneSweepsKilledBuild(t *testing.T) {
 	if n := countMounts(t, state); n != 0 {
 		t.Errorf("%d mounts left under the state dir after prune", n)
 	}
+}
+
+// waitOrphans waits until no process has an argument under dir. A kiln
+// killed mid-RUN leaves its runtime (`runc run --bundle DIR/tmp/…`)
+// running until the container's process ends; zombies have no arguments.
+func waitOrphans(t *testing.T, dir string) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(time.Minute)
+	for first := true; ; first = false {
+		pids := processesUnder(t, dir)
+		if first {
+			t.Logf("orphaned processes: %v", pids)
+		}
+		if len(pids) == 0 {
+			t.Logf("no process left after %v", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes %v still run with arguments under %s", pids, dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processesUnder lists the processes with an argument naming dir or a path
+// below it.
+func processesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue // it ended while we looked
+		}
+		for _, arg := range strings.Split(string(b), "\x00") {
+			if arg == dir || strings.HasPrefix(arg, dir+"/") {
+				pids = append(pids, e.Name())
+				break
+			}
+		}
+	}
+	return pids
 }
 
 func countMounts(t *testing.T, dir string) int {

@@ -29,9 +29,27 @@ type storedRegistry struct {
 	data string // storage.filesystem.rootdirectory
 }
 
-// blobFile is where docker-registry's filesystem driver keeps a blob.
-func (r storedRegistry) blobFile(d v1.Hash) string {
-	return filepath.Join(r.data, "docker", "registry", "v2", "blobs", d.Algorithm, d.Hex[:2], d.Hex, "data")
+// blobFile is where docker-registry's filesystem driver, with its storage
+// in data, keeps a blob.
+func blobFile(data string, d v1.Hash) string {
+	return filepath.Join(data, "docker", "registry", "v2", "blobs", d.Algorithm, d.Hex[:2], d.Hex, "data")
+}
+
+// corruptBlob is the conformance suite's Corrupt for a docker-registry with
+// its storage in data: it flips a byte of the blob file.
+func corruptBlob(data string) func(t *testing.T, d v1.Hash) {
+	return func(t *testing.T, d v1.Hash) {
+		t.Helper()
+		p := blobFile(data, d)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("corrupting %s: %v", d, err)
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // startStoredRegistry is startRegistry without extra configuration that
@@ -69,17 +87,7 @@ func TestRegistryConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cachetest.Run(t, registryFactory(reg.addr, client, func(t *testing.T, d v1.Hash) {
-		p := reg.blobFile(d)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatalf("corrupting %s: %v", d, err)
-		}
-		b[len(b)/2] ^= 0xff
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}))
+	cachetest.Run(t, registryFactory(reg.addr, client, corruptBlob(reg.data)))
 }
 
 // writeDockerConfig writes DIR/config.json with docker-format credentials
@@ -94,8 +102,9 @@ func writeDockerConfig(t *testing.T, host, user, password string) string {
 
 // TestRegistryConformanceAuth runs the suite against docker-registry with
 // htpasswd auth over TLS, with credentials from a docker config.json and the
-// private CA; without working credentials an export fails naming the
-// registry and `kiln login`, and never shows the password.
+// private CA (the corrupt-blob case flips a byte in its storage, as
+// TestRegistryConformance does); without working credentials an export
+// fails naming the registry and `kiln login`, and never shows the password.
 func TestRegistryConformanceAuth(t *testing.T) {
 	const user, password = "cache-user", "s3cr3t-Conf0rmance-pw"
 	reg := startAuthRegistry(t, user, password)
@@ -107,7 +116,7 @@ func TestRegistryConformanceAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cachetest.Run(t, registryFactory(reg.addr, client, nil))
+	cachetest.Run(t, registryFactory(reg.addr, client, corruptBlob(reg.data)))
 
 	const wrong = "not-the-Password-77"
 	noCreds := []struct {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // applets are the busybox applets the test rootfs links.
@@ -28,9 +30,10 @@ var applets = []string{"sh", "id", "env", "pwd", "cat", "echo", "sleep", "ls", "
 // or /dev.
 func newRoot(t *testing.T) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
+	imagetest.Require(t, "busybox")
+	bb, err := os.ReadFile(imagetest.BusyboxPath)
 	if err != nil {
-		t.Skipf("no host busybox: %v", err)
+		t.Fatal(err)
 	}
 	root := t.TempDir()
 	for _, d := range []string{"bin", "etc", "tmp"} {
@@ -61,14 +64,12 @@ func newRoot(t *testing.T) string {
 	return root
 }
 
-// forRuntimes runs f as a subtest for runc and for crun, skipping a
-// runtime that is not installed.
+// forRuntimes runs f as a subtest for runc and for crun, each requiring
+// root, busybox and its runtime.
 func forRuntimes(t *testing.T, f func(t *testing.T, runtime string)) {
 	for _, rt := range []string{"runc", "crun"} {
 		t.Run(rt, func(t *testing.T) {
-			if _, err := osexec.LookPath(rt); err != nil {
-				t.Skipf("%s not installed", rt)
-			}
+			imagetest.Require(t, "root", "busybox", rt)
 			f(t, rt)
 		})
 	}
@@ -486,13 +487,14 @@ func TestAvailable(t *testing.T) {
 	if err := Available("kiln-no-such-runtime"); err == nil || !strings.Contains(err.Error(), "kiln-no-such-runtime") {
 		t.Errorf("Available(missing) = %v, want an error naming it", err)
 	}
-	if _, err := osexec.LookPath("runc"); err == nil {
+	t.Run("runc", func(t *testing.T) {
+		imagetest.Require(t, "runc")
 		for _, name := range []string{"", "runc"} {
 			if err := Available(name); err != nil {
 				t.Errorf("Available(%q) = %v, want nil", name, err)
 			}
 		}
-	}
+	})
 }
 
 // TestRunLoopbackUp: with no network the loopback interface is still up

@@ -17,16 +17,14 @@ import (
 // docker-registry package) on a free 127.0.0.1 port, with filesystem
 // storage in a temp dir, and returns HOST:PORT and the storage directory.
 // extraConfig is appended to the YAML config (indented under http: for
-// tls, or top-level auth:). It is stopped when the test ends. A missing
-// binary skips the test, or fails it when KILN_E2E is set.
+// tls, or top-level auth:). It is stopped when the test ends. It requires
+// the part "docker-registry" (see Require).
 func DockerRegistry(t testing.TB, extraConfig string) (addr, data string) {
 	t.Helper()
+	Require(t, "docker-registry")
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		if os.Getenv("KILN_E2E") != "" {
-			t.Fatalf("docker-registry is not installed (KILN_E2E is set)")
-		}
-		t.Skip("docker-registry is not installed")
+		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

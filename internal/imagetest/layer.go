@@ -71,15 +71,13 @@ var busyboxTar = sync.OnceValues(func() ([]byte, error) {
 })
 
 // BusyboxLayer returns a gzip layer (OCI media type) holding the host's
-// /bin/busybox (t is skipped without one), symlinks /bin/APPLET → busybox
+// /bin/busybox (it Requires "busybox"), symlinks /bin/APPLET → busybox
 // for every name in Applets, /etc/passwd (root 0, app 1000, nobody 65534),
 // /etc/group, /root (0700) and /tmp (1777). Entries are sorted, owned by
 // 0:0 and dated Epoch, so the digest depends only on the busybox binary.
 func BusyboxLayer(t testing.TB) v1.Layer {
 	t.Helper()
-	if _, err := os.Stat(BusyboxPath); err != nil {
-		t.Skipf("imagetest: no host busybox (apt-get install busybox-static): %v", err)
-	}
+	Require(t, "busybox")
 	b, err := busyboxTar()
 	if err != nil {
 		t.Fatalf("imagetest: building busybox layer: %v", err)

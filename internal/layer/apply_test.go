@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 func reg(name, body string) *tar.Header {
@@ -173,7 +175,7 @@ func TestApplyFlat(t *testing.T) {
 }
 
 func TestApplyMetadata(t *testing.T) {
-	requireRoot(t)
+	imagetest.Require(t, "root") // mknod, chown, trusted xattrs
 	t.Parallel()
 	hdrs := []*tar.Header{
 		{Typeflag: tar.TypeDir, Name: "d/", Mode: 0o1750, Uid: 5, Gid: 6, ModTime: t0},
@@ -201,7 +203,7 @@ func TestApplyMetadata(t *testing.T) {
 }
 
 func TestApplyOverlay(t *testing.T) {
-	requireRoot(t)
+	imagetest.Require(t, "root") // mknod, chown, trusted xattrs
 	t.Parallel()
 	hdrs := []*tar.Header{
 		dirH("d/"), reg("d/.wh..wh..opq", ""), reg("d/new", "n"),

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 func TestWriteDiff(t *testing.T) {
+	imagetest.Require(t, "root", "user-xattr") // the entries are owned by 0:0; one has a user xattr
 	t.Parallel()
 	ctx := context.Background()
 	t1 := t0.Add(time.Hour)

@@ -270,13 +270,6 @@ func touch(name string, tm time.Time) spec {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (mknod, chown, trusted xattrs)")
-	}
-}
-
 // tarOf builds an uncompressed tar from headers; a header's body is its
 // Linkname when the type is regular (a test shortcut).
 func tarOf(t *testing.T, hdrs ...*tar.Header) []byte {

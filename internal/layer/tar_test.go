@@ -10,10 +10,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 func TestWriteUpper(t *testing.T) {
-	requireRoot(t)
+	imagetest.Require(t, "root") // mknod, chown, trusted xattrs
 	t.Parallel()
 	upper := t.TempDir()
 	build(t, upper,

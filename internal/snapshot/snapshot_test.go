@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/layer"
 )
 
@@ -51,9 +52,7 @@ func change(t *testing.T, root string) {
 }
 
 func TestLifecycle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (chown)")
-	}
+	imagetest.Require(t, "root")
 	wantEntries := map[string][]string{
 		// The upper dir holds copied-up files and an opaque directory.
 		"overlayfs": {"chm", "etc/", "etc/conf", "etc/new", "etc/.wh.old", ".wh.gone", "hl1", "hl2 => hl1",

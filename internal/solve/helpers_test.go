@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -31,32 +30,11 @@ var testEpoch = time.Unix(1_700_000_000, 0).UTC()
 // examples/demo/Dockerfile does.
 const installBusybox = `RUN ["/bin/busybox", "--install", "-s", "/bin"]`
 
-// needSandbox skips the test when RUN cannot work here (not root, no runc
-// or no host busybox), or fails it when KILN_E2E is set (STYLE.md habit 23).
-func needSandbox(t *testing.T) {
-	t.Helper()
-	missing := func(why string) {
-		t.Helper()
-		if os.Getenv("KILN_E2E") != "" {
-			t.Fatalf("KILN_E2E is set but %s", why)
-		}
-		t.Skipf("%s (set KILN_E2E to make this a failure)", why)
-	}
-	if os.Geteuid() != 0 {
-		missing("solve tests need root (runc, overlayfs)")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		missing("runc is not installed")
-	}
-	if _, err := os.Stat(imagetest.BusyboxPath); err != nil {
-		missing("there is no host busybox (apt-get install busybox-static)")
-	}
-}
-
 // writeContext makes a build context holding the host's busybox as
 // "busybox" plus files (name → content), and returns its directory.
 func writeContext(t *testing.T, files map[string]string) string {
 	t.Helper()
+	imagetest.Require(t, "busybox")
 	dir := t.TempDir()
 	bb, err := os.ReadFile(imagetest.BusyboxPath)
 	if err != nil {

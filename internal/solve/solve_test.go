@@ -55,7 +55,7 @@ const (
 // the layers are byte-identical too.
 func TestKeysMachineIndependent(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	files := map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n"}
 	ctx1 := writeContext(t, files)
 	ctx2 := writeContext(t, files)
@@ -91,7 +91,7 @@ func TestKeysMachineIndependent(t *testing.T) {
 // locally and gives the same result.
 func TestSecondSolveCached(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n", "app.txt": "hello\n"})
 	for _, tc := range []struct {
 		name string
@@ -139,7 +139,7 @@ func TestSecondSolveCached(t *testing.T) {
 // from the state the previous one left.
 func TestContextChangeReruns(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n", "c.txt": "gamma\n"})
 	e := newEnv(t)
 	first, b := e.solveOnce(ctxDir, twoCopies, Options{})
@@ -174,7 +174,7 @@ func TestContextChangeReruns(t *testing.T) {
 // the store.
 func TestImport(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n", "app.txt": "hello\n"})
 	for _, tc := range []struct {
 		name string
@@ -263,7 +263,7 @@ func TestImport(t *testing.T) {
 // quick key, and everything after it.
 func TestEntriesModes(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"app.txt": "hello\n"})
 	cold, _ := newEnv(t).solveOnce(ctxDir, multiStage, Options{})
 
@@ -356,7 +356,7 @@ func checkAlias(t *testing.T, entries []cache.Record) {
 // changed input with the same output still hits downstream by content.
 func TestCopyFromQuickKey(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 
 	t.Run("import has the alias only", func(t *testing.T) {
 		t.Parallel()
@@ -449,7 +449,7 @@ func rebuildSameOutput(t *testing.T) *rebuilt {
 // rebuilds that step and succeeds.
 func TestBadBlob(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n"})
 	epoch := testEpoch
 	cold, coldBuild := newEnv(t).solveOnce(ctxDir, twoCopies, Options{SourceDateEpoch: &epoch})
@@ -527,7 +527,7 @@ func resetRecorder(b *build) *progress.Recorder {
 // hit, and the history has one entry per instruction.
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	needSandbox(t)
+	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n"})
 	busybox := imagetest.Busybox(t)
 	digest, err := busybox.Digest()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // listing describes a target tree: path → "type mode uid:gid [content|->target]".
@@ -76,9 +78,7 @@ func itoa(n uint32) string {
 func mode(m os.FileMode) *os.FileMode { return &m }
 
 func TestCopyInto(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	imagetest.Require(t, "root") // chown
 	src := t.TempDir()
 	mkTree(t, src, []file{
 		{path: "a.txt", content: "a"},
@@ -186,6 +186,7 @@ func TestCopyInto(t *testing.T) {
 }
 
 func TestCopyIntoFileOverDir(t *testing.T) {
+	imagetest.Require(t, "root") // chown to 0:0
 	src, target := t.TempDir(), t.TempDir()
 	mkTree(t, src, []file{{path: "a", content: "a"}})
 	mkTree(t, target, []file{{path: "d/a/"}})
@@ -212,6 +213,7 @@ func TestCopyIntoFileOverDir(t *testing.T) {
 }
 
 func TestCopyIntoKeepsMtimes(t *testing.T) {
+	imagetest.Require(t, "root") // chown to 0:0
 	src, target := t.TempDir(), t.TempDir()
 	mkTree(t, src, []file{{path: "d/f", content: "f"}, {path: "d/l", link: "f"}})
 	when := time.Date(2001, 2, 3, 4, 5, 6, 7000, time.UTC)
@@ -283,9 +285,7 @@ func compress(t *testing.T, data []byte, how string) []byte {
 		zw.Close()
 		return buf.Bytes()
 	}
-	if _, err := exec.LookPath(how); err != nil {
-		t.Skipf("%s not installed", how)
-	}
+	imagetest.Require(t, how) // bzip2 or xz; ADD also runs xz to extract
 	cmd := exec.Command(how, "-c")
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.Output()
@@ -296,6 +296,7 @@ func compress(t *testing.T, data []byte, how string) []byte {
 }
 
 func TestAddExtract(t *testing.T) {
+	imagetest.Require(t, "root") // extraction keeps the archive's owners
 	good := []tarEntry{
 		{name: "./", typ: tar.TypeDir},
 		{name: "pkg/", typ: tar.TypeDir},

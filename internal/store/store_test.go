@@ -292,18 +292,21 @@ func checkConsistent(t *testing.T, s *Store, h v1.Hash, content []byte, key stri
 	}
 }
 
-// TestHelperProcess is not a test: TestTwoProcesses runs the test binary
-// again with KILN_STORE_HELPER set to drive a second process.
-func TestHelperProcess(t *testing.T) {
-	root := os.Getenv("KILN_STORE_HELPER")
-	if root == "" {
-		t.Skip("helper process only")
+// helperEnv, set to a state dir, makes the test binary the helper process
+// of TestTwoProcesses instead of running tests.
+const helperEnv = "KILN_STORE_HELPER"
+
+// TestMain dispatches the helper process before any test runs, so that the
+// helper is not written as a test that skips in the normal run.
+func TestMain(m *testing.M) {
+	if root := os.Getenv(helperEnv); root != "" {
+		if err := helper(root); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	if err := helper(root); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(m.Run())
 }
 
 var helperContent = bytes.Repeat([]byte("abcdefgh"), 200000)
@@ -342,6 +345,8 @@ func helper(root string) error {
 			return err
 		}
 		fmt.Fprintf(f, "enter %s\n", id)
+		// Hold the lock a while, so that broken locking would show as
+		// interleaved lines; this waits for nothing.
 		time.Sleep(30 * time.Millisecond)
 		fmt.Fprintf(f, "leave %s\n", id)
 		f.Close()
@@ -351,14 +356,11 @@ func helper(root string) error {
 }
 
 func TestTwoProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes")
-	}
 	root := t.TempDir()
 	var cmds []*exec.Cmd
 	for range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), "KILN_STORE_HELPER="+root)
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"="+root)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -409,12 +411,15 @@ func TestLock(t *testing.T) {
 		t.Fatalf("Lock on a held name = %v, want deadline exceeded", err)
 	}
 
-	// A waiter gets the lock once it is released, not before.
+	// A waiter gets the lock once it is released, not before. The lock is
+	// released only once the waiter has found it held: Lock consults its
+	// context's Done only when it has to wait.
 	var mu sync.Mutex
 	released := false
 	got := make(chan bool)
+	waiting := &waitSignal{Context: ctx, waiting: make(chan struct{})}
 	go func() {
-		u, err := s.Lock(ctx, "sha256:"+keyOf("k"))
+		u, err := s.Lock(waiting, "sha256:"+keyOf("k"))
 		if err != nil {
 			t.Error(err)
 			got <- false
@@ -425,7 +430,11 @@ func TestLock(t *testing.T) {
 		mu.Unlock()
 		u()
 	}()
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-waiting.waiting:
+	case ok := <-got:
+		t.Fatalf("second Lock returned (ok %v) without waiting for the held lock", ok)
+	}
 	mu.Lock()
 	released = true
 	unlock()
@@ -433,6 +442,19 @@ func TestLock(t *testing.T) {
 	if ok := <-got; !ok {
 		t.Error("second Lock returned before the first was released")
 	}
+}
+
+// waitSignal is a context that closes waiting the first time Done is
+// called: the moment a Lock call starts to wait.
+type waitSignal struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (w *waitSignal) Done() <-chan struct{} {
+	w.once.Do(func() { close(w.waiting) })
+	return w.Context.Done()
 }
 
 // fakeSnapshots is a SnapshotSet in memory.
