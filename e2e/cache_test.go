@@ -334,7 +334,7 @@ func TestCacheSpecErrors(t *testing.T) {
 		{[]string{"--cache-to", "type=local"}, "dest: required"},
 		{[]string{"--cache-from", "type=ftp,src=/x"}, `unknown cache type "ftp"`},
 		{[]string{"--cache-to", "type=local,dest=/x,mode=maximal"}, "mode"},
-		{[]string{"--cache-to", "type=gha"}, "not supported yet"},
+		{[]string{"--cache-to", "type=s3,bucket=b"}, "not supported yet"},
 	}
 	for _, tt := range tests {
 		args := append([]string{"build"}, tt.args...)

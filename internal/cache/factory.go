@@ -34,6 +34,10 @@ type Deps struct {
 type Backend struct {
 	// Type is the spec's type= value.
 	Type string
+	// Attrs lists the attributes the backend reads itself, beyond the
+	// shared ones (SharedAttrs), in either direction: for docs, tests and
+	// buildx-compatibility checks.
+	Attrs []string
 	// Secret lists the attributes whose values are never shown.
 	Secret []string
 	// ParseImport reads a --cache-from spec into the backend's own config.

@@ -97,6 +97,13 @@ const (
 	AttrImageManifest    = "image-manifest"
 )
 
+// SharedAttrs are the attributes the table reads for every backend: on
+// export as ExportOptions, on import ignore-error (accepted) and the rest
+// refused as --cache-to attributes.
+func SharedAttrs() []string {
+	return []string{AttrMode, AttrIgnoreError, AttrCompression, AttrCompressionLevel, AttrForceCompression}
+}
+
 // ExportOptions are the attributes every exporting backend shares.
 type ExportOptions struct {
 	// Mode says which records the export holds (min by default).

@@ -92,7 +92,7 @@ func TestDepsInstallEveryPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	installed := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s*pkgs\+?=\(([^)]*)\)`).FindAllStringSubmatch(string(script), -1) {
+	for _, m := range regexp.MustCompile(`(?m)(?:^\s*|\|\|\s*)pkgs\+?=\(([^)]*)\)`).FindAllStringSubmatch(string(script), -1) {
 		for _, p := range strings.Fields(m[1]) {
 			installed[p] = true
 		}

@@ -22,10 +22,11 @@ type Error struct {
 	// words, for example "registry ghcr.io" (the URL may name a token
 	// server or blob storage instead). Empty leaves it out.
 	Service string
-	// Method and URL (redacted) identify the request that failed. Both
-	// are empty when the failure happened before any request was made.
+	// Method is the request's method; empty when the failure happened
+	// before any request was made.
 	Method string
-	URL    string
+	// URL is the request's URL, redacted (RedactURL); empty as Method is.
+	URL string
 	// Status is the HTTP status code, or 0 when no response arrived (then
 	// Err holds the network, TLS or bound error).
 	Status int

@@ -1,6 +1,9 @@
 package backends
 
 import (
+	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,5 +65,69 @@ func TestParse(t *testing.T) {
 				t.Errorf("got %d imports, %d exports; want %d, %d", len(imps), len(exps), tt.imports, tt.exports)
 			}
 		})
+	}
+}
+
+// TestBackendAttrs: every attribute a backend lists is one it accepts in
+// some direction (never "unknown attribute"), its secret attributes are
+// among them, and an attribute it does not list is refused by name.
+func TestBackendAttrs(t *testing.T) {
+	env := map[string]string{"ACTIONS_RUNTIME_TOKEN": "t", "ACTIONS_CACHE_URL": "http://127.0.0.1:1/"}
+	table := Table(cache.Deps{Getenv: func(k string) string { return env[k] }})
+	// required are the attributes a valid spec of each type and direction
+	// needs, so that what is refused is the attribute under test.
+	required := map[string][2]map[string]string{
+		"local":    {{"src": "/c"}, {"dest": "/c"}},
+		"registry": {{"ref": "r/a"}, {"ref": "r/a"}},
+	}
+	for _, b := range All() {
+		if b.Unsupported != "" {
+			continue
+		}
+		for _, s := range b.Secret {
+			if !slices.Contains(b.Attrs, s) {
+				t.Errorf("type=%s: secret attribute %q is not in Attrs", b.Type, s)
+			}
+		}
+		parse := func(dir int, attr string) error {
+			attrs := maps.Clone(required[b.Type][dir])
+			if attrs == nil {
+				attrs = map[string]string{}
+			}
+			if _, given := attrs[attr]; !given {
+				attrs[attr] = "x"
+			}
+			spec := cache.Spec{Type: b.Type, Attrs: attrs, Raw: "type=" + b.Type}
+			if dir == 0 {
+				if b.ParseImport == nil {
+					return errors.New("unknown attribute (no import)")
+				}
+				_, err := table.ParseImport(spec)
+				return err
+			}
+			if b.ParseExport == nil {
+				return errors.New("unknown attribute (no export)")
+			}
+			_, err := table.ParseExport(spec)
+			return err
+		}
+		unknown := func(attr string) (n int, errs []error) {
+			for dir := 0; dir < 2; dir++ {
+				err := parse(dir, attr)
+				errs = append(errs, err)
+				if err != nil && strings.Contains(err.Error(), "unknown attribute") {
+					n++
+				}
+			}
+			return n, errs
+		}
+		for _, a := range b.Attrs {
+			if n, errs := unknown(a); n == 2 {
+				t.Errorf("type=%s: listed attribute %q is unknown to its parser: %v", b.Type, a, errs)
+			}
+		}
+		if n, errs := unknown("no-such-attr"); n != 2 {
+			t.Errorf("type=%s: an unlisted attribute was not refused as unknown: %v", b.Type, errs)
+		}
 	}
 }

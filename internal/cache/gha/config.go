@@ -117,6 +117,7 @@ const Type = "gha"
 func Backend() cache.Backend {
 	return cache.Backend{
 		Type:        Type,
+		Attrs:       []string{AttrURL, AttrURLV2, AttrToken, AttrScope, AttrTimeout, AttrVersion, AttrRepository, AttrGHToken, cache.AttrOCIMediaTypes, cache.AttrImageManifest},
 		Secret:      SecretAttrs(),
 		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return parseImport(a), nil },
 		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return parseExport(a), nil },

@@ -45,6 +45,7 @@ const Type = "local"
 func Backend() cache.Backend {
 	return cache.Backend{
 		Type:        Type,
+		Attrs:       []string{AttrSrc, AttrDest, AttrTag, AttrDigest, cache.AttrOCIMediaTypes, cache.AttrImageManifest, "reset"},
 		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return ParseImportConfig(a) },
 		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return ParseExportConfig(a) },
 	}

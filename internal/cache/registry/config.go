@@ -39,6 +39,7 @@ const Type = "registry"
 func Backend() cache.Backend {
 	return cache.Backend{
 		Type:        Type,
+		Attrs:       []string{AttrRef, AttrInsecure, cache.AttrOCIMediaTypes, cache.AttrImageManifest},
 		ParseImport: func(a *cache.Attrs) (cache.ImportConfig, error) { return ParseImportConfig(a) },
 		ParseExport: func(a *cache.Attrs) (cache.ExportConfig, error) { return ParseExportConfig(a) },
 	}
