@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -21,6 +18,7 @@ import (
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/cache/cachetest"
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // cacheServer is a running `kiln cache-server`.
@@ -205,35 +203,9 @@ func TestGHAConformance(t *testing.T) {
 					Table:   backends.Table(cache.Deps{}),
 					Import:  spec,
 					Export:  spec,
-					Corrupt: func(t *testing.T, h v1.Hash) { corruptEntryFile(t, dir, h) },
+					Corrupt: func(t *testing.T, h v1.Hash) { imagetest.CorruptFileOf(t, dir, h) },
 				}
 			})
 		})
-	}
-}
-
-// corruptEntryFile flips a byte of the file under dir whose bytes hash to
-// h (the server keeps an entry's bytes whole in one file).
-func corruptEntryFile(t *testing.T, dir string, h v1.Hash) {
-	t.Helper()
-	found := false
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || found {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		if hex.EncodeToString(sum[:]) != h.Hex {
-			return nil
-		}
-		b[len(b)/2] ^= 0xff
-		found = true
-		return os.WriteFile(p, b, 0o600)
-	})
-	if err != nil || !found {
-		t.Fatalf("no entry file holds %s (%v)", h, err)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	actionscache "github.com/tonistiigi/go-actions-cache"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 func TestCacheServerUsage(t *testing.T) {
@@ -38,30 +39,12 @@ func TestCacheServerUsage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer the server goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startCacheServer runs `kiln cache-server` until the returned stop is
 // called, and returns what it printed once it printed the environment.
 func startCacheServer(t *testing.T, args ...string) (printed func() string, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr imagetest.SyncBuffer
 	code := make(chan int, 1)
 	go func() {
 		code <- Run(ctx, Env{Args: append([]string{"cache-server"}, args...), Stdout: &bytes.Buffer{}, Stderr: &stderr, Getenv: func(string) string { return "" }})

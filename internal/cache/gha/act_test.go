@@ -3,11 +3,7 @@ package gha
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -16,6 +12,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/cachetest"
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // The tests in this file run kiln's v1 client against nektos/act's cache
@@ -49,26 +46,7 @@ func (a actServer) config() Config {
 // corrupt flips a byte of the stored file whose bytes hash to h.
 func (a actServer) corrupt(t *testing.T, h v1.Hash) {
 	t.Helper()
-	found := false
-	filepath.WalkDir(filepath.Join(a.dir, "cache"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || found {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		if hex.EncodeToString(sum[:]) != h.Hex {
-			return nil
-		}
-		b[len(b)/2] ^= 0xff
-		found = true
-		return os.WriteFile(p, b, 0o644)
-	})
-	if !found {
-		t.Fatalf("no stored file for %s", h)
-	}
+	imagetest.CorruptFileOf(t, filepath.Join(a.dir, "cache"), h)
 }
 
 func TestActConformance(t *testing.T) {
