@@ -53,13 +53,14 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return "", err
 		}
-		content, err := tree.Digest(ctx, matches)
+		content, files, err := tree.DigestFiles(ctx, matches)
 		if err != nil {
 			return "", err
 		}
 		in := in
 		in.Content = content
 		p.inputs = in.Inputs()
+		p.files = fileSums(files)
 		return cache.CopyKey(in), nil
 	}
 	if from := s.sourceKey(ctx, c, runs); from != "" {

@@ -28,6 +28,9 @@ type prepared struct {
 	// inputs are the digests of the key's inputs, set once key has
 	// returned.
 	inputs []cache.Input
+	// files are the bounded per-path digests of a COPY's sources, set
+	// once key has returned.
+	files []cache.FileSum
 	// exec performs the step in a writable rootfs.
 	exec    func(ctx context.Context, root string) error
 	release func()
@@ -92,12 +95,14 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	}
 	s.log.Debug("step miss", "step", step.Number, "text", step.Text, "key", full, "quick", p.quick, "parent", cur.key)
 	ev.Kind = progress.StepStart
+	ev.Miss = s.explain(step, cur, p, keys)
+	s.noteMiss(ev.Miss)
 	s.emit(ev)
 	start := s.opts.Now()
 	next, err := s.execute(ctx, step, cur, keys, p)
 	if err != nil {
 		fail := ev
-		fail.Kind, fail.Err = progress.StepFailed, err.Error()
+		fail.Kind, fail.Err, fail.Miss = progress.StepFailed, err.Error(), nil
 		var se *StepError
 		if errors.As(err, &se) {
 			fail.ExitCode = se.ExitCode
@@ -107,7 +112,9 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		return nil, stepError(step, err)
 	}
 	s.count(false)
-	ev.Kind, ev.Duration = progress.StepDone, s.opts.Now().Sub(start)
+	next.missed = step.Number
+	ev.Kind, ev.Duration, ev.Miss = progress.StepDone, s.opts.Now().Sub(start), nil
+	s.noteTime(ev)
 	s.emit(ev)
 	return next, nil
 }
@@ -210,6 +217,9 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		CreatedBy: step.Text,
 		Created:   created,
 		Stage:     step.Stage.Label(),
+		Step:      stepID(step),
+		Base:      cur.image,
+		Files:     p.files,
 	}
 	for i, k := range keys {
 		r := rec
