@@ -28,9 +28,10 @@ type prepared struct {
 	// inputs are the digests of the key's inputs, set once key has
 	// returned.
 	inputs []cache.Input
-	// files are the bounded per-path digests of a COPY's sources, set
-	// once key has returned.
-	files []cache.FileSum
+	// fileSums, for COPY and ADD, computes the bounded per-path digests
+	// of the sources; files holds them once a miss has asked.
+	fileSums func(ctx context.Context) ([]cache.FileSum, error)
+	files    []cache.FileSum
 	// exec performs the step in a writable rootfs.
 	exec    func(ctx context.Context, root string) error
 	release func()
@@ -94,6 +95,13 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		keys = append(keys, p.quick)
 	}
 	s.log.Debug("step miss", "step", step.Number, "text", step.Text, "key", full, "quick", p.quick, "parent", cur.key)
+	if p.fileSums != nil {
+		if p.files, err = p.fileSums(ctx); err != nil {
+			// Explanations are best effort; the step itself reports
+			// what is wrong with its sources.
+			s.log.Debug("digesting files for the record", "step", step.Number, "err", err)
+		}
+	}
 	ev.Kind = progress.StepStart
 	ev.Miss = s.explain(step, cur, p, keys)
 	s.noteMiss(ev.Miss)

@@ -56,7 +56,7 @@ func (s *Store) index(r *cache.Record) {
 		if n := len(keys) - indexKeep; n > 0 {
 			keys = keys[n:]
 		}
-		_ = writeFileAtomic(p, []byte(strings.Join(keys, "\n")+"\n"))
+		_ = writeHint(p, []byte(strings.Join(keys, "\n")+"\n"))
 	}
 }
 
@@ -141,10 +141,34 @@ func (p *pruner) tidyIndex(kept map[string]bool) error {
 				return err
 			}
 		case len(keep) < len(keys):
-			if err := writeFileAtomic(path, []byte(strings.Join(keep, "\n")+"\n")); err != nil {
+			if err := writeHint(path, []byte(strings.Join(keep, "\n")+"\n")); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// writeHint writes b to p by atomic rename, without the fsync a record
+// gets: a crash may lose an index entry, which only costs an explanation.
+func writeHint(p string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(p), tmpPrefix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
