@@ -1,14 +1,20 @@
 package solve
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/imagetest"
+	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
 )
 
@@ -149,5 +155,53 @@ func TestFilesChange(t *testing.T) {
 		if diff := cmp.Diff(tt.wantFiles, m.Files); diff != "" {
 			t.Errorf("%s: Files (-want +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestExplainBaseAcrossMachines: a fresh state dir importing a cache made
+// on another base image digest finds the record by its position and names
+// both digests.
+func TestExplainBaseAcrossMachines(t *testing.T) {
+	t.Parallel()
+	needSandbox(t)
+	ctxDir := writeContext(t, map[string]string{"a.txt": "a\n"})
+	imgA := imagetest.Busybox(t)
+	imgB, err := mutate.AppendLayers(imgA, imagetest.RandomLayer(t, 7, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byDigest := map[v1.Hash]v1.Image{}
+	resolveTo := func(img v1.Image) func(context.Context, string) (*plan.Image, error) {
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byDigest[d] = img
+		return func(_ context.Context, ref string) (*plan.Image, error) {
+			return &plan.Image{Ref: ref, Digest: d, Config: cf}, nil
+		}
+	}
+	const df = "FROM example.invalid/base:1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b.txt\n"
+	gA, gB := planDockerfile(t, df, resolveTo(imgA)), planDockerfile(t, df, resolveTo(imgB))
+	image := func(_ context.Context, pi *plan.Image) (v1.Image, error) { return byDigest[pi.Digest], nil }
+
+	cold := newEnv(t).newBuildPlan(ctxDir, gA, Options{Image: image}).solve(t)
+	const name = "type=test,src=base-a"
+	b := newEnv(t).newBuildPlan(ctxDir, gB, Options{Image: image,
+		Imports: []Import{importOf(name, cold.Records(cache.ModeMax), cold.Fetcher())}})
+	b.solve(t)
+	dA, _ := imgA.Digest()
+	dB, _ := imgB.Digest()
+	m, ok := b.misses()["COPY a.txt /a.txt"]
+	if !ok {
+		t.Fatalf("COPY did not miss: %v", b.misses())
+	}
+	want := fmt.Sprintf("FROM: base image changed (%s → %s)", shortDigest(dA.String()), shortDigest(dB.String()))
+	if m.Reason != progress.ReasonBase || m.Cause != want || m.Was != dA.String() || m.Now != dB.String() || m.Against != name {
+		t.Errorf("got %+v, want reason base, cause %q, was %s, now %s, against %q", m, want, dA, dB, name)
 	}
 }
