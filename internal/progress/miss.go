@@ -54,16 +54,16 @@ type Miss struct {
 	// "mount:TARGET", "file:NAME", "content", "sourceDateEpoch", ….
 	Inputs []string `json:"inputs,omitzero"`
 	// Files are changed, added or removed paths of a COPY or ADD (at most
-	// a few; a path ending in "/" is a directory whose contents changed),
-	// and FilesChanged how many there were in all.
-	Files        []string `json:"files,omitzero"`
-	FilesChanged int      `json:"filesChanged,omitzero"`
+	// 20; a path ending in "/" is a directory whose contents changed).
+	Files []string `json:"files,omitzero"`
+	// FilesChanged is how many paths changed in all.
+	FilesChanged int `json:"filesChanged,omitzero"`
 	// Against names where the record it was compared with came from:
 	// "local state" or an imported cache.
 	Against string `json:"against,omitzero"`
-	// Was and Now are, for ReasonBase, the base image's earlier and
-	// current manifest digests.
+	// Was is, for ReasonBase, the base image's earlier manifest digest.
 	Was string `json:"was,omitzero"`
+	// Now is, for ReasonBase, the base image's current manifest digest.
 	Now string `json:"now,omitzero"`
 }
 
