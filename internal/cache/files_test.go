@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // tree makes n files under dirs d0…d(dirs-1), each "dK/fJ", with digest
@@ -134,4 +135,60 @@ func TestManifestCarriesExplanations(t *testing.T) {
 	if err := json.Unmarshal([]byte(old), &m); err != nil || len(m.Records) != 1 || m.Records[0].Files != nil {
 		t.Errorf("earlier manifest: got %+v, %v; want one record without files", m.Records, err)
 	}
+}
+
+// TestInlineLeavesFilesOut: inline cache keeps a record's step identity and
+// base but not its per-path digests, which would sit in every pulled image
+// config.
+func TestInlineLeavesFilesOut(t *testing.T) {
+	t.Parallel()
+	l := Layer{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: hashOf('a'), Size: 1, DiffID: hashOf('1')}
+	r := Record{Key: "sha256:k1", Layers: []Layer{l}, Step: "Dockerfile:s:1", Base: "sha256:b",
+		Files: []FileSum{{Path: "a", Digest: "0123456789abcdef"}}}
+	b, err := json.Marshal(NewInline([]Record{r}, []v1.Descriptor{l.Descriptor()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Records []map[string]json.RawMessage `json:"records"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Records) != 1 {
+		t.Fatalf("got %d records, want 1", len(got.Records))
+	}
+	if _, ok := got.Records[0]["files"]; ok {
+		t.Errorf("inline record carries files: %s", b)
+	}
+	for _, k := range []string{"step", "base"} {
+		if _, ok := got.Records[0][k]; !ok {
+			t.Errorf("inline record lacks %q: %s", k, b)
+		}
+	}
+}
+
+// TestRecordSizeBound: the per-path digests of a record stay bounded
+// whatever the tree: at most MaxFiles entries (1,000 paths like
+// "src/d000/f000.go" are 56 kB of JSON; 20,000 of them in 100 directories
+// fold to the 100 directories).
+func TestRecordSizeBound(t *testing.T) {
+	t.Parallel()
+	var files []FileSum
+	for d := range 100 {
+		for f := range 200 {
+			files = append(files, FileSum{Path: fmt.Sprintf("src/d%03d/f%03d.go", d, f), Digest: "0123456789abcdef"})
+		}
+	}
+	bounded := BoundFiles(files)
+	b, err := json.Marshal(bounded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bounded) > MaxFiles || len(b) > 80_000 {
+		t.Errorf("20,000 paths bound to %d entries, %d bytes of JSON; want at most %d entries, 80 kB", len(bounded), len(b), MaxFiles)
+	}
+	t.Logf("20,000 paths: %d entries, %d bytes of JSON", len(bounded), len(b))
+	b, _ = json.Marshal(BoundFiles(files[:MaxFiles]))
+	t.Logf("%d paths: %d bytes of JSON", MaxFiles, len(b))
 }
