@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +84,12 @@ type Options struct {
 	Progress progress.Sink
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// StepSummary, if set, is a GitHub job summary file (GITHUB_STEP_SUMMARY)
+	// the build appends its summary to, as markdown.
+	StepSummary string
+	// Skipped are imports and exports skipped before the build began (by
+	// the program or a backend's setup), for the summary.
+	Skipped []progress.Notice
 }
 
 // Result is a finished build.
@@ -95,6 +102,8 @@ type Result struct {
 	ConfigDigest v1.Hash
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
+	// Summary is the end-of-build summary, as the Done event carried it.
+	Summary *progress.Summary
 }
 
 // ErrUsage marks errors in what the user asked for (exit code 2).
@@ -151,8 +160,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	imports, skipped := importCaches(ctx, opts, sink)
 	solver, err := solve.New(solve.Options{
-		Imports:          importCaches(ctx, opts, sink),
+		Imports:          imports,
 		Store:            st,
 		Snapshotter:      snap,
 		Context:          tree,
@@ -175,7 +185,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	exportStats, err := exportCaches(ctx, opts, res, sink)
+	exportStats, exportSkipped, err := exportCaches(ctx, opts, res, sink)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +193,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
 		Duration: time.Since(start), Digest: out.Digest.String(),
 		Caches: append(importStats(opts.CacheFrom, solver.ImportStats(), skippedImports(opts)), exportStats...),
+		Images: opts.Tags, Misses: res.Misses, Slowest: res.Slowest,
+		Skipped: slices.Concat(opts.Skipped, skipped, exportSkipped),
 	}
+	out.Summary = sum
 	if opts.MetadataFile != "" {
 		if err := writeMetadata(opts.MetadataFile, opts.Tags, out, sum); err != nil {
 			return nil, err
 		}
+	}
+	if err := appendStepSummary(opts.StepSummary, sum); err != nil {
+		// The image is built and written: a summary is not worth failing.
+		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: err.Error()})
 	}
 	sink.Emit(progress.Event{Kind: progress.Done, Time: time.Now(), Summary: sum})
 	return out, nil

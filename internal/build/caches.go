@@ -13,29 +13,47 @@ import (
 )
 
 // importCaches imports every --cache-from. A cache that cannot be read is
-// a warning and a miss, never a failed build (DESIGN.md §6). --no-cache
-// imports nothing.
-func importCaches(ctx context.Context, opts Options, sink progress.Sink) []solve.Import {
-	if opts.NoCache {
-		return nil
-	}
+// a warning and a miss, never a failed build; one that its location's
+// policy skipped (cache.ErrSkipped) is one warning line too. Either is
+// listed in the summary's Skipped. --no-cache imports nothing.
+func importCaches(ctx context.Context, opts Options, sink progress.Sink) ([]solve.Import, []progress.Notice) {
 	var out []solve.Import
+	var skipped []progress.Notice
 	for _, imp := range opts.CacheFrom {
+		if opts.NoCache {
+			skipped = append(skipped, progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: "--no-cache"})
+			continue
+		}
 		m, f, err := imp.Importer.Import(ctx)
 		if err != nil {
+			reason := fmt.Sprintf("could not be read: %v", err)
 			msg := fmt.Sprintf("cache %s: %v; building without it", imp.Name, err)
 			switch {
 			case errors.Is(err, cache.ErrSkipped):
+				reason = cache.SkipReason(err)
 				msg = fmt.Sprintf("cache %s: import skipped: %v", imp.Name, err)
 			case cache.IsMiss(err):
+				reason = "nothing to import yet"
 				msg = fmt.Sprintf("cache %s: nothing to import yet (%v)", imp.Name, err)
 			}
-			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
+			if msg != "" {
+				sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
+			}
+			skipped = append(skipped, progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: reason})
 			continue
 		}
 		out = append(out, solve.Import{Name: imp.Name, Manifest: m, Fetcher: f})
 	}
-	return out
+	return out, skipped
+}
+
+// requests is what a backend's RequestCounter says, nil without one.
+func requests(v any) *int64 {
+	if c, ok := v.(cache.RequestCounter); ok {
+		n := c.Requests()
+		return &n
+	}
+	return nil
 }
 
 // skippedImports returns, for each import that its location's policy skipped,
@@ -71,15 +89,18 @@ func importStats(from []cache.Import, got []progress.CacheStat, skipped map[stri
 			s = progress.CacheStat{Source: imp.Name, Direction: progress.DirectionImport}
 		}
 		s.Skipped = skipped[imp.Name]
+		s.Requests = requests(imp.Importer)
 		out = append(out, s)
 	}
 	return out
 }
 
 // exportCaches writes every --cache-to. A failed export fails the build
-// unless the export says ignore-error=true.
-func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, error) {
+// unless the export says ignore-error=true; then, or when the exporter
+// skipped itself (*cache.SkipError), it is listed in the skipped notices.
+func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, []progress.Notice, error) {
 	var stats []progress.CacheStat
+	var skipped []progress.Notice
 	for _, exp := range opts.CacheTo {
 		m := cache.NewManifest(res.Records(exp.Options.Mode))
 		var written atomic.Int64
@@ -98,21 +119,25 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("cache %s: export skipped: %v", exp.Name, err)})
 			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error()})
+			skipped = append(skipped, progress.Notice{Source: exp.Name, Direction: progress.DirectionExport, Reason: cache.SkipReason(err)})
 			continue
 		}
 		if err != nil {
 			if !exp.Options.IgnoreError {
-				return nil, fmt.Errorf("exporting cache to %s: %w", exp.Name, err)
+				return nil, nil, fmt.Errorf("exporting cache to %s: %w", exp.Name, err)
 			}
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("exporting cache to %s: %v (ignored: ignore-error=true)", exp.Name, err)})
+			skipped = append(skipped, progress.Notice{Source: exp.Name, Direction: progress.DirectionExport,
+				Reason: fmt.Sprintf("failed, ignored (ignore-error=true): %v", err)})
 			continue
 		}
 		stats = append(stats, progress.CacheStat{
 			Source: exp.Name, BytesWritten: written.Load(), Direction: progress.DirectionExport,
+			Requests: requests(exp.Exporter),
 		})
 	}
-	return stats, nil
+	return stats, skipped, nil
 }
 
 // exportCompression is the compression new layers are made with: the

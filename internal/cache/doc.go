@@ -22,4 +22,19 @@
 // cache/registry, cache/inline, cache/gha), listed in cache/backends. It
 // does not run steps, mount snapshots or speak HTTP; the one dependency on a
 // transport is the type of Deps.Remote, the registry client backends get.
+//
+// Records also carry what a later build needs to explain a miss of the same
+// step, in every manifest (all optional fields, so manifests of earlier
+// kilns read unchanged): the digest of each key input (Record.Inputs, never
+// a value), the step's identity without its contents (Record.Step, see
+// StepID), the base image digest of a stage's first step (Record.Base), and
+// for COPY and ADD one short digest per copied path (Record.Files). Files
+// are bounded: at most MaxFiles entries, past that folded by directory
+// into Merkle digests (BoundFiles), so that a record never grows with the
+// tree it copied; ChangedFiles compares two lists, folded or not. Inline
+// cache leaves Files out, since it sits in every pulled image config.
+//
+// An Importer or Exporter that deliberately does nothing returns a
+// *SkipError (an ErrSkipped), which the build lists in its summary; one that counts its
+// HTTP requests offers RequestCounter (CountRequests wraps a transport).
 package cache

@@ -52,6 +52,10 @@ func NewInline(records []Record, imageLayers []v1.Descriptor) Inline {
 			continue
 		}
 		seen[r.Key] = true
+		// The image config is fetched by everyone who pulls the image:
+		// it carries no per-file digests (a miss against inline cache
+		// says the content changed without naming files).
+		r.Files = nil
 		in.records = append(in.records, toWire(r, idx))
 	}
 	return in

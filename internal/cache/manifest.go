@@ -14,7 +14,8 @@ const MediaType types.MediaType = "application/vnd.kiln.cache.config.v1+json"
 
 // SchemaVersion is the version of the manifest format this kiln writes and
 // reads. Records' parent and inputs were added within version 1 as optional
-// fields, so manifests of earlier kilns read unchanged.
+// fields, and so were their step identity, base digest and file digests:
+// manifests of earlier kilns read unchanged.
 const SchemaVersion = 1
 
 // Manifest is the portable cache manifest of DESIGN.md §4: the records of a
@@ -98,11 +99,14 @@ type wireRecord struct {
 	CreatedBy string    `json:"createdBy,omitempty"`
 	Stage     string    `json:"stage,omitempty"`
 	Created   time.Time `json:"created,omitzero"`
+	Step      string    `json:"step,omitempty"`
+	Base      string    `json:"base,omitempty"`
+	Files     []FileSum `json:"files,omitempty"`
 }
 
 func toWire(r Record, layers []int) wireRecord {
 	return wireRecord{Key: r.Key, Canonical: r.Canonical, Parent: r.Parent, Inputs: r.Inputs, Layers: layers,
-		CreatedBy: r.CreatedBy, Stage: r.Stage, Created: r.Created.UTC()}
+		CreatedBy: r.CreatedBy, Stage: r.Stage, Created: r.Created.UTC(), Step: r.Step, Base: r.Base, Files: r.Files}
 }
 
 // fromWire resolves w's layer indexes against layers.
@@ -111,7 +115,7 @@ func fromWire(w wireRecord, layers []Layer) (Record, error) {
 		return Record{}, fmt.Errorf("cache record has no key")
 	}
 	r := Record{Key: w.Key, Canonical: w.Canonical, Parent: w.Parent, Inputs: w.Inputs, Layers: make([]Layer, len(w.Layers)),
-		CreatedBy: w.CreatedBy, Stage: w.Stage, Created: w.Created}
+		CreatedBy: w.CreatedBy, Stage: w.Stage, Created: w.Created, Step: w.Step, Base: w.Base, Files: w.Files}
 	for i, li := range w.Layers {
 		if li < 0 || li >= len(layers) {
 			return Record{}, fmt.Errorf("cache record %s: layer index %d out of range", w.Key, li)

@@ -64,6 +64,22 @@ type Record struct {
 	Stage string `json:"stage,omitempty"`
 	// Created is when the result was made (or SOURCE_DATE_EPOCH).
 	Created time.Time `json:"created,omitzero"`
+
+	// The fields below exist to explain a later miss of the same step
+	// (see explain.go); no lookup depends on them, and records without
+	// them (earlier kilns) read as before.
+
+	// Step is the step's identity without its contents (StepID): where it
+	// sits in its Dockerfile, so that the next build of a changed step can
+	// find this record to compare with.
+	Step string `json:"step,omitempty"`
+	// Base is the manifest digest of the registry image a stage's first
+	// filesystem step ran on ("" for other steps), so that a miss can name
+	// the base image that changed.
+	Base string `json:"base,omitempty"`
+	// Files are per-path digests of what a COPY or ADD copied, bounded by
+	// BoundFiles, so that a miss can name the files that changed.
+	Files []FileSum `json:"files,omitempty"`
 }
 
 // ResultKey is the key later steps build on: Canonical when set, else Key.

@@ -92,6 +92,9 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	if err != nil {
 		return err
 	}
+	if logGroup(env, f.progress) {
+		_ = progress.WriteLogGroup(env.Stderr, res.Summary) // stderr is best effort, as progress is
+	}
 	for _, o := range opts.Outputs {
 		if o.Dest == output.Stdout {
 			return nil // stdout holds the tar; the digest is in the summary
@@ -161,6 +164,7 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 	for _, e := range opts.CacheTo {
 		insecure = append(insecure, insecureHosts(e.Config)...)
 	}
+	opts.StepSummary = stepSummary(env.Getenv)
 	if opts.Secrets, err = readSecrets(f.secrets, env.Getenv); err != nil {
 		return fail(err)
 	}
@@ -319,4 +323,21 @@ func insecureHosts(config any) []string {
 		return h.InsecureHosts()
 	}
 	return nil
+}
+
+// stepSummary is the GitHub job summary file the build appends to:
+// GITHUB_STEP_SUMMARY, unless DOCKER_BUILD_SUMMARY says false (as
+// docker/build-push-action reads it).
+func stepSummary(getenv func(string) string) string {
+	if on, err := strconv.ParseBool(getenv("DOCKER_BUILD_SUMMARY")); err == nil && !on {
+		return ""
+	}
+	return getenv("GITHUB_STEP_SUMMARY")
+}
+
+// logGroup reports whether the summary also goes to the log as a
+// collapsible group: under GitHub Actions, unless the log is a JSON
+// stream that a group line would break.
+func logGroup(env Env, mode string) bool {
+	return env.Getenv("GITHUB_ACTIONS") == "true" && mode != "json"
 }

@@ -3,7 +3,10 @@
 // and map every error to one message and one exit code.
 //
 // cli is the only package that reads the environment (KILN_STATE,
-// DOCKER_CONFIG, SOURCE_DATE_EPOCH, ACTIONS_*). Exit codes:
+// DOCKER_CONFIG, SOURCE_DATE_EPOCH, ACTIONS_*, GITHUB_STEP_SUMMARY,
+// DOCKER_BUILD_SUMMARY, GITHUB_ACTIONS). Under GitHub Actions it writes the
+// build summary to stderr as a log group after the build (not with
+// --progress json). Exit codes:
 //
 //	0  success
 //	1  the build failed (a RUN exited non-zero, a registry refused a push,

@@ -10,6 +10,12 @@
 //   - NewJSON: one JSON object per line, for programs;
 //   - Discard: nothing, the default for code that was given no Sink.
 //
+// A StepStart may carry a Miss: why the step was not a cache hit, shown on
+// its own "#N MISS …" line by plain and tty and as the "miss" object in
+// json. WriteMarkdown and WriteLogGroup write a Summary for GitHub Actions:
+// the job summary's markdown and the same figures as a collapsible log
+// group, with every build text escaped.
+//
 // Recorder keeps events for tests, and Tee sends one stream to several sinks.
 // HumanBytes and HumanDuration are the size and duration formats every
 // renderer uses, exported so that cli's own messages match.

@@ -10,7 +10,8 @@ type Kind string
 // runs) also carries Total, Stage and Text, which renderers remember for the
 // step's later events.
 const (
-	// StepStart: a step begins executing (it was not a cache hit).
+	// StepStart: a step begins executing (it was not a cache hit). Miss
+	// says why, when the emitter knows.
 	StepStart Kind = "start"
 	// StepCached: a step was a cache hit; Source names the cache that had
 	// it ("local state", "type=local,src=/c", …). No other event follows
@@ -78,6 +79,9 @@ type Event struct {
 	// Message is the text of a Warning or Info event.
 	Message string `json:"message,omitzero"`
 
+	// Miss, on a StepStart, says why the step was not a cache hit.
+	Miss *Miss `json:"miss,omitzero"`
+
 	// Summary is set on the Done event.
 	Summary *Summary `json:"summary,omitzero"`
 }
@@ -101,6 +105,15 @@ type Summary struct {
 	// Digest is the built image's manifest digest ("sha256:…"), or "" if
 	// no image was assembled.
 	Digest string `json:"digest,omitzero"`
+	// Images are the references the image was tagged with.
+	Images []string `json:"images,omitzero"`
+	// Misses explain, in step order, every step that was not a cache hit.
+	Misses []Miss `json:"misses,omitzero"`
+	// Skipped lists the imports and exports that did not happen, and why.
+	Skipped []Notice `json:"skipped,omitzero"`
+	// Slowest are the executed steps that took longest, longest first (at
+	// most a few).
+	Slowest []StepTime `json:"slowest,omitzero"`
 }
 
 // The values of CacheStat.Direction.
@@ -123,6 +136,10 @@ type CacheStat struct {
 	// BytesWritten counts the blob bytes the export moved to the cache; a
 	// blob it did not need to send adds nothing.
 	BytesWritten int64 `json:"bytesWritten"`
+	// Requests counts the HTTP requests made to the cache, when its
+	// backend counts them (nil: not counted; a local directory makes
+	// none).
+	Requests *int64 `json:"requests,omitempty"`
 	// Direction is DirectionImport, DirectionExport or DirectionBoth. If
 	// it is empty, renderers infer it from which counts are non-zero.
 	Direction string `json:"direction,omitzero"`

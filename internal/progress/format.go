@@ -22,6 +22,8 @@ type stepInfo struct {
 	start time.Time
 	// announced is set once the step's title line has been written.
 	announced bool
+	// miss is why the step missed, if its StepStart said.
+	miss *Miss
 }
 
 // stepTable maps step numbers to what is known about them.
@@ -45,6 +47,9 @@ func (t stepTable) update(e Event) *stepInfo {
 	}
 	if e.Kind == StepStart && !e.Time.IsZero() {
 		s.start = e.Time
+	}
+	if e.Miss != nil {
+		s.miss = e.Miss
 	}
 	return s
 }
@@ -146,6 +151,7 @@ func notice(e Event) string {
 //	Summary: 9 steps, 6 cached, 3 ran in 12.3s
 //	  cache type=local,src=/c: 6 hits, 1.2 MB read
 //	  cache type=local,dest=/c: 3.4 MB written
+//	  skipped export type=gha: ACTIONS_CACHE_MODE=read
 //	  image digest sha256:…
 func summaryLines(s *Summary) []string {
 	if s == nil {
@@ -156,6 +162,9 @@ func summaryLines(s *Summary) []string {
 	for _, c := range s.Caches {
 		lines = append(lines, "  cache "+c.Source+": "+cacheLine(c))
 	}
+	for _, n := range s.Skipped {
+		lines = append(lines, "  skipped "+n.Direction+" "+n.Source+": "+n.Reason)
+	}
 	if s.Digest != "" {
 		lines = append(lines, "  image digest "+s.Digest)
 	}
@@ -163,24 +172,12 @@ func summaryLines(s *Summary) []string {
 }
 
 // cacheLine says what one cache did: "6 hits, 1.2 MB read", "3.4 MB
-// written", or both.
+// written", or both, and "14 requests" when they were counted.
 func cacheLine(c CacheStat) string {
 	if c.Skipped != "" {
 		return "skipped: " + c.Skipped
 	}
-	var in, out bool
-	switch c.Direction {
-	case DirectionImport:
-		in = true
-	case DirectionExport:
-		out = true
-	case DirectionBoth:
-		in, out = true, true
-	default:
-		in = c.Hits > 0 || c.BytesRead > 0
-		out = c.BytesWritten > 0
-		in = in || !out // a cache that did nothing still shows "0 hits"
-	}
+	in, out := directions(c)
 	var parts []string
 	if in {
 		parts = append(parts, plural(c.Hits, "hit"))
@@ -191,7 +188,25 @@ func cacheLine(c CacheStat) string {
 	if out {
 		parts = append(parts, HumanBytes(c.BytesWritten)+" written")
 	}
+	if c.Requests != nil {
+		parts = append(parts, plural(int(*c.Requests), "request"))
+	}
 	return strings.Join(parts, ", ")
+}
+
+// directions says whether a cache was imported from, exported to, or both.
+func directions(c CacheStat) (in, out bool) {
+	switch c.Direction {
+	case DirectionImport:
+		return true, false
+	case DirectionExport:
+		return false, true
+	case DirectionBoth:
+		return true, true
+	}
+	in = c.Hits > 0 || c.BytesRead > 0
+	out = c.BytesWritten > 0
+	return in || !out, out // a cache that did nothing still shows "0 hits"
 }
 
 func plural(n int, word string) string {

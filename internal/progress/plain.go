@@ -10,6 +10,7 @@ import (
 // and anything else that is not a terminal:
 //
 //	#2 [build 2/5] RUN make
+//	#2 MISS RUN make: build arg VERSION changed
 //	#2 0.213 compiling…
 //	#2 DONE 1.4s
 //	#3 [build 3/5] COPY . /src
@@ -47,6 +48,9 @@ func (p *plain) Emit(e Event) {
 		if !s.announced && (e.Kind != Log || s.text != "") {
 			lines = append(lines, s.title())
 			s.announced = true
+		}
+		if e.Kind == StepStart && e.Miss != nil {
+			lines = append(lines, missLine(e.Miss))
 		}
 		if e.Kind == Log {
 			off := s.offset(e.Time)

@@ -100,6 +100,35 @@ var streams = []struct {
 		},
 	},
 	{
+		// Misses explained: a changed build arg, the steps after it, a
+		// changed file list; a skipped export; the summary's tables.
+		name: "misses",
+		events: []Event{
+			{Kind: StepCached, Time: at(0), Step: 1, Total: 4, Stage: "build", Text: "COPY go.mod /src/", Source: "type=gha,scope=main"},
+			{Kind: StepStart, Time: at(10), Step: 2, Total: 4, Stage: "build", Text: "RUN make", Miss: missMake},
+			{Kind: StepDone, Time: at(2010), Step: 2, Duration: 2 * time.Second},
+			{Kind: StepStart, Time: at(2020), Step: 3, Total: 4, Stage: "build", Text: "COPY src/ /app/", Miss: missCopy},
+			{Kind: StepDone, Time: at(2030), Step: 3, Duration: 10 * time.Millisecond},
+			{Kind: StepStart, Time: at(2040), Step: 4, Total: 4, Stage: "build", Text: "RUN make | tee <log>", Miss: missAfter},
+			{Kind: StepDone, Time: at(3040), Step: 4, Duration: time.Second},
+			{Kind: Done, Time: at(3050), Summary: &Summary{
+				Steps: 4, Cached: 1, Ran: 3, Duration: 3050 * time.Millisecond,
+				Caches: []CacheStat{
+					{Source: "type=gha,scope=main", Hits: 1, BytesRead: 2_500_000, Direction: DirectionImport, Requests: ptr(int64(7))},
+					{Source: "type=local,dest=/c|d", BytesWritten: 4_000_000, Direction: DirectionExport},
+				},
+				Digest:  "sha256:8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4",
+				Images:  []string{"reg.example/app:1", "reg.example/app:latest"},
+				Misses:  []Miss{*missMake, *missCopy, *missAfter},
+				Skipped: []Notice{{Source: "type=gha,scope=main", Direction: DirectionExport, Reason: "ACTIONS_CACHE_MODE=read: this job only reads the cache"}},
+				Slowest: []StepTime{
+					{Step: 2, Stage: "build", Text: "RUN make", Duration: 2 * time.Second},
+					{Step: 4, Stage: "build", Text: "RUN make | tee <log>", Duration: time.Second},
+				},
+			}},
+		},
+	},
+	{
 		// What emitters may leave out: stage, total, times, a summary.
 		name: "sparse",
 		events: []Event{
@@ -116,3 +145,14 @@ var streams = []struct {
 		},
 	},
 }
+
+func ptr[T any](v T) *T { return &v }
+
+var (
+	missMake = &Miss{Step: 2, Stage: "build", Text: "RUN make", Reason: ReasonInputs,
+		Cause: "RUN make: build arg VERSION changed", Inputs: []string{"arg:VERSION"}, Against: "local state"}
+	missCopy = &Miss{Step: 3, Stage: "build", Text: "COPY src/ /app/", Reason: ReasonParent,
+		Cause: "COPY src/ /app/: parent step 2 missed", ParentStep: 2}
+	missAfter = &Miss{Step: 4, Stage: "build", Text: "RUN make | tee <log>", Reason: ReasonParent,
+		Cause: "RUN make | tee <log>: parent step 3 missed", ParentStep: 3}
+)

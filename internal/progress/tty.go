@@ -18,6 +18,7 @@ import (
 // above it, as one line in the words of the plain renderer:
 //
 //	#2 [build 2/5] RUN make DONE 1.4s
+//	#2 MISS RUN make: build arg VERSION changed
 //	#3 [build 3/5] COPY . /src CACHED (local state)
 //	#4 [build 4/5] RUN make test ERROR: exit code 2
 //	#4 1.020 FAIL: TestX
@@ -144,6 +145,9 @@ func (t *TTY) Emit(e Event) {
 		s := t.steps.update(e)
 		r := t.finish(e.Step)
 		t.pending = append(t.pending, sanitize(s.title()+" "+status(e)))
+		if s.miss != nil {
+			t.pending = append(t.pending, sanitize(missLine(s.miss)))
+		}
 		if e.Kind == StepFailed && r != nil {
 			for _, l := range r.tail {
 				t.pending = append(t.pending, logLine(e.Step, l.offset, l.text))

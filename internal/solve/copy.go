@@ -62,6 +62,18 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		p.inputs = in.Inputs()
 		return cache.CopyKey(in), nil
 	}
+	// Per-path digests cost a second walk (stat only, with the checksum
+	// cache): only a step that misses pays it.
+	p.fileSums = func(ctx context.Context) ([]cache.FileSum, error) {
+		if err := open(ctx); err != nil {
+			return nil, err
+		}
+		_, files, err := tree.DigestFiles(ctx, matches)
+		if err != nil {
+			return nil, err
+		}
+		return fileSums(files), nil
+	}
 	if from := s.sourceKey(ctx, c, runs); from != "" {
 		q := in
 		q.Content = "from:" + string(from)

@@ -8,6 +8,13 @@
 // store (or the base image's registry) until a later step or an output reads
 // them. Independent stages are solved in parallel.
 //
+// Every step that misses is explained (explain.go): solve finds its
+// nearest earlier record (same parent, else same place in the Dockerfile)
+// in the store's record index and in every imported manifest, compares
+// their input and file digests, and puts the cause on the step's StepStart
+// event as a progress.Miss; Result.Misses and Result.Slowest feed the
+// summary. Explanations hold names and digests only, never values.
+//
 // solve does not parse Dockerfiles, assemble manifests or push; package
 // build wires it between dockerfile and image/output.
 package solve

@@ -61,21 +61,35 @@ func (e *BadBlobError) Error() string {
 // Unwrap returns the cause.
 func (e *BadBlobError) Unwrap() error { return e.Err }
 
-// imports indexes every imported record by key.
+// imports indexes every imported record by key, and (to explain misses)
+// by parent key and step identity.
 type imports struct {
-	sources []*importSource
-	byKey   map[cache.Key][]candidate
-	mu      sync.Mutex
-	bad     map[v1.Hash]bool
+	sources  []*importSource
+	byKey    map[cache.Key][]candidate
+	byParent map[cache.Key][]candidate
+	byStep   map[string][]candidate
+	mu       sync.Mutex
+	bad      map[v1.Hash]bool
 }
 
 func newImports(in []Import) *imports {
-	im := &imports{byKey: map[cache.Key][]candidate{}, bad: map[v1.Hash]bool{}}
+	im := &imports{byKey: map[cache.Key][]candidate{}, byParent: map[cache.Key][]candidate{},
+		byStep: map[string][]candidate{}, bad: map[v1.Hash]bool{}}
 	for _, i := range in {
 		src := &importSource{Import: i}
 		im.sources = append(im.sources, src)
 		for _, r := range i.Manifest.Records {
-			im.byKey[r.Key] = append(im.byKey[r.Key], candidate{src: src, rec: r})
+			c := candidate{src: src, rec: r}
+			im.byKey[r.Key] = append(im.byKey[r.Key], c)
+			if r.Canonical != "" {
+				continue // an alias: its canonical record is indexed
+			}
+			if r.Parent != "" {
+				im.byParent[r.Parent] = append(im.byParent[r.Parent], c)
+			}
+			if r.Step != "" {
+				im.byStep[r.Step] = append(im.byStep[r.Step], c)
+			}
 		}
 	}
 	return im

@@ -71,6 +71,8 @@ type Solver struct {
 	total    int
 	mu       sync.Mutex
 	stats    Stats
+	misses   []progress.Miss
+	times    []progress.StepTime
 }
 
 // Stats counts what one Solve did.
@@ -93,6 +95,11 @@ type Result struct {
 	Config v1.Config
 	// Stats counts hits and executions.
 	Stats Stats
+	// Misses explain every step that was not a hit, in step order.
+	Misses []progress.Miss
+	// Slowest are the executed steps that took longest, longest first
+	// (at most five).
+	Slowest []progress.StepTime
 
 	target *state
 	all    []cache.Record
@@ -134,6 +141,7 @@ type stageRun struct {
 // returns the target's result.
 func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 	s.stats = Stats{}
+	s.misses, s.times = nil, nil
 	s.total = g.Steps
 	runs := make(map[*plan.Stage]*stageRun, len(g.Stages))
 	for _, st := range g.Stages {
@@ -152,7 +160,8 @@ func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 		return nil, err
 	}
 	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s}
+	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
+		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
 		res.Layers = append(res.Layers, l.layer)
 	}

@@ -28,6 +28,14 @@ type state struct {
 	// that mode=min exports.
 	prev    *state
 	records []cache.Record
+	// image is the manifest digest of the registry image this state is
+	// (after config steps only), "" for every other state: the Base of
+	// the record of the step built on it.
+	image string
+	// missed is the number of the step that made this state by running
+	// in this solve, 0 for a hit or a base: the steps after it miss
+	// because it did.
+	missed int
 }
 
 // layerRef is one layer of a state: its descriptor and a v1.Layer that
@@ -82,6 +90,7 @@ func (st *state) withLayers(step *plan.Step, rec cache.Record, aliases []cache.K
 	next.prev = st
 	next.key = rec.Key
 	next.layers = layers
+	next.image, next.missed = "", 0
 	// The plan's config for the step is the stage's config at that point
 	// (it may differ from the running one: ONBUILD triggers cleared, the
 	// default PATH added).
@@ -137,7 +146,7 @@ func (s *Solver) imageState(ctx context.Context, pi *plan.Image) (*state, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading layers of %s: %w", pi.Ref, err)
 	}
-	st := &state{key: cache.ImageKey(pi.Digest.String())}
+	st := &state{key: cache.ImageKey(pi.Digest.String()), image: pi.Digest.String()}
 	for i, l := range ls {
 		d, err := describe(l)
 		if err != nil {

@@ -28,6 +28,10 @@ type prepared struct {
 	// inputs are the digests of the key's inputs, set once key has
 	// returned.
 	inputs []cache.Input
+	// fileSums, for COPY and ADD, computes the bounded per-path digests
+	// of the sources; files holds them once a miss has asked.
+	fileSums func(ctx context.Context) ([]cache.FileSum, error)
+	files    []cache.FileSum
 	// exec performs the step in a writable rootfs.
 	exec    func(ctx context.Context, root string) error
 	release func()
@@ -91,13 +95,22 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		keys = append(keys, p.quick)
 	}
 	s.log.Debug("step miss", "step", step.Number, "text", step.Text, "key", full, "quick", p.quick, "parent", cur.key)
+	if p.fileSums != nil {
+		if p.files, err = p.fileSums(ctx); err != nil {
+			// Explanations are best effort; the step itself reports
+			// what is wrong with its sources.
+			s.log.Debug("digesting files for the record", "step", step.Number, "err", err)
+		}
+	}
 	ev.Kind = progress.StepStart
+	ev.Miss = s.explain(step, cur, p, keys)
+	s.noteMiss(ev.Miss)
 	s.emit(ev)
 	start := s.opts.Now()
 	next, err := s.execute(ctx, step, cur, keys, p)
 	if err != nil {
 		fail := ev
-		fail.Kind, fail.Err = progress.StepFailed, err.Error()
+		fail.Kind, fail.Err, fail.Miss = progress.StepFailed, err.Error(), nil
 		var se *StepError
 		if errors.As(err, &se) {
 			fail.ExitCode = se.ExitCode
@@ -107,7 +120,9 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		return nil, stepError(step, err)
 	}
 	s.count(false)
-	ev.Kind, ev.Duration = progress.StepDone, s.opts.Now().Sub(start)
+	next.missed = step.Number
+	ev.Kind, ev.Duration, ev.Miss = progress.StepDone, s.opts.Now().Sub(start), nil
+	s.noteTime(ev)
 	s.emit(ev)
 	return next, nil
 }
@@ -210,6 +225,9 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		CreatedBy: step.Text,
 		Created:   created,
 		Stage:     step.Stage.Label(),
+		Step:      stepID(step),
+		Base:      cur.image,
+		Files:     p.files,
 	}
 	for i, k := range keys {
 		r := rec

@@ -24,6 +24,41 @@ import (
 // With a checksum cache, a file whose size, mtime, ctime, inode and device
 // are unchanged since it was last hashed is not read again.
 func (t *Tree) Digest(ctx context.Context, matches []Match) (string, error) {
+	return t.digest(ctx, matches, nil)
+}
+
+// File is the digest of one path a copy of matches copies.
+type File struct {
+	// Path is the real slash path relative to the tree's root ("." for
+	// the root itself).
+	Path string
+	// Digest is the hex sha256 of the path's digest line without its
+	// name: type, mode, owner (unless ignored), link target, device,
+	// content and xattrs.
+	Digest string
+}
+
+// DigestFiles is Digest that also returns the digest of every path it
+// covers, in the order it read them, so that a later build can say which
+// files changed. It reads nothing more than Digest does.
+func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File, error) {
+	var files []File
+	d, err := t.digest(ctx, matches, func(src, line string) {
+		if src == "" {
+			src = "."
+		}
+		sum := sha256.Sum256([]byte(line))
+		files = append(files, File{Path: src, Digest: hex.EncodeToString(sum[:])})
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return d, files, nil
+}
+
+// digest is Digest, calling each (when set) with every entry's real path
+// and its digest line less the entry's name.
+func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
 	h := sha256.New()
 	for _, m := range matches {
 		ents, err := t.walk(ctx, m)
@@ -48,8 +83,12 @@ func (t *Tree) Digest(ctx context.Context, matches []Match) (string, error) {
 			if t.opts.IgnoreOwners {
 				owner = "-"
 			}
-			fmt.Fprintf(h, "%q %c %o %s %q %s%s\n", e.rel, typeChar(e.fi.Mode()),
+			line := fmt.Sprintf("%c %o %s %q %s%s\n", typeChar(e.fi.Mode()),
 				uint32(e.fi.Mode()&modeBits), owner, e.link, content, xattrLine(e.xattrs))
+			fmt.Fprintf(h, "%q %s", e.rel, line)
+			if each != nil {
+				each(e.src, line)
+			}
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil

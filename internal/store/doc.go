@@ -9,6 +9,8 @@
 //	lock            shared flock while a Store is open; exclusive during Prune
 //	blobs/sha256/   one file per blob, named by its hex digest
 //	records/        one JSON file per cache key
+//	ix/             the record index: the last keys filed per parent key and
+//	                per step identity (index.go), for explaining misses
 //	locks/          one flock file per name passed to Lock
 //	tmp/            scratch directories (TempDir); removed by every Prune
 //	sn/             the snapshotter's directory (SnapshotRoot); short on purpose,

@@ -166,6 +166,9 @@ func (p *pruner) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := p.tidyIndex(kept); err != nil {
+		return err
+	}
 	return p.collect(ctx, keep)
 }
 
@@ -392,7 +395,7 @@ func sortedKeys(m map[string]int64) []string {
 // and snapshots (not cache mounts, which only --all removes).
 func PrunableUsage(root string) (int64, error) {
 	var total int64
-	for _, d := range []string{blobsDir, recordsDir, snapshotDir} {
+	for _, d := range []string{blobsDir, recordsDir, snapshotDir, indexDir} {
 		n, err := Usage(filepath.Join(root, d))
 		if err != nil {
 			return 0, err

@@ -20,6 +20,11 @@ import (
 // ErrNotFound when there is none, or when the record file is unreadable or
 // corrupt (the step is then simply built again).
 func (s *Store) Record(key cache.Key) (*cache.Record, error) {
+	return s.readRecord(key, true)
+}
+
+// readRecord reads the record for key; touch marks it used now.
+func (s *Store) readRecord(key cache.Key, touch bool) (*cache.Record, error) {
 	name, err := recordFile(string(key))
 	if err != nil {
 		return nil, err
@@ -36,6 +41,9 @@ func (s *Store) Record(key cache.Key) (*cache.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading record %s: corrupt (%v): %w", key, err, ErrNotFound)
 	}
+	if !touch {
+		return r, nil
+	}
 	now := time.Now()
 	// Touching the mtime is the cheap LRU stamp; a failure only makes the
 	// record look older to Prune.
@@ -43,9 +51,10 @@ func (s *Store) Record(key cache.Key) (*cache.Record, error) {
 	return r, nil
 }
 
-// PutRecord stores r under r.Key, replacing any record with that key. The
-// write is atomic, so concurrent PutRecords of the same key (from any
-// process) leave one of them whole.
+// PutRecord stores r under r.Key, replacing any record with that key, and
+// files it in the record index (see Related). The write is atomic, so
+// concurrent PutRecords of the same key (from any process) leave one of
+// them whole.
 func (s *Store) PutRecord(r *cache.Record) error {
 	name, err := recordFile(string(r.Key))
 	if err != nil {
@@ -60,6 +69,7 @@ func (s *Store) PutRecord(r *cache.Record) error {
 	if err := atomicfile.Write(filepath.Join(s.root, recordsDir, name), b, 0o644); err != nil {
 		return fmt.Errorf("writing record %s: %w", r.Key, err)
 	}
+	s.index(&rec)
 	return nil
 }
 

@@ -27,6 +27,7 @@ const (
 	snapshotDir = "sn"
 	contextDir  = "cc"
 	mountsDir   = "cm"
+	indexDir    = "ix"
 )
 
 // Store is an open state directory. Its methods may be called from many
@@ -56,7 +57,7 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("protecting state dir: %w", err)
 		}
 	}
-	for _, d := range []string{blobsDir, recordsDir, locksDir, tmpDir, snapshotDir, contextDir} {
+	for _, d := range []string{blobsDir, recordsDir, locksDir, tmpDir, snapshotDir, contextDir, indexDir} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
 			return nil, fmt.Errorf("creating state dir layout: %w", err)
 		}
