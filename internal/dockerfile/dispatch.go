@@ -65,6 +65,8 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	switch {
 	case s.scratch:
 		out.Base.Scratch = true
+		// BuildKit's empty image has WorkingDir "/" in its config.
+		st.cfg.WorkingDir = "/"
 	case s.baseStage != nil:
 		b := s.baseStage
 		out.Base.Stage = b.out
