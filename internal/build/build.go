@@ -368,7 +368,7 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 		}
 		maps.Copy(cfg.Labels, opts.Labels)
 	}
-	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History}
+	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History, Author: g.Target.Author}
 	if opts.SourceDateEpoch != nil {
 		spec.Created = *opts.SourceDateEpoch
 	}

@@ -27,6 +27,9 @@ type Spec struct {
 	Created time.Time
 	// OS and Architecture default to linux and the host's GOARCH.
 	OS, Architecture string
+	// Author is the config's author field (the last MAINTAINER); "" leaves
+	// it out.
+	Author string
 }
 
 // Assemble builds an OCI image from spec. The result's manifest and config
@@ -54,6 +57,7 @@ func Assemble(spec Spec) (v1.Image, error) {
 	cf := &v1.ConfigFile{
 		Architecture: orDefault(spec.Architecture, runtime.GOARCH),
 		OS:           orDefault(spec.OS, "linux"),
+		Author:       spec.Author,
 		Created:      v1.Time{Time: created.UTC()},
 		Config:       spec.Config,
 		History:      spec.History,

@@ -54,3 +54,20 @@ func TestAssemble(t *testing.T) {
 		t.Errorf("history with 1 layer entry for 2 layers was accepted")
 	}
 }
+
+// TestAssembleAuthor: Spec.Author (MAINTAINER) is the config's author.
+func TestAssembleAuthor(t *testing.T) {
+	for _, author := range []string{"", "Jane Doe <jane@example.com>"} {
+		img, err := Assemble(Spec{Author: author})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cf.Author != author {
+			t.Errorf("author = %q, want %q", cf.Author, author)
+		}
+	}
+}
