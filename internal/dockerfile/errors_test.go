@@ -58,7 +58,6 @@ func TestPlanErrors(t *testing.T) {
 		{"link with chown name", "FROM busybox\nCOPY --link --chown=app a /a\n", "", 2, "user and group names can't be resolved when used with --link"},
 		{"bad port", "FROM busybox\nEXPOSE 80/tcp http\n", "", 2, `invalid port "http"`},
 		{"bad protocol", "FROM busybox\nEXPOSE 80/icmp\n", "", 2, `invalid protocol "icmp"`},
-		{"healthcheck start-interval", "FROM busybox\nHEALTHCHECK --start-interval=1s CMD true\n", "", 2, "HEALTHCHECK --start-interval is not supported"},
 		{"copy exclude", "FROM busybox\nCOPY --exclude=*.md . /src\n", "", 2, "COPY --exclude is not supported"},
 		{"add checksum", "FROM busybox\nADD --checksum=sha256:00 a /a\n", "", 2, "ADD --checksum is not supported"},
 		{"bad expansion", "FROM busybox\nENV A=${B:?required}\n", "", 2, "B: required"},
