@@ -55,6 +55,8 @@ func TestPlanErrors(t *testing.T) {
 		{"insecure", "FROM busybox\nRUN --security=insecure true\n", "", 2, "RUN --security=insecure is not supported"},
 		{"bad stopsignal", "FROM busybox\nSTOPSIGNAL SIGNOPE\n", "", 2, "invalid signal: SIGNOPE"},
 		{"bad chmod", "FROM busybox\nCOPY --chmod=8755 a /a\n", "", 2, "invalid chmod parameter"},
+		{"bad symbolic chmod", "FROM busybox\nCOPY --chmod=u+q a /a\n", "", 2, "invalid chmod parameter"},
+		{"chmod without operation", "FROM busybox\nADD --chmod=ugo a /a\n", "", 2, "invalid chmod parameter"},
 		{"link with chown name", "FROM busybox\nCOPY --link --chown=app a /a\n", "", 2, "user and group names can't be resolved when used with --link"},
 		{"bad port", "FROM busybox\nEXPOSE 80/tcp http\n", "", 2, `invalid port "http"`},
 		{"bad protocol", "FROM busybox\nEXPOSE 80/icmp\n", "", 2, `invalid protocol "icmp"`},

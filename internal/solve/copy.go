@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -17,7 +16,7 @@ import (
 // key.
 func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*prepared, error) {
 	c := step.Copy
-	mode, err := parseChmod(c.Chmod)
+	mode, err := source.ParseChmod(c.Chmod)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +70,12 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return err
 		}
+		// COPY from the context or a heredoc makes files 0:0; from a
+		// stage or an image it keeps their owners, as BuildKit does.
 		uid, gid := 0, 0
+		if c.FromStage != nil || c.FromImage != nil {
+			uid, gid = -1, -1
+		}
 		if c.Chown != "" {
 			u, g, _, err := exec.ResolveUser(root, c.Chown)
 			if err != nil {
@@ -82,6 +86,9 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		return tree.CopyInto(ctx, matches, root, source.CopyRequest{
 			Dest: c.Dest, UID: uid, GID: gid, Chmod: mode, ExtractArchives: c.Add,
 			KeepArchiveOwners: c.Add && c.Chown == "",
+			// BuildKit's --link layer holds every parent of the
+			// destination afresh, unless --chmod is given.
+			ResetParents: c.Link && c.Chmod == "",
 		})
 	}
 	if len(c.Inline) == 0 && c.FromStage == nil && c.FromImage == nil {
@@ -91,19 +98,6 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 	}
 	return p, nil
-}
-
-// parseChmod reads --chmod; "" is nil (keep the sources' modes).
-func parseChmod(chmod string) (*os.FileMode, error) {
-	if chmod == "" {
-		return nil, nil
-	}
-	m, err := strconv.ParseUint(chmod, 8, 32)
-	if err != nil || m > 0o7777 {
-		return nil, fmt.Errorf("invalid --chmod %q: want an octal mode such as 0755", chmod)
-	}
-	fm := os.FileMode(m&0o777) | unixModeBits(m)
-	return &fm, nil
 }
 
 // sourceKey is the key of a COPY's source stage or image, "" for the
@@ -120,22 +114,6 @@ func (s *Solver) sourceKey(ctx context.Context, c *plan.Copy, runs map[*plan.Sta
 		return cache.ImageKey(c.FromImage.Digest.String())
 	}
 	return ""
-}
-
-// unixModeBits maps setuid, setgid and sticky from a numeric mode to Go's
-// FileMode bits.
-func unixModeBits(m uint64) os.FileMode {
-	var fm os.FileMode
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 // inlineTree writes heredoc sources to a private directory and returns it
