@@ -79,7 +79,9 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if c.Chown != "" {
 			u, g, _, err := exec.ResolveUser(root, c.Chown)
 			if err != nil {
-				return fmt.Errorf("resolving --chown=%s: %w", c.Chown, err)
+				// A user or group the destination does not have is the
+				// Dockerfile's to fix (exit 2), as BuildKit refuses it.
+				return &source.InputError{Err: fmt.Errorf("resolving --chown=%s: %w", c.Chown, err)}
 			}
 			uid, gid = int(u), int(g)
 		}
