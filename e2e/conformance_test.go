@@ -37,8 +37,11 @@ import (
 //	Dockerfile   {{BASE}} stands for the busybox-static base image
 //	context.sh   optional: run by /bin/sh in an empty context directory
 //	args         optional: extra build flags, one "key=value" a line
-//	             (build-arg:K=V, target=STAGE)
+//	             (build-arg:K=V, target=STAGE), and exit=N, the exit
+//	             code kiln must give when BuildKit refuses (default 2)
 //	want.json    BuildKit's result, written by -record (make conformance)
+//	known        optional: a difference found and not fixed yet; the case
+//	             is skipped while it differs and fails once it matches
 //
 // want.json lists the root filesystem (what differs from the base image:
 // every path with its type, mode, owner, content digest or link target,
@@ -141,7 +144,17 @@ func TestConformance(t *testing.T) {
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("parsing want.json: %v", err)
 			}
-			compare(t, want, kilnBuild(t, state, in, baseFiles))
+			diffs := compare(in, want, kilnBuild(t, state, in, baseFiles))
+			known, err := os.ReadFile(filepath.Join(dir, "known"))
+			switch {
+			case err == nil && len(diffs) > 0:
+				t.Skipf("known difference, not fixed yet: %s(%d differences, first: %s)", known, len(diffs), diffs[0])
+			case err == nil:
+				t.Errorf("kiln now matches BuildKit: delete %s/known", dir)
+			}
+			for _, d := range diffs {
+				t.Error(d)
+			}
 		})
 	}
 }
@@ -152,6 +165,7 @@ type confCase struct {
 	context    string
 	buildArgs  []string // K=V
 	target     string
+	exit       int // kiln's exit code when BuildKit fails
 }
 
 func loadCase(t *testing.T, dir, base string) confCase {
@@ -161,7 +175,7 @@ func loadCase(t *testing.T, dir, base string) confCase {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	c := confCase{dockerfile: filepath.Join(work, "Dockerfile"), context: filepath.Join(work, "context")}
+	c := confCase{dockerfile: filepath.Join(work, "Dockerfile"), context: filepath.Join(work, "context"), exit: 2}
 	if err := os.WriteFile(c.dockerfile, bytes.ReplaceAll(df, []byte("{{BASE}}"), []byte(base)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +201,10 @@ func loadCase(t *testing.T, dir, base string) confCase {
 		case k == "":
 		case k == "target":
 			c.target = v
+		case k == "exit":
+			if c.exit, err = strconv.Atoi(v); err != nil {
+				t.Fatalf("args: exit=%s: %v", v, err)
+			}
 		case strings.HasPrefix(k, "build-arg:"):
 			c.buildArgs = append(c.buildArgs, strings.TrimPrefix(k, "build-arg:")+"="+v)
 		default:
@@ -215,17 +233,17 @@ func kilnBuild(t *testing.T, state string, c confCase, baseFiles map[string]stri
 	return describeImage(t, img, baseFiles)
 }
 
-// compare reports every difference between BuildKit's outcome and kiln's.
-func compare(t *testing.T, want, got outcome) {
-	t.Helper()
+// compare lists every difference between BuildKit's outcome and kiln's.
+func compare(c confCase, want, got outcome) []string {
+	var diffs []string
 	if want.Error != "" {
-		if !strings.HasPrefix(got.Error, "exit 2:") {
-			t.Errorf("BuildKit refuses this Dockerfile (%s); kiln: %s, want exit 2", want.Error, orOK(got.Error))
+		if !strings.HasPrefix(got.Error, fmt.Sprintf("exit %d:", c.exit)) {
+			diffs = append(diffs, fmt.Sprintf("BuildKit refuses this Dockerfile (%s); kiln: %s, want exit %d", want.Error, orOK(got.Error), c.exit))
 		}
-		return
+		return diffs
 	}
 	if got.Error != "" {
-		t.Fatalf("kiln failed (%s); BuildKit builds this Dockerfile", got.Error)
+		return []string{fmt.Sprintf("kiln failed (%s); BuildKit builds this Dockerfile", got.Error)}
 	}
 	for p, d := range want.Files {
 		if _, ok := got.Files[p]; !ok && mountPointDir(p, d) {
@@ -233,16 +251,17 @@ func compare(t *testing.T, want, got outcome) {
 		}
 	}
 	for _, d := range diffTrees(want.Files, got.Files) {
-		t.Errorf("rootfs, BuildKit vs kiln: %s", d)
+		diffs = append(diffs, "rootfs, BuildKit vs kiln: "+d)
 	}
 	if !slices.Equal(want.Removed, got.Removed) {
-		t.Errorf("removed base paths: BuildKit %q, kiln %q", want.Removed, got.Removed)
+		diffs = append(diffs, fmt.Sprintf("removed base paths: BuildKit %q, kiln %q", want.Removed, got.Removed))
 	}
 	w, _ := json.Marshal(want.Config)
 	g, _ := json.Marshal(got.Config)
 	if !bytes.Equal(w, g) {
-		t.Errorf("config:\nBuildKit %s\nkiln     %s", w, g)
+		diffs = append(diffs, fmt.Sprintf("config:\nBuildKit %s\nkiln     %s", w, g))
 	}
+	return diffs
 }
 
 // mountPointDir reports whether BuildKit's entry for p is a mount point

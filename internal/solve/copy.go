@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -77,7 +79,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 			uid, gid = -1, -1
 		}
 		if c.Chown != "" {
-			u, g, _, err := exec.ResolveUser(root, c.Chown)
+			u, g, err := chownIDs(root, c.Chown)
 			if err != nil {
 				// A user or group the destination does not have is the
 				// Dockerfile's to fix (exit 2), as BuildKit refuses it.
@@ -100,6 +102,26 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 	}
 	return p, nil
+}
+
+// chownIDs resolves a --chown value against the destination's passwd and
+// group files as BuildKit does: a numeric user alone is also the group
+// ("1001" is 1001:1001), a name alone takes its passwd group, and an
+// empty user (":group") is root.
+func chownIDs(root, chown string) (uid, gid uint32, err error) {
+	user, group, hasGroup := strings.Cut(chown, ":")
+	if user == "" && hasGroup {
+		user = "0"
+	}
+	if n, err := strconv.ParseUint(user, 10, 32); err == nil && !hasGroup {
+		return uint32(n), uint32(n), nil
+	}
+	spec := user
+	if hasGroup {
+		spec += ":" + group
+	}
+	uid, gid, _, err = exec.ResolveUser(root, spec)
+	return uid, gid, err
 }
 
 // sourceKey is the key of a COPY's source stage or image, "" for the
