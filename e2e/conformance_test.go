@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -495,13 +496,18 @@ func (bk *buildkit) build(t *testing.T, c confCase, baseFiles map[string]string)
 	return describeImage(t, img, baseFiles)
 }
 
-// buildkitError is the line of buildctl's output that states the error.
+// buildkitError is the line of buildctl's output that states the error,
+// with BuildKit's random ref IDs taken out so a recording is stable.
 func buildkitError(stderr string) string {
-	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	for _, l := range lines {
+	msg := lastLine(stderr)
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
 		if strings.HasPrefix(l, "error: ") {
-			return strings.TrimPrefix(l, "error: ")
+			msg = strings.TrimPrefix(l, "error: ")
+			break
 		}
 	}
-	return lastLine(stderr)
+	return refID.ReplaceAllString(msg, "ref ID")
 }
+
+// refID is a snapshot ref in a BuildKit error ("ref m5ya…::mkyw…").
+var refID = regexp.MustCompile(`ref [a-z0-9]+::[a-z0-9]+`)
