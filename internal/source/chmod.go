@@ -1,15 +1,28 @@
 package source
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
 )
 
-// ErrChmod is the cause of every --chmod value ParseChmod refuses.
-var ErrChmod = errors.New("source: invalid chmod")
+// ChmodError is a --chmod value ParseChmod refuses.
+type ChmodError struct {
+	// Value is the --chmod value as written.
+	Value string
+	// Reason says what is wrong with a symbolic mode; "" for an octal one.
+	Reason string
+}
+
+// Error reads as BuildKit's message for the same value, with the reason.
+func (e *ChmodError) Error() string {
+	msg := fmt.Sprintf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", e.Value)
+	if e.Reason != "" {
+		msg += ", or a symbolic mode (" + e.Reason + ")"
+	}
+	return msg
+}
 
 // Chmod is a COPY --chmod value: an octal mode ("0755", "4755") or a
 // symbolic one as chmod(1) takes it ("u+x", "g-w,o=r", "+X", "a=rwx,u-w"),
@@ -42,7 +55,7 @@ func ParseChmod(s string) (*Chmod, error) {
 	if s[0] >= '0' && s[0] <= '9' {
 		n, err := strconv.ParseUint(s, 8, 32)
 		if err != nil || n > 0o7777 {
-			return nil, fmt.Errorf("%w parameter: '%s'. it should be octal string and between 0 and 07777", ErrChmod, s)
+			return nil, &ChmodError{Value: s}
 		}
 		return &Chmod{octal: true, mode: uint32(n)}, nil
 	}
@@ -50,7 +63,7 @@ func ParseChmod(s string) (*Chmod, error) {
 	for _, part := range strings.Split(s, ",") {
 		cl, err := parseClause(part)
 		if err != nil {
-			return nil, fmt.Errorf("%w parameter: '%s'. it should be octal string and between 0 and 07777, or a symbolic mode: %v", ErrChmod, s, err)
+			return nil, &ChmodError{Value: s, Reason: err.Error()}
 		}
 		c.clauses = append(c.clauses, cl)
 	}

@@ -42,8 +42,9 @@ func TestChmod(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"u+q", "8755", "07777a", "x", "u", "u+x,", "ugo"} {
-		if _, err := ParseChmod(bad); !errors.Is(err, ErrChmod) {
-			t.Errorf("ParseChmod(%q) = %v, want ErrChmod", bad, err)
+		var ce *ChmodError
+		if _, err := ParseChmod(bad); !errors.As(err, &ce) || ce.Value != bad {
+			t.Errorf("ParseChmod(%q) = %v, want a *ChmodError for it", bad, err)
 		}
 	}
 	if c, err := ParseChmod(""); c != nil || err != nil {
