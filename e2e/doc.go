@@ -4,4 +4,8 @@
 // Every test asks for the parts it needs with imagetest.Require: a missing
 // part skips the test when KILN_E2E is unset; with KILN_E2E set (as .ci/run
 // sets it) it is a failure.
+//
+// TestConformance builds the cases of testdata/conformance and compares
+// kiln's image with what BuildKit built from the same input (want.json,
+// recorded by `make conformance`; see conformance_test.go for the format).
 package e2e

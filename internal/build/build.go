@@ -385,7 +385,8 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 		}
 		maps.Copy(cfg.Labels, opts.Labels)
 	}
-	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History}
+	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
+		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval}
 	if opts.SourceDateEpoch != nil {
 		spec.Created = *opts.SourceDateEpoch
 	}

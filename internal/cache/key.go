@@ -15,8 +15,9 @@ import (
 type Key string
 
 // keyVersion is mixed into every key, so a change to what a key covers
-// invalidates old records instead of serving them under a new meaning.
-const keyVersion = "kiln.key.v1"
+// invalidates old records instead of serving them under a new meaning
+// (v2: COPY and RUN results as BuildKit v0.34.2 makes them, issue 10).
+const keyVersion = "kiln.key.v2"
 
 // Hex returns the key's hex digest without the algorithm prefix, for file
 // names and lock names.

@@ -130,7 +130,7 @@ func TestKeyHex(t *testing.T) {
 
 // Pinned digests of the fixed inputs above (computed once, kept forever).
 const (
-	scratchHex = "39e212aa89eabf535d8dbce0276bddd76db775cc869be3df12d08354369bd0ca"
-	runHex     = "ad7c90e91399514b7c4d1f91e2895e7f073978acb159f5d66601376d5489affd"
-	copyHex    = "5ce59685f46d853e30a5a0c02a6dbfdfab8a037523359492781224cc0ebef17f"
+	scratchHex = "3b4a2f4234c4e885b546adf91888b277ba9c82e5a6a322d3b78d86b0da014c6b"
+	runHex     = "8259700714eb65e07a350f7f3c9f4ae544b0f8f2040f0087740532202a3e182e"
+	copyHex    = "365198e8a71a72fbf9adcd8d466a4ca632d27950703a3d4921d04f7a345251e6"
 )

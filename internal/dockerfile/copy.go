@@ -12,6 +12,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/source"
 )
 
 // copyArgs is what COPY and ADD have in common, after expansion.
@@ -53,7 +54,9 @@ func (p *planner) copyStep(ctx context.Context, s *stage, st *state, a copyArgs)
 			return nil, err
 		}
 	}
-	if err := checkChmod(a.chmod); err != nil {
+	// The solver applies --chmod with the same parser: a value it would
+	// refuse is a Dockerfile error here.
+	if _, err := source.ParseChmod(a.chmod); err != nil {
 		return nil, err
 	}
 	if a.link && a.chown != "" && chownByName(a.chown) {
@@ -109,30 +112,6 @@ func checkSource(add bool, src string) error {
 	default:
 		return fmt.Errorf("ADD from a URL is not supported: %s", src)
 	}
-}
-
-// checkChmod accepts an octal mode up to 07777 or a symbolic mode
-// ("u+x,g-w"), as BuildKit does.
-func checkChmod(m string) error {
-	if m == "" {
-		return nil
-	}
-	if n, err := strconv.ParseUint(m, 8, 32); err == nil {
-		if n > 0o7777 {
-			return fmt.Errorf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777", m)
-		}
-		return nil
-	}
-	for _, clause := range strings.Split(m, ",") {
-		who := strings.TrimLeft(clause, "ugoa")
-		if who == "" || !strings.ContainsRune("+-=", rune(who[0])) {
-			return fmt.Errorf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777, or a symbolic mode", m)
-		}
-		if strings.Trim(who, "+-=rwxXstugo") != "" {
-			return fmt.Errorf("invalid chmod parameter: '%s'. it should be octal string and between 0 and 07777, or a symbolic mode", m)
-		}
-	}
-	return nil
 }
 
 // chownByName reports whether a --chown value names a user or group

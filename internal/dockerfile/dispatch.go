@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -33,6 +34,8 @@ type state struct {
 	cfg    v1.Config
 	args   *argScope
 	author string
+	// healthStart is HEALTHCHECK --start-interval (plan.Stage.HealthStartInterval).
+	healthStart time.Duration
 	// cmdSet is true once this stage has its own CMD, so that a later
 	// ENTRYPOINT keeps it (an inherited CMD is reset by ENTRYPOINT).
 	cmdSet bool
@@ -65,12 +68,15 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	switch {
 	case s.scratch:
 		out.Base.Scratch = true
+		// BuildKit's empty image has WorkingDir "/" in its config.
+		st.cfg.WorkingDir = "/"
 	case s.baseStage != nil:
 		b := s.baseStage
 		out.Base.Stage = b.out
 		st.cfg = cloneConfig(b.out.Config)
 		st.args = b.args.clone()
 		st.author = b.out.Author
+		st.healthStart = b.out.HealthStartInterval
 	default:
 		img, err := p.resolveImage(ctx, s.line, s.baseName)
 		if err != nil {
@@ -103,6 +109,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	}
 	out.Config = cloneConfig(st.cfg)
 	out.Author = st.author
+	out.HealthStartInterval = st.healthStart
 	s.args = st.args
 	return nil
 }
@@ -289,9 +296,7 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 		}
 	case *instructions.HealthCheckCommand:
 		h := ic.Health
-		if h.StartInterval != 0 {
-			return errors.New("HEALTHCHECK --start-interval is not supported")
-		}
+		st.healthStart = h.StartInterval
 		st.cfg.Healthcheck = &v1.HealthConfig{
 			Test:        slices.Clone(h.Test),
 			Interval:    h.Interval,

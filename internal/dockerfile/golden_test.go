@@ -146,7 +146,7 @@ func dumpStep(b *strings.Builder, st *plan.Step) {
 		fmt.Fprintf(b, "      workdir=%q user=%q network=%q\n", r.WorkDir, r.User, r.Network)
 		for _, m := range r.Mounts {
 			fmt.Fprintf(b, "      mount type=%s target=%q source=%q from=%s id=%q ro=%t sharing=%q required=%t env=%q mode=%o uid=%d gid=%d size=%d\n",
-				m.Type, m.Target, m.Source, source(m.FromStage, m.FromImage), m.ID, m.ReadOnly, m.Sharing, m.Required, m.Env, m.Mode, m.UID, m.GID, m.Size)
+				m.Type, m.Target, m.Source, fromOf(m.FromStage, m.FromImage), m.ID, m.ReadOnly, m.Sharing, m.Required, m.Env, m.Mode, m.UID, m.GID, m.Size)
 		}
 		for _, f := range r.Files {
 			fmt.Fprintf(b, "      file %q %q\n", f.Name, f.Data)
@@ -154,7 +154,7 @@ func dumpStep(b *strings.Builder, st *plan.Step) {
 	}
 	if c := st.Copy; c != nil {
 		fmt.Fprintf(b, "      add=%t from=%s sources=%s dest=%q chown=%q chmod=%q link=%t user=%q\n",
-			c.Add, source(c.FromStage, c.FromImage), js(c.Sources), c.Dest, c.Chown, c.Chmod, c.Link, c.User)
+			c.Add, fromOf(c.FromStage, c.FromImage), js(c.Sources), c.Dest, c.Chown, c.Chmod, c.Link, c.User)
 		for _, f := range c.Inline {
 			fmt.Fprintf(b, "      inline %q %q\n", f.Name, f.Data)
 		}
@@ -173,7 +173,7 @@ func base(b plan.Base) string {
 	return "NONE"
 }
 
-func source(s *plan.Stage, img *plan.Image) string {
+func fromOf(s *plan.Stage, img *plan.Image) string {
 	switch {
 	case s != nil:
 		return "stage:" + s.Label()

@@ -211,7 +211,50 @@ func (p *planner) target() (*stage, error) {
 			return s, nil
 		}
 	}
-	return nil, p.errorf(0, "target stage %q not found", p.opts.Target)
+	var names []string
+	for _, s := range p.stages {
+		if s.name != "" {
+			names = append(names, s.name)
+		}
+	}
+	if near := nearest(p.opts.Target, names); near != "" {
+		return nil, p.errorf(0, "target stage %q could not be found (did you mean %s?)", p.opts.Target, near)
+	}
+	return nil, p.errorf(0, "target stage %q could not be found", p.opts.Target)
+}
+
+// nearest is the name closest to v by edit distance (case-insensitive),
+// or "" when none is closer than half of v's length: the hint BuildKit
+// gives for an unknown --target.
+func nearest(v string, names []string) string {
+	best, bestDist := "", len(v)/2
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(v), strings.ToLower(n)); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // needed is the set of stages target depends on, itself included.

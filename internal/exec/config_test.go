@@ -30,16 +30,18 @@ func TestResolveUser(t *testing.T) {
 		groups     []uint32
 		wantErrSub string // "" for success
 	}{
-		{user: "", uid: 0, gid: 0},
-		{user: "root", uid: 0, gid: 0},
-		{user: "app", uid: 1000, gid: 1000, groups: []uint32{10, 29}}, // the primary group is not repeated
-		{user: "1000", uid: 1000, gid: 1000, groups: []uint32{10, 29}},
-		{user: "app:wheel", uid: 1000, gid: 10},
-		{user: "app:29", uid: 1000, gid: 29},
-		{user: "1000:0", uid: 1000, gid: 0},
-		{user: "4242", uid: 4242, gid: 0},
-		{user: "4242:7", uid: 4242, gid: 7},
-		{user: "4242:audio", uid: 4242, gid: 29},
+		// As in BuildKit, the primary group leads the supplementary groups
+		// (once), and an explicit group is the only one.
+		{user: "", uid: 0, gid: 0, groups: []uint32{0}},
+		{user: "root", uid: 0, gid: 0, groups: []uint32{0}},
+		{user: "app", uid: 1000, gid: 1000, groups: []uint32{1000, 10, 29}},
+		{user: "1000", uid: 1000, gid: 1000, groups: []uint32{1000, 10, 29}},
+		{user: "app:wheel", uid: 1000, gid: 10, groups: []uint32{10}},
+		{user: "app:29", uid: 1000, gid: 29, groups: []uint32{29}},
+		{user: "1000:0", uid: 1000, gid: 0, groups: []uint32{0}},
+		{user: "4242", uid: 4242, gid: 0, groups: []uint32{0}},
+		{user: "4242:7", uid: 4242, gid: 7, groups: []uint32{7}},
+		{user: "4242:audio", uid: 4242, gid: 29, groups: []uint32{29}},
 		{user: "ghost", wantErrSub: "ghost"},
 		{user: "app:ghosts", wantErrSub: "ghosts"},
 		{user: "bad", wantErrSub: "malformed"},

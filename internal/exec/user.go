@@ -21,15 +21,19 @@ import (
 //     unknown one is an error that names it;
 //   - a numeric uid needs no passwd entry; its primary gid is then the
 //     entry's, or 0 without one;
-//   - an explicit group replaces the primary gid and drops the
-//     supplementary groups; otherwise the supplementary groups are those
-//     of /etc/group that list the user's name (the primary gid excluded).
+//   - an explicit group replaces the primary gid and is the only group;
+//     otherwise the groups are the primary gid followed by those of
+//     /etc/group that list the user's name (the primary gid once).
+//
+// groups is the process's whole supplementary group list: like BuildKit
+// (and unlike docker run) it always holds the primary gid, so `id` prints
+// "groups=0(root)" for root.
 //
 // Missing /etc/passwd or /etc/group files count as empty. Symlinks are
 // resolved inside root.
 func ResolveUser(root, user string) (uid, gid uint32, groups []uint32, err error) {
 	if user == "" {
-		return 0, 0, nil, nil
+		return 0, 0, []uint32{0}, nil
 	}
 	userPart, groupPart, hasGroup := strings.Cut(user, ":")
 	if userPart == "" || (hasGroup && groupPart == "") {
@@ -71,11 +75,11 @@ func ResolveUser(root, user string) (uid, gid uint32, groups []uint32, err error
 
 	if hasGroup {
 		if n, ok := parseID(groupPart); ok {
-			return uid, n, nil, nil
+			return uid, n, []uint32{n}, nil
 		}
 	}
 	if !hasGroup && name == "" {
-		return uid, gid, nil, nil
+		return uid, gid, []uint32{gid}, nil
 	}
 	grp, err := readEntries(root, "/etc/group")
 	if err != nil {
@@ -88,11 +92,12 @@ func ResolveUser(root, user string) (uid, gid uint32, groups []uint32, err error
 				if !ok {
 					return 0, 0, nil, fmt.Errorf("resolving user %q: malformed /etc/group entry for %s", user, groupPart)
 				}
-				return uid, g, nil, nil
+				return uid, g, []uint32{g}, nil
 			}
 		}
 		return 0, 0, nil, fmt.Errorf("resolving user %q: no group %s in /etc/group", user, groupPart)
 	}
+	groups = []uint32{gid}
 	for _, e := range grp {
 		g, ok := entryID(e, 2)
 		if !ok || g == gid || len(e) < 4 {

@@ -27,6 +27,13 @@ type Spec struct {
 	Created time.Time
 	// OS and Architecture default to linux and the host's GOARCH.
 	OS, Architecture string
+	// Author is the config's author field (the last MAINTAINER); "" leaves
+	// it out.
+	Author string
+	// HealthStartInterval is the healthcheck's StartInterval (HEALTHCHECK
+	// --start-interval), which v1.HealthConfig cannot hold; 0 leaves it
+	// out, and so does a Config without a Healthcheck.
+	HealthStartInterval time.Duration
 }
 
 // Assemble builds an OCI image from spec. The result's manifest and config
@@ -54,6 +61,7 @@ func Assemble(spec Spec) (v1.Image, error) {
 	cf := &v1.ConfigFile{
 		Architecture: orDefault(spec.Architecture, runtime.GOARCH),
 		OS:           orDefault(spec.OS, "linux"),
+		Author:       spec.Author,
 		Created:      v1.Time{Time: created.UTC()},
 		Config:       spec.Config,
 		History:      spec.History,
@@ -68,6 +76,11 @@ func Assemble(spec Spec) (v1.Image, error) {
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("setting image config: %w", err)
+	}
+	if spec.HealthStartInterval != 0 && spec.Config.Healthcheck != nil {
+		if img, err = withStartInterval(img, spec.HealthStartInterval); err != nil {
+			return nil, fmt.Errorf("setting the healthcheck's start interval: %w", err)
+		}
 	}
 	return img, nil
 }

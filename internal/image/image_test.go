@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -52,5 +53,58 @@ func TestAssemble(t *testing.T) {
 	spec.History = spec.History[:2]
 	if _, err := Assemble(spec); err == nil {
 		t.Errorf("history with 1 layer entry for 2 layers was accepted")
+	}
+}
+
+// TestAssembleAuthor: Spec.Author (MAINTAINER) is the config's author.
+func TestAssembleAuthor(t *testing.T) {
+	for _, author := range []string{"", "Jane Doe <jane@example.com>"} {
+		img, err := Assemble(Spec{Author: author})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cf.Author != author {
+			t.Errorf("author = %q, want %q", cf.Author, author)
+		}
+	}
+}
+
+// TestAssembleStartInterval: Spec.HealthStartInterval reaches the config
+// JSON as Healthcheck.StartInterval (nanoseconds, as Docker writes it), and
+// the image stays valid (manifest points at the rewritten config).
+func TestAssembleStartInterval(t *testing.T) {
+	l, _ := random.Layer(100, types.OCILayer)
+	img, err := Assemble(Spec{
+		Config:              v1.Config{Healthcheck: &v1.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Minute}},
+		Layers:              []v1.Layer{l},
+		History:             []v1.History{{CreatedBy: "COPY a /a"}},
+		HealthStartInterval: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Image(img); err != nil {
+		t.Fatalf("invalid image: %v", err)
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf struct {
+		Config struct {
+			Healthcheck struct {
+				Interval, StartInterval time.Duration
+			}
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &cf); err != nil {
+		t.Fatal(err)
+	}
+	if h := cf.Config.Healthcheck; h.StartInterval != 2*time.Second || h.Interval != time.Minute {
+		t.Errorf("healthcheck = %+v, want StartInterval 2s and Interval 1m", h)
 	}
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"strconv"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -52,6 +53,11 @@ type Stage struct {
 	// Author is the image author when the stage ends: the last MAINTAINER,
 	// else the base stage's or base image's author.
 	Author string
+	// HealthStartInterval is HEALTHCHECK --start-interval of the
+	// healthcheck in Config when the stage ends (v1.HealthConfig has no
+	// field for it); 0 means none. A base stage's carries over; a base
+	// image's is not read.
+	HealthStartInterval time.Duration
 }
 
 // Label returns the name users know the stage by: its AS name or its index.

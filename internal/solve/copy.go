@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -17,7 +18,7 @@ import (
 // key.
 func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*prepared, error) {
 	c := step.Copy
-	mode, err := parseChmod(c.Chmod)
+	mode, err := source.ParseChmod(c.Chmod)
 	if err != nil {
 		return nil, err
 	}
@@ -83,17 +84,27 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return err
 		}
+		// COPY from the context or a heredoc makes files 0:0; from a
+		// stage or an image it keeps their owners, as BuildKit does.
 		uid, gid := 0, 0
+		if c.FromStage != nil || c.FromImage != nil {
+			uid, gid = -1, -1
+		}
 		if c.Chown != "" {
-			u, g, _, err := exec.ResolveUser(root, c.Chown)
+			u, g, err := chownIDs(root, c.Chown)
 			if err != nil {
-				return fmt.Errorf("resolving --chown=%s: %w", c.Chown, err)
+				// A user or group the destination does not have is the
+				// Dockerfile's to fix (exit 2), as BuildKit refuses it.
+				return &source.InputError{Err: fmt.Errorf("resolving --chown=%s: %w", c.Chown, err)}
 			}
 			uid, gid = int(u), int(g)
 		}
 		return tree.CopyInto(ctx, matches, root, source.CopyRequest{
 			Dest: c.Dest, UID: uid, GID: gid, Chmod: mode, ExtractArchives: c.Add,
 			KeepArchiveOwners: c.Add && c.Chown == "",
+			// BuildKit's --link layer holds every parent of the
+			// destination afresh, unless --chmod is given.
+			ResetParents: c.Link && c.Chmod == "",
 		})
 	}
 	if len(c.Inline) == 0 && c.FromStage == nil && c.FromImage == nil {
@@ -105,17 +116,24 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	return p, nil
 }
 
-// parseChmod reads --chmod; "" is nil (keep the sources' modes).
-func parseChmod(chmod string) (*os.FileMode, error) {
-	if chmod == "" {
-		return nil, nil
+// chownIDs resolves a --chown value against the destination's passwd and
+// group files as BuildKit does: a numeric user alone is also the group
+// ("1001" is 1001:1001), a name alone takes its passwd group, and an
+// empty user (":group") is root.
+func chownIDs(root, chown string) (uid, gid uint32, err error) {
+	user, group, hasGroup := strings.Cut(chown, ":")
+	if user == "" && hasGroup {
+		user = "0"
 	}
-	m, err := strconv.ParseUint(chmod, 8, 32)
-	if err != nil || m > 0o7777 {
-		return nil, fmt.Errorf("invalid --chmod %q: want an octal mode such as 0755", chmod)
+	if n, err := strconv.ParseUint(user, 10, 32); err == nil && !hasGroup {
+		return uint32(n), uint32(n), nil
 	}
-	fm := os.FileMode(m&0o777) | unixModeBits(m)
-	return &fm, nil
+	spec := user
+	if hasGroup {
+		spec += ":" + group
+	}
+	uid, gid, _, err = exec.ResolveUser(root, spec)
+	return uid, gid, err
 }
 
 // sourceKey is the key of a COPY's source stage or image, "" for the
@@ -132,22 +150,6 @@ func (s *Solver) sourceKey(ctx context.Context, c *plan.Copy, runs map[*plan.Sta
 		return cache.ImageKey(c.FromImage.Digest.String())
 	}
 	return ""
-}
-
-// unixModeBits maps setuid, setgid and sticky from a numeric mode to Go's
-// FileMode bits.
-func unixModeBits(m uint64) os.FileMode {
-	var fm os.FileMode
-	if m&0o4000 != 0 {
-		fm |= os.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= os.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= os.ModeSticky
-	}
-	return fm
 }
 
 // inlineTree writes heredoc sources to a private directory and returns it

@@ -27,11 +27,19 @@ type CopyRequest struct {
 	Dest string
 	// UID and GID own every copied entry and every parent directory
 	// created; -1 keeps the source's owner (created parents are then owned
-	// by 0). COPY's default is 0:0, which the caller passes.
+	// by 0). COPY's default is 0:0, which the caller passes; COPY --from
+	// keeps the owners, as BuildKit does.
 	UID, GID int
-	// Chmod, when set, replaces the permission and special bits of every
-	// copied file and directory (not symlinks, not created parents).
-	Chmod *os.FileMode
+	// Chmod, when set, gives the permission and special bits of every
+	// copied file and directory (not symlinks). An octal one also gives
+	// those of every directory the copy creates, which are otherwise 0755
+	// (BuildKit's rule).
+	Chmod *Chmod
+	// ResetParents gives every existing directory on the way to Dest (and
+	// Dest, when it is a directory) mode 0755 and the owner UID:GID (0
+	// for -1), as the layer of BuildKit's COPY --link without --chmod
+	// holds them.
+	ResetParents bool
 	// ExtractArchives (ADD) extracts a source file that is a tar archive,
 	// plain or compressed with gzip, bzip2, xz or zstd, into Dest as a
 	// directory instead of copying it. xz needs the xz program on PATH.
@@ -41,21 +49,24 @@ type CopyRequest struct {
 	KeepArchiveOwners bool
 }
 
-// CopyInto copies matches into the directory targetRoot with Docker's COPY
-// rules:
+// CopyInto copies matches into the directory targetRoot with BuildKit's
+// COPY rules:
 //   - a directory match copies its contents into Dest (created if missing,
-//     with the source directory's mode and the requested owner);
+//     like a parent directory: the source directory's own mode and owner
+//     are not copied);
 //   - a file match goes to Dest/<Name> when Dest ends with "/" or is an
-//     existing directory, and to Dest itself otherwise;
-//   - more than one match (several sources, or a glob matching several
-//     entries) needs Dest to end with "/".
+//     existing directory, and to Dest itself otherwise, so that of several
+//     file matches onto a Dest without "/" the last one wins;
+//   - files hard-linked to each other in the source are hard-linked in
+//     the copy.
 //
-// Missing parent directories are created (0755, owned UID:GID). Symlinks in
+// Missing parent directories are created (0755 or an octal Chmod, owned
+// UID:GID). Symlinks in
 // targetRoot are resolved inside it (filepath-securejoin semantics), so no
 // write ever lands outside targetRoot; an existing non-directory at a
 // destination is replaced, an existing directory is merged into, and a file
 // over an existing directory is an error. Copied entries keep their source
-// mtimes (directories included). Hard links are copied as separate files.
+// mtimes (directories included).
 func (t *Tree) CopyInto(ctx context.Context, matches []Match, targetRoot string, req CopyRequest) error {
 	if t.opts.IgnoreOwners && (req.UID < 0 || req.GID < 0) {
 		return errors.New("copying: source digests ignore owners, so the copy must set them (UID and GID not -1)")
@@ -70,10 +81,7 @@ func (t *Tree) CopyInto(ctx context.Context, matches []Match, targetRoot string,
 	dest := filepath.ToSlash(req.Dest)
 	slash := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || dest == "."
 	destRel := strings.TrimPrefix(path.Clean("/"+dest), "/")
-	if len(matches) > 1 && !slash {
-		return fmt.Errorf("copying to %s: when using COPY with more than one source file, the destination must be a directory and end with a /", req.Dest)
-	}
-	w := &writer{root: root, req: req, dirs: map[string]string{}}
+	w := &writer{root: root, req: req, dirs: map[string]string{}, inodes: map[inode]string{}}
 	destDir := slash
 	if p, err := securejoin.SecureJoin(root, destRel); err == nil {
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
@@ -86,7 +94,38 @@ func (t *Tree) CopyInto(ctx context.Context, matches []Match, targetRoot string,
 			return fmt.Errorf("copying %s to %s: %w", m.Source, req.Dest, err)
 		}
 	}
+	if req.ResetParents {
+		if err := w.resetParents(destRel); err != nil {
+			return fmt.Errorf("copying to %s: %w", req.Dest, err)
+		}
+	}
 	return w.finish()
+}
+
+// resetParents gives the directories on the way to rel, and rel itself
+// when it is a directory, mode 0755 and the request's owner.
+func (w *writer) resetParents(rel string) error {
+	clear(w.dirs)
+	var rels []string
+	for r := rel; r != "" && r != "." && r != "/"; r = path.Dir(r) {
+		rels = append(rels, r)
+	}
+	for _, r := range rels {
+		p, err := securejoin.SecureJoin(w.root, r)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			continue // the file itself, or gone
+		}
+		if err := os.Chown(p, max(w.req.UID, 0), max(w.req.GID, 0)); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string, destDir bool) error {
@@ -108,6 +147,14 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if m.Dir && e.rel == "" {
+			// The directory's contents go into target, which is made
+			// like any parent when missing, with the source's times.
+			if err := w.matchDir(target, e); err != nil {
+				return err
+			}
+			continue
+		}
 		n := node{
 			rel:    path.Join(target, e.rel),
 			mode:   e.fi.Mode(),
@@ -118,16 +165,43 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 			link:   e.link,
 			rdev:   e.st.Rdev,
 			xattrs: e.xattrs,
-			// The match's own directory keeps its metadata when it exists.
-			keepExisting: m.Dir && e.rel == "",
 		}
 		if e.fi.Mode().IsRegular() {
 			n.content = func() (io.ReadCloser, error) { return os.Open(t.abs(e.src)) }
+			if e.st.Nlink > 1 {
+				ino := inode{e.st.Dev, e.st.Ino}
+				if first, ok := w.inodes[ino]; ok && first != n.rel {
+					n.hardlink = first
+				} else {
+					w.inodes[ino] = n.rel
+				}
+			}
 		}
 		if err := w.write(ctx, n); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// matchDir makes the directory rel that a directory match's contents go
+// into, when missing, as a parent is made (mode and owner of the request,
+// not of e), but with e's times so that a copy is reproducible.
+func (w *writer) matchDir(rel string, e entry) error {
+	if rel == "" || rel == "." {
+		return nil
+	}
+	parent, err := w.dir(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	_, statErr := os.Lstat(filepath.Join(parent, path.Base(rel)))
+	p, err := w.dir(rel)
+	if err != nil || statErr == nil {
+		return err
+	}
+	w.dirTimes = append(w.dirTimes, node{rel: rel, mtime: time.Unix(0, e.st.Mtim.Nano()), atime: time.Unix(0, e.st.Atim.Nano())})
+	w.dirPaths = append(w.dirPaths, p)
 	return nil
 }
 
@@ -141,22 +215,28 @@ type node struct {
 	hardlink     string // hard link target (slash path under the target root)
 	rdev         uint64
 	content      func() (io.ReadCloser, error)
-	keepExisting bool // an existing directory keeps its metadata
 	xattrs       map[string]string
 }
+
+// inode names a source file, to find the files hard-linked to it.
+type inode struct{ dev, ino uint64 }
 
 // writer writes nodes under root without leaving it.
 type writer struct {
 	root string
 	req  CopyRequest
 	dirs map[string]string // rel → resolved host path of directories seen
+	// inodes maps each source file with several links to the path its
+	// first copy has, which the others are hard-linked to.
+	inodes map[inode]string
 
 	dirTimes []node // directories whose times are set last
 	dirPaths []string
 }
 
 // dir returns the host path of the directory rel, resolving symlinks inside
-// the root and creating what is missing (0755, owned by the request).
+// the root and creating what is missing (0755 or an octal Chmod, owned by
+// the request).
 func (w *writer) dir(rel string) (string, error) {
 	if rel == "" || rel == "." {
 		return w.root, nil
@@ -195,7 +275,11 @@ func (w *writer) dir(rel string) (string, error) {
 		if err := w.owner(p, -1, -1, false); err != nil {
 			return "", err
 		}
-		if err := os.Chmod(p, 0o755); err != nil {
+		mode := fs.FileMode(0o755)
+		if c := w.req.Chmod; c != nil && c.Octal() {
+			mode = c.Apply(fs.ModeDir) & modeBits
+		}
+		if err := os.Chmod(p, mode); err != nil {
 			return "", err
 		}
 	default:
@@ -225,7 +309,7 @@ func (w *writer) owner(p string, uid, gid int, link bool) error {
 
 func (w *writer) perm(m fs.FileMode) fs.FileMode {
 	if w.req.Chmod != nil {
-		return *w.req.Chmod & modeBits
+		return w.req.Chmod.Apply(m) & modeBits
 	}
 	return m & modeBits
 }
@@ -282,25 +366,9 @@ func (w *writer) write(ctx context.Context, n node) error {
 }
 
 func (w *writer) writeDir(n node) error {
-	existed := false
-	var p string
-	if n.rel == "" || n.rel == "." {
-		p, existed = w.root, true
-	} else {
-		parent, err := w.dir(path.Dir(n.rel))
-		if err != nil {
-			return err
-		}
-		p = filepath.Join(parent, path.Base(n.rel))
-		if _, err := os.Lstat(p); err == nil {
-			existed = true
-		}
-		if p, err = w.dir(n.rel); err != nil {
-			return err
-		}
-	}
-	if existed && n.keepExisting {
-		return nil
+	p, err := w.dir(n.rel)
+	if err != nil {
+		return err
 	}
 	if err := w.meta(p, n); err != nil {
 		return err

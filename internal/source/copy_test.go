@@ -75,7 +75,15 @@ func itoa(n uint32) string {
 	return string(b)
 }
 
-func mode(m os.FileMode) *os.FileMode { return &m }
+// chmod parses a --chmod value for a CopyRequest.
+func chmod(t *testing.T, s string) *Chmod {
+	t.Helper()
+	c, err := ParseChmod(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func TestCopyInto(t *testing.T) {
 	imagetest.Require(t, "root") // chown
@@ -116,11 +124,13 @@ func TestCopyInto(t *testing.T) {
 			map[string]string{"d": "d 755 0:0", "d/e": "d 755 0:0", "d/e/a.txt": "f 644 0:0 a"}, ""},
 		{"file to existing dir", []string{"a.txt"}, CopyRequest{Dest: "/exists"},
 			map[string]string{"exists/a.txt": "f 644 0:0 a"}, ""},
+		// The directory itself is not copied: /app is made like a
+		// parent (BuildKit).
 		{"dir contents", []string{"dir"}, CopyRequest{Dest: "/app"},
-			map[string]string{"app": "d 750 0:0", "app/x": "f 600 0:0 x", "app/l": "l 777 0:0 ->x",
+			map[string]string{"app": "d 755 0:0", "app/x": "f 600 0:0 x", "app/l": "l 777 0:0 ->x",
 				"app/sub": "d 755 0:0", "app/sub/y": "f 644 0:0 y"}, ""},
-		{"chown and chmod", []string{"dir/sub", "a.txt"}, CopyRequest{Dest: "/p/q/", UID: 1000, GID: 1001, Chmod: mode(0o640)},
-			map[string]string{"p": "d 755 1000:1001", "p/q": "d 640 1000:1001", "p/q/y": "f 640 1000:1001 y",
+		{"chown and chmod", []string{"dir/sub", "a.txt"}, CopyRequest{Dest: "/p/q/", UID: 1000, GID: 1001, Chmod: chmod(t, "0640")},
+			map[string]string{"p": "d 640 1000:1001", "p/q": "d 640 1000:1001", "p/q/y": "f 640 1000:1001 y",
 				"p/q/a.txt": "f 640 1000:1001 a"}, ""},
 		{"keep owner", []string{"dir/x"}, CopyRequest{Dest: "/x", UID: -1, GID: -1},
 			map[string]string{"x": "f 600 42:43 x"}, ""},
@@ -130,10 +140,14 @@ func TestCopyInto(t *testing.T) {
 			map[string]string{"g": "d 755 0:0", "g/a.txt": "f 644 0:0 a", "g/b.txt": "f 644 0:0 b"}, ""},
 		{"re-included only", []string{"secret"}, CopyRequest{Dest: "/s"},
 			map[string]string{"s": "d 755 0:0", "s/keep": "f 644 0:0 keep"}, ""},
-		{"two sources need a slash", []string{"a.txt", "b.txt"}, CopyRequest{Dest: "/exists"}, nil,
-			"destination must be a directory and end with a /"},
-		{"glob of two needs a slash", []string{"*.txt"}, CopyRequest{Dest: "/g"}, nil,
-			"destination must be a directory and end with a /"},
+		{"two sources into an existing dir", []string{"a.txt", "b.txt"}, CopyRequest{Dest: "/exists"},
+			map[string]string{"exists/a.txt": "f 644 0:0 a", "exists/b.txt": "f 644 0:0 b"}, ""},
+		// Several files onto a path without "/": each is copied onto it,
+		// the last one wins (BuildKit).
+		{"two sources onto a file", []string{"a.txt", "b.txt"}, CopyRequest{Dest: "/one"},
+			map[string]string{"one": "f 644 0:0 b"}, ""},
+		{"glob of two onto a file", []string{"*.txt"}, CopyRequest{Dest: "/g"},
+			map[string]string{"g": "f 644 0:0 b"}, ""},
 		{"relative link out of target", []string{"a.txt"}, CopyRequest{Dest: "/esc/"},
 			map[string]string{"outside": "d 755 0:0", "outside/a.txt": "f 644 0:0 a"}, ""},
 		{"absolute link to target root", []string{"a.txt"}, CopyRequest{Dest: "/escabs/z"},

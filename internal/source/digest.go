@@ -17,7 +17,8 @@ import (
 // matches: for each match its name and kind, then for each entry its path
 // relative to the match, type, permission and special mode bits, owner
 // (unless Options.IgnoreOwners), link target, device numbers and content
-// sha256. mtimes, atimes and ctimes never count. The order of matches
+// sha256, and for a file hard-linked to an earlier one the earlier one's
+// place. mtimes, atimes and ctimes never count. The order of matches
 // counts; entries are in name order, whatever order the file system lists
 // them in.
 //
@@ -60,7 +61,8 @@ func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File
 // and its digest line less the entry's name.
 func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
 	h := sha256.New()
-	for _, m := range matches {
+	links := map[inode]string{} // first place of each multiply-linked file
+	for i, m := range matches {
 		ents, err := t.walk(ctx, m)
 		if err != nil {
 			return "", fmt.Errorf("digesting COPY source: %w", err)
@@ -75,6 +77,14 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 			case mode.IsRegular():
 				if content, err = t.fileSum(e); err != nil {
 					return "", fmt.Errorf("digesting %s: %w", e.src, err)
+				}
+				if e.st.Nlink > 1 {
+					ino := inode{e.st.Dev, e.st.Ino}
+					if first, ok := links[ino]; ok {
+						content += " link=" + first
+					} else {
+						links[ino] = fmt.Sprintf("%d:%q", i, e.rel)
+					}
 				}
 			case mode&(fs.ModeDevice|fs.ModeCharDevice) != 0:
 				content = fmt.Sprintf("dev %d", e.st.Rdev)

@@ -34,8 +34,10 @@ type Match struct {
 // glob, in name order. A source is a path relative to the root (a leading
 // "/" is ignored), a glob (Docker semantics: filepath.Match per path
 // element), "." or a directory. It fails when a source's cleaned path climbs
-// out of the root, when a source (or a glob) matches nothing, or when
-// following a symlink would leave the root.
+// out of the root, when a source that is not a glob names nothing, or when
+// following a symlink would leave the root. A glob that matches nothing
+// adds no match, as in BuildKit (so a COPY of only such globs copies
+// nothing).
 func (t *Tree) Select(sources []string) ([]Match, error) {
 	var out []Match
 	for _, src := range sources {
@@ -121,7 +123,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 		}
 		out = append(out, Match{Source: src, Path: c.real, Name: c.name, Dir: fi.IsDir(), Wildcard: wild})
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !wild {
 		return nil, &InputError{fmt.Errorf("COPY source %q: no such file or directory", src)}
 	}
 	return out, nil

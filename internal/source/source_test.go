@@ -104,7 +104,10 @@ func TestSelect(t *testing.T) {
 		{[]string{"../x"}, nil, `COPY source "../x" is outside the build context`},
 		{[]string{"dir/../../x"}, nil, `COPY source "dir/../../x" is outside the build context`},
 		{[]string{"nope"}, nil, `COPY source "nope": no such file or directory`},
-		{[]string{"*.nomatch"}, nil, `COPY source "*.nomatch": no such file or directory`},
+		// A glob matching nothing is no match and no error, beside other
+		// sources or alone (BuildKit's testEmptyWildcard).
+		{[]string{"*.nomatch"}, nil, ""},
+		{[]string{"*.nomatch", "a.txt"}, []Match{{Source: "a.txt", Path: "a.txt", Name: "a.txt"}}, ""},
 		{[]string{".git/HEAD"}, nil, `COPY source ".git/HEAD": no such file or directory`},
 		{[]string{".git"}, nil, `COPY source ".git": no such file or directory`},
 		{[]string{"secret/key"}, nil, `COPY source "secret/key": no such file or directory`},

@@ -1,0 +1,3 @@
+echo foo > foo
+mkdir dir
+echo x > dir/x

@@ -1,0 +1,2 @@
+echo a > a1
+echo b > a2

@@ -1,0 +1,3 @@
+echo f > f
+mkdir -p dir/s
+echo x > dir/s/x

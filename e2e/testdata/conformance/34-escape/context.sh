@@ -1,0 +1,2 @@
+mkdir dir
+echo w > dir/file
