@@ -417,9 +417,22 @@ func TestRunRuntimeError(t *testing.T) {
 // containersIn lists the runtime's containers whose bundle is dir.
 func containersIn(t *testing.T, rt, dir string) []string {
 	t.Helper()
-	out, err := osexec.Command(rt, "list", "-f", "json").Output()
+	// runc list fails when another process (a parallel package's test)
+	// deletes a container while it reads the state dir: try again.
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		if out, err = osexec.Command(rt, "list", "-f", "json").Output(); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
-		t.Fatalf("%s list: %v", rt, err)
+		var stderr string
+		if ee, ok := err.(*osexec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s list: %v: %s", rt, err, stderr)
 	}
 	var cs []struct {
 		ID     string `json:"id"`
