@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -339,4 +341,68 @@ func TestActionOutputsAndFailure(t *testing.T) {
 	if !strings.Contains(string(out), want) {
 		t.Errorf("failure does not end with kiln's own line %q:\n%s", want, out)
 	}
+}
+
+// TestActionBuildsKiln: with no kiln on PATH the action builds one from
+// its own source with Go (CGO off) into RUNNER_TOOL_CACHE, stamped with its
+// commit, and the next run finds it there.
+func TestActionBuildsKiln(t *testing.T) {
+	need(t, "node", "go", "git")
+	goBin, _ := exec.LookPath("go")
+	toolCache := t.TempDir()
+	script := `const k = require(process.argv[1]);
+const r = k.locate({ actionDir: process.argv[2], env: process.env, log: (s) => console.error(s) });
+console.log(JSON.stringify(r));`
+	locate := func() (from, bin, commit string) {
+		cmd := exec.Command("node", "-e", script, filepath.Join(repoRoot(), "action", "lib", "kiln.js"), repoRoot())
+		// PATH has Go and the basics, and no kiln.
+		cmd.Env = append(os.Environ(), "RUNNER_TOOL_CACHE="+toolCache, "PATH="+filepath.Dir(goBin)+":/usr/bin:/bin", "GITHUB_ACTION_REF=")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("locate: %v\n%s", err, stderr.String())
+		}
+		var r struct {
+			From, Bin string
+			Want      struct{ Commit string }
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			t.Fatalf("locate printed %q: %v", stdout.String(), err)
+		}
+		return r.From, r.Bin, r.Want.Commit
+	}
+	from, bin, commit := locate()
+	if from != "built" || !strings.HasPrefix(bin, toolCache+"/kiln/"+commit+"/") {
+		t.Fatalf("first locate: %s %s (commit %s), want built into %s/kiln/%s", from, bin, commit, toolCache, commit)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "(commit "+commit+")") {
+		t.Errorf("built kiln version: %q (%v), want commit %s", out, err, commit)
+	}
+	if f, err := elfInterp(bin); err != nil || f != "" {
+		t.Errorf("built kiln is not static (CGO off): interpreter %q, %v", f, err)
+	}
+	if from, bin2, _ := locate(); from != "tool-cache" || bin2 != bin {
+		t.Errorf("second locate: %s %s, want the tool cache's %s", from, bin2, bin)
+	}
+}
+
+// elfInterp returns the ELF interpreter of the binary at p ("" for a
+// static binary).
+func elfInterp(p string) (string, error) {
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			b := make([]byte, prog.Filesz)
+			if _, err := prog.ReadAt(b, 0); err != nil {
+				return "", err
+			}
+			return strings.TrimRight(string(b), "\x00"), nil
+		}
+	}
+	return "", nil
 }
