@@ -21,16 +21,23 @@ const info = (s) => out(`${s}\n`);
 // fetched, or (no context) the repository at GITHUB_SHA fetched with
 // github-token. {{defaultContext}} stands for the latter.
 function resolveContext(inputs, env, tmpDir) {
-  let ctx = inputs.context;
-  const fetchOpts = { tmpDir, env, token: inputs['github-token'], log: info };
+  const ctx = inputs.context;
+  const token = inputs['github-token'];
+  const fetchOpts = { tmpDir, env, token, log: info };
   if (ctx === '' || ctx.startsWith('{{defaultContext}}')) {
     const src = defaultSource(env);
     src.subdir = ctx.replace(/^\{\{defaultContext\}\}:?/, '');
-    return fetchContext(src, fetchOpts);
+    let host = '';
+    try {
+      host = new URL(src.url).host;
+    } catch {
+      // not a URL with a host: no token to hand on
+    }
+    return { contextDir: fetchContext(src, fetchOpts), gitContext: true, gitAuth: { host, token } };
   }
   const git = parseGitContext(ctx);
-  if (git) return fetchContext(git, fetchOpts);
-  return path.resolve(ctx);
+  if (git) return { contextDir: fetchContext(git, fetchOpts), gitContext: true };
+  return { contextDir: path.resolve(ctx), gitContext: false };
 }
 
 async function main() {
@@ -39,14 +46,18 @@ async function main() {
   const tmpDir = fs.mkdtempSync(path.join(env.RUNNER_TEMP || os.tmpdir(), 'kiln-action-'));
   fs.chmodSync(tmpDir, 0o700);
   try {
-    const contextDir = resolveContext(inputs, env, tmpDir);
-    const p = plan(inputs, { contextDir, tmpDir, arch: process.arch, env, cwd: process.cwd() });
+    const c0 = resolveContext(inputs, env, tmpDir);
+    const p = plan(inputs, { ...c0, tmpDir, arch: process.arch, env, cwd: process.cwd() });
     for (const n of p.notes) info(n);
     for (const w of p.warnings) out(wfCommand('warning', w));
     for (const f of p.files) fs.writeFileSync(f.path, f.data, { mode: 0o600 });
 
     const k = kiln.locate({ actionDir, env, log: info });
-    const c = kiln.command(k.bin, p.args, { env, uid: process.getuid() });
+    const uid = process.getuid();
+    if (uid !== 0 && !kiln.which('sudo', env)) {
+      throw new Error('kiln needs root (overlayfs, runc): run the job as root or on a runner with passwordless sudo');
+    }
+    const c = kiln.command(k.bin, p.args, { env, uid });
     info(`kiln ${p.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
     const res = await run(c.file, c.args, { env: c.env });
     if (res.code !== 0) {

@@ -32,7 +32,9 @@ const WHY = {
 
 // plan maps inputs to the kiln command line.
 //
-// ctx: { contextDir, tmpDir, arch, env (for secret-envs), cwd }
+// ctx: { contextDir, gitContext (the context was fetched with git), gitAuth
+// ({host, token} for the default Git context), tmpDir, arch, env (for
+// secret-envs), cwd }
 // returns { args, warnings, notes, files: [{path, data}], load: path|null }
 // and throws on an input that must stop the step (ssh, a platform the
 // machine cannot build, a call other than build, a missing secret env).
@@ -70,7 +72,12 @@ function plan(inputs, ctx) {
     }
   }
 
-  if (inputs.file !== '') args.push('--file', inputs.file);
+  if (inputs.file !== '') {
+    // In a Git context the Dockerfile is a path in the repository, as
+    // buildx reads it from the Git source.
+    const f = ctx.gitContext && !path.isAbsolute(inputs.file) ? path.join(ctx.contextDir, inputs.file) : inputs.file;
+    args.push('--file', f);
+  }
   add('--tag', inputs.tags);
   if (inputs.push) args.push('--push');
   if (inputs.target !== '') args.push('--target', inputs.target);
@@ -133,6 +140,16 @@ function plan(inputs, ctx) {
     const p = path.join(ctx.tmpDir, `secret-${files.length}`);
     files.push({ path: p, data: value });
     args.push('--secret', `id=${id},src=${p}`);
+  }
+  if (ctx.gitAuth && ctx.gitAuth.host && ctx.gitAuth.token) {
+    // As build-push-action does for its default Git context: the token is
+    // the secret GIT_AUTH_TOKEN.<host> for RUN steps that fetch more.
+    const id = `GIT_AUTH_TOKEN.${ctx.gitAuth.host}`;
+    if (!args.some((a) => a.startsWith(`id=${id},`))) {
+      const p = path.join(ctx.tmpDir, `secret-${files.length}`);
+      files.push({ path: p, data: ctx.gitAuth.token });
+      args.push('--secret', `id=${id},src=${p}`);
+    }
   }
   for (const s of inputs['secret-files']) {
     const eq = s.indexOf('=');

@@ -135,3 +135,22 @@ test('load and type=docker become a docker archive to load', () => {
   assert.equal(p.load, null);
   assert.deepEqual(p.args.filter((a, i) => p.args[i - 1] === '--output'), ['type=docker,dest=/out/img.tar']);
 });
+
+test('in a Git context the Dockerfile is a path in the repository', () => {
+  const git = { ...ctx, contextDir: '/tmp/k/git-context-1', gitContext: true };
+  assert.deepEqual(plan(inputsOf({ file: 'docker/Dockerfile' }), git).args.slice(3, 5), ['--file', '/tmp/k/git-context-1/docker/Dockerfile']);
+  assert.deepEqual(plan(inputsOf({ file: '/abs/Dockerfile' }), git).args.slice(3, 5), ['--file', '/abs/Dockerfile']);
+  assert.deepEqual(plan(inputsOf({ file: 'docker/Dockerfile' }), ctx).args.slice(3, 5), ['--file', 'docker/Dockerfile']);
+});
+
+test('the default Git context hands its token on as GIT_AUTH_TOKEN.<host>', () => {
+  const p = plan(inputsOf({}), { ...ctx, gitContext: true, gitAuth: { host: 'github.com', token: 'ghs_x' } });
+  assert.deepEqual(p.files, [{ path: '/tmp/k/secret-0', data: 'ghs_x' }]);
+  assert.ok(p.args.includes('id=GIT_AUTH_TOKEN.github.com,src=/tmp/k/secret-0'));
+  assert.ok(!p.args.join(' ').includes('ghs_x'));
+  // A secret of that id given by the user wins.
+  const q = plan(inputsOf({ secrets: 'GIT_AUTH_TOKEN.github.com=mine' }), { ...ctx, gitContext: true, gitAuth: { host: 'github.com', token: 'ghs_x' } });
+  assert.deepEqual(q.files.map((f) => f.data), ['mine']);
+  // No host (a file:// server in tests), no token: nothing.
+  assert.deepEqual(plan(inputsOf({}), { ...ctx, gitContext: true, gitAuth: { host: '', token: 't' } }).files, []);
+});
