@@ -406,3 +406,87 @@ func elfInterp(p string) (string, error) {
 	}
 	return "", nil
 }
+
+// TestActionSudo runs the action as an unprivileged user, with a sudo on
+// PATH that records what it was given: kiln is started through sudo -n
+// keeping only the variables kiln needs, and no secret value or unrelated
+// variable reaches it.
+func TestActionSudo(t *testing.T) {
+	need(t, "node", "setpriv")
+	dir, err := os.MkdirTemp("", "kiln-sudo-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	commit := "2222222222222222222222222222222222222222"
+	bin := filepath.Join(dir, "bin")
+	writeFiles(t, bin, map[string]string{
+		"kiln": "#!/bin/sh\necho 'kiln dev (commit " + commit + ")'\n",
+		// The fake sudo records its arguments and environment, then
+		// writes the metadata file kiln would.
+		"sudo": `#!/bin/sh
+printf '%s\n' "$@" > "` + dir + `/sudo-args"
+env > "` + dir + `/sudo-env"
+while [ $# -gt 0 ]; do
+  if [ "$1" = --metadata-file ]; then echo '{"containerimage.digest":"sha256:aa","containerimage.config.digest":"sha256:bb"}' > "$2"; fi
+  shift
+done
+`,
+	})
+	for _, f := range []string{"kiln", "sudo"} {
+		if err := os.Chmod(filepath.Join(bin, f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFiles(t, filepath.Join(dir, "ctx"), map[string]string{"Dockerfile": "FROM scratch\n"})
+	js := filepath.Join(dir, "action")
+	root := repoRoot()
+	for _, f := range []string{"main.js", "lib/argv.js", "lib/commands.js", "lib/gitctx.js", "lib/inputs.js", "lib/kiln.js", "lib/run.js"} {
+		copyFile(t, filepath.Join(root, "action", f), filepath.Join(js, f))
+	}
+	if err := os.Chmod(js, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "output")
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "node", filepath.Join(js, "main.js"))
+	cmd.Dir = dir
+	cmd.Env = []string{
+		"PATH=" + bin + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + dir,
+		"GITHUB_ACTION_REF=" + commit, "GITHUB_OUTPUT=" + out, "RUNNER_TEMP=" + dir,
+		"GITHUB_STEP_SUMMARY=" + filepath.Join(dir, "summary"), "DOCKER_BUILD_SUMMARY=false",
+		"ACTIONS_RUNTIME_TOKEN=runtime-token", "ACTIONS_CACHE_URL=http://127.0.0.1:1/", "ACTIONS_CACHE_MODE=read",
+		"NPM_TOKEN=unrelated", "MY_SECRET=env-secret-value",
+		"INPUT_CONTEXT=" + filepath.Join(dir, "ctx"),
+		"INPUT_SECRETS=TOKEN=input-secret-value", "INPUT_SECRET-ENVS=ENVSEC=MY_SECRET",
+	}
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("action as uid 65534: %v\n%s", err, b)
+	}
+	args := readFile(t, filepath.Join(dir, "sudo-args"))
+	if !strings.HasPrefix(args, "-n\n--preserve-env=ACTIONS_CACHE_MODE,ACTIONS_CACHE_URL,ACTIONS_RUNTIME_TOKEN,DOCKER_BUILD_SUMMARY,DOCKER_CONFIG,GITHUB_ACTION_REF,GITHUB_OUTPUT,GITHUB_STEP_SUMMARY\n--\n"+filepath.Join(bin, "kiln")+"\nbuild\n") {
+		t.Errorf("sudo arguments:\n%s", args)
+	}
+	envs := readFile(t, filepath.Join(dir, "sudo-env"))
+	for _, want := range []string{"ACTIONS_RUNTIME_TOKEN=runtime-token", "DOCKER_CONFIG=" + filepath.Join(dir, ".docker"), "GITHUB_STEP_SUMMARY="} {
+		if !strings.Contains(envs, want) {
+			t.Errorf("sudo's environment lacks %s:\n%s", want, envs)
+		}
+	}
+	for _, bad := range []string{"NPM_TOKEN", "MY_SECRET", "INPUT_", "HOME=", "RUNNER_TEMP"} {
+		if strings.Contains(envs, bad) {
+			t.Errorf("sudo's environment has %s:\n%s", bad, envs)
+		}
+	}
+	for _, bad := range []string{"input-secret-value", "env-secret-value", "runtime-token"} {
+		if strings.Contains(args, bad) {
+			t.Errorf("a secret value is on sudo's command line: %s", bad)
+		}
+	}
+	if got := readFile(t, out); !strings.Contains(got, "digest<<") || !strings.Contains(got, "sha256:aa") {
+		t.Errorf("outputs after the sudo run: %s", got)
+	}
+}
