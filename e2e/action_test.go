@@ -185,8 +185,13 @@ func actRun(t *testing.T, r actionRepo, workflow, kilnDir, cacheSrv, artifacts s
 	cmd.Env = append(os.Environ(), "HOME="+home, "PATH="+kilnDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("act %s: %v\n%s", workflow, err, out.String())
+	}
+	t.Logf("act %s: the workflow took %.2fs", workflow, time.Since(start).Seconds())
+	if os.Getenv("KILN_ACT_LOG") != "" {
+		t.Logf("%s", out.String())
 	}
 	return out.String()
 }
