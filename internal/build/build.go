@@ -52,6 +52,10 @@ type Options struct {
 	BuildArgs map[string]string
 	// Labels are the --label values, added to the image config.
 	Labels map[string]string
+	// Annotations are the --annotation values, set on the image manifest.
+	Annotations map[string]string
+	// Contexts are the named build contexts (--build-context), by name.
+	Contexts map[string]BuildContext
 	// NoCache ignores every cache; results are still recorded.
 	NoCache bool
 	// Stdout receives an output whose dest is "-".
@@ -100,6 +104,9 @@ type Result struct {
 	Digest v1.Hash
 	// ConfigDigest is the image config's digest.
 	ConfigDigest v1.Hash
+	// Descriptor is the image manifest's descriptor (media type, digest,
+	// size).
+	Descriptor v1.Descriptor
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
 	// Summary is the end-of-build summary, as the Done event carried it.
@@ -154,6 +161,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer tree.Close()
+	named, closeNamed, err := openContexts(opts, st)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNamed()
 
 	images := newImages(opts.Remote)
 	g, err := planBuild(ctx, opts, df, dfPath, images)
@@ -167,6 +179,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Snapshotter:      snap,
 		Context:          tree,
 		ContextDir:       opts.ContextDir,
+		Contexts:         named,
 		Image:            images.image,
 		Progress:         sink,
 		Logger:           opts.Logger,
@@ -264,6 +277,7 @@ func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, imag
 		Target:       opts.Target,
 		Network:      opts.Network,
 		ResolveImage: images.resolve,
+		Contexts:     plannedContexts(opts),
 	})
 	if err != nil {
 		var de *dockerfile.Error
@@ -409,11 +423,15 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
+	desc, err := descriptorOf(img)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
 		return nil, nil, err
 	}
-	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Stats: res.Stats}, nil
+	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, nil
 }
 
 // assemble builds the image and lets every --cache-to that keeps its cache
@@ -430,7 +448,7 @@ func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error
 			}
 		}
 	}
-	return img, nil
+	return annotate(img, opts.Annotations), nil
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific
@@ -523,6 +541,8 @@ type Metadata struct {
 	Digest string `json:"containerimage.digest"`
 	// ConfigDigest is the image config's digest (buildx's key).
 	ConfigDigest string `json:"containerimage.config.digest"`
+	// Descriptor is the image manifest's descriptor (buildx's key).
+	Descriptor *v1.Descriptor `json:"containerimage.descriptor,omitempty"`
 	// Name is the tags, comma-separated (buildx's key).
 	Name string `json:"image.name,omitempty"`
 	// Summary is kiln's end-of-build summary.
@@ -530,7 +550,7 @@ type Metadata struct {
 }
 
 func writeMetadata(path string, tags []string, r *Result, sum *progress.Summary) error {
-	md := Metadata{Digest: r.Digest.String(), ConfigDigest: r.ConfigDigest.String(), Summary: sum}
+	md := Metadata{Digest: r.Digest.String(), ConfigDigest: r.ConfigDigest.String(), Descriptor: &r.Descriptor, Summary: sum}
 	if len(tags) > 0 {
 		md.Name = strings.Join(tags, ",")
 	}

@@ -27,6 +27,8 @@ type buildFlags struct {
 	target       string
 	buildArgs    []string
 	labels       []string
+	annotations  []string
+	contexts     []string
 	cacheFrom    []string
 	cacheTo      []string
 	noCache      bool
@@ -63,6 +65,8 @@ func newBuildCmd(env Env, g *globals) *cobra.Command {
 	fl.StringVar(&f.target, "target", "", "build only up to this stage")
 	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build argument K=V (repeatable)")
 	fl.StringArrayVar(&f.labels, "label", nil, "image label K=V (repeatable)")
+	fl.StringArrayVar(&f.annotations, "annotation", nil, "image manifest annotation K=V or manifest:K=V (repeatable)")
+	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=DIR or NAME=docker-image://REF for FROM/COPY --from=NAME (repeatable)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR | type=registry,ref=REF | … (repeatable)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=local,dest=DIR | type=registry,ref=REF | type=inline | … (repeatable)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "ignore every cache (results are still recorded and exported)")
@@ -138,6 +142,12 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 		return fail(err)
 	}
 	if opts.Labels, err = kvMap("label", f.labels, nil); err != nil {
+		return fail(err)
+	}
+	if opts.Annotations, err = annotationMap(f.annotations); err != nil {
+		return fail(err)
+	}
+	if opts.Contexts, err = buildContexts(f.contexts); err != nil {
 		return fail(err)
 	}
 	for _, o := range f.outputs {

@@ -79,12 +79,15 @@ func (p *planner) copyStep(ctx context.Context, s *stage, st *state, a copyArgs)
 		if err != nil {
 			return nil, fmt.Errorf("COPY --from=%s: %w", a.from, err)
 		}
-		if dep != nil {
+		switch {
+		case dep == nil && ref == "":
+			c.FromContext, _, _ = p.namedContext(a.from)
+		case dep != nil:
 			if dep.out == nil {
 				return nil, fmt.Errorf("cannot copy from stage %q, it needs to be defined before current stage %q", a.from, label(s))
 			}
 			c.FromStage = dep.out
-		} else {
+		default:
 			img, err := p.resolveImage(ctx, 0, ref)
 			if err != nil {
 				return nil, unwrapPos(err)

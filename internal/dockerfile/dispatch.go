@@ -100,6 +100,9 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		st.cfg.Env = append(st.cfg.Env, "PATH="+defaultPath)
 	}
 	s.out = out
+	if s.baseCtx != "" {
+		out.Steps = append(out.Steps, p.contextBaseStep(st, s.baseCtx, s.line))
+	}
 	for _, c := range cmds {
 		step, err := p.dispatch(ctx, s, st, c)
 		if err != nil {

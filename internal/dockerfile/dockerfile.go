@@ -36,6 +36,8 @@ type Options struct {
 	// the stages the target needs, and never concurrently. Its error is
 	// returned wrapped in an *Error at the instruction that named the image.
 	ResolveImage func(ctx context.Context, ref string) (*plan.Image, error)
+	// Contexts are the named build contexts (--build-context), by name.
+	Contexts map[string]NamedContext
 }
 
 // Error is an error at a place in the Dockerfile. Error() reads
@@ -143,6 +145,7 @@ type stage struct {
 	// Set by resolveStages.
 	baseName  string // FROM's argument after global ARG expansion
 	scratch   bool
+	baseCtx   string // a directory build context FROM names (scratch too)
 	baseStage *stage
 	deps      []*stage
 

@@ -146,12 +146,15 @@ func (p *planner) mount(ctx context.Context, s *stage, st *state, m *instruction
 		if err != nil {
 			return pm, fmt.Errorf("RUN --mount from=%s: %w", m.From, err)
 		}
-		if dep != nil {
+		switch {
+		case dep == nil && ref == "":
+			pm.FromContext, _, _ = p.namedContext(m.From)
+		case dep != nil:
 			if dep.out == nil {
 				return pm, fmt.Errorf("cannot mount from stage %q to %q, stage needs to be defined before current command", m.From, m.Target)
 			}
 			pm.FromStage = dep.out
-		} else {
+		default:
 			img, err := p.resolveImage(ctx, 0, ref)
 			if err != nil {
 				return pm, unwrapPos(err)

@@ -108,6 +108,14 @@ func (p *planner) resolveBase(s *stage) error {
 			return p.errAt(s.line, fmt.Errorf("FROM --platform: %w", err))
 		}
 	}
+	if name, nc, ok := p.namedContext(base); ok {
+		if nc.Image == "" {
+			s.scratch, s.baseCtx = true, name
+			return nil
+		}
+		base = nc.Image
+		s.baseName = base
+	}
 	if base == scratchName {
 		s.scratch = true
 		return nil
@@ -167,9 +175,13 @@ func (p *planner) commandFroms(c cmd) ([]from, error) {
 	return out, nil
 }
 
-// resolveFrom finds what a --from value in stage s names: an earlier stage
-// (by name, case-insensitive, or by index) or else an image reference.
+// resolveFrom finds what a --from value in stage s names: a named build
+// context, an earlier stage (by name, case-insensitive, or by index) or
+// else an image reference. A directory build context returns nil and "".
 func (p *planner) resolveFrom(s *stage, v string) (*stage, string, error) {
+	if _, nc, ok := p.namedContext(v); ok {
+		return nil, nc.Image, nil
+	}
 	for _, o := range p.stages {
 		if o.name != "" && strings.EqualFold(o.name, v) {
 			if o.index >= s.index {

@@ -81,6 +81,21 @@ var parts = map[string]part{
 	"bzip2":           binary("bzip2", "bzip2"),
 	"xz":              binary("xz", "xz-utils"),
 	"node":            binary("node", "nodejs"),
+	"npm":             binary("npm", "npm"),
+	"git":             binary("git", "git"),
+	"docker":          binary("docker", "docker.io"),
+	"dockerd":         binary("dockerd", "docker.io"),
+	"setpriv":         binary("setpriv", "util-linux"),
+	"act":             goTool("act", "github.com/nektos/act@v0.2.89"),
+	"go":              goTool("go", "the Go toolchain"),
+}
+
+// goTool is the part "an executable named name on PATH" that .ci/deps gets
+// from the Go module proxy (or the toolchain itself), not from Debian.
+func goTool(name, from string) part {
+	p := binary(name, "")
+	p.install = "go install " + from
+	return p
 }
 
 // binary is the part "an executable named name on PATH", from Debian

@@ -177,12 +177,16 @@ type Mount struct {
 	Target string
 	// Source is the path inside From (bind) or inside the cache (cache).
 	Source string
-	// FromStage or FromImage name what a bind or cache mount reads; both
-	// nil means the build context for bind, an empty dir for cache.
+	// FromStage, FromImage or FromContext name what a bind or cache mount
+	// reads; none set means the build context for bind, an empty dir for
+	// cache.
 	FromStage *Stage
 	// FromImage is set, instead of FromStage, when from= names a registry
 	// image rather than a stage.
 	FromImage *Image
+	// FromContext is the name of a directory build context
+	// (--build-context NAME=DIR).
+	FromContext string
 	// ID names a cache mount or a secret.
 	ID string
 	// ReadOnly makes a bind or cache mount read-only in the container. As
@@ -212,12 +216,15 @@ type Copy struct {
 	// Add is true for ADD: local tar archives among the sources are
 	// extracted into Dest.
 	Add bool
-	// FromStage or FromImage is where the sources are read; both nil means
-	// the build context.
+	// FromStage, FromImage or FromContext is where the sources are read;
+	// none set means the build context.
 	FromStage *Stage
 	// FromImage is set, instead of FromStage, when --from names a registry
 	// image rather than a stage.
 	FromImage *Image
+	// FromContext is the name of a directory build context
+	// (--build-context NAME=DIR).
+	FromContext string
 	// Sources are the source paths or patterns as written after expansion,
 	// relative to the source root.
 	Sources []string

@@ -41,7 +41,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if len(c.Inline) > 0 {
 			tree, rel, sources, err = s.inlineTree(c.Inline)
 		} else {
-			tree, _, rel, err = s.sourceTree(ctx, c.FromStage, c.FromImage, runs)
+			tree, _, rel, err = s.sourceTree(ctx, c.FromStage, c.FromImage, c.FromContext, runs)
 		}
 		if err != nil {
 			return err

@@ -264,7 +264,7 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 	if srcPath == "" {
 		srcPath = "."
 	}
-	tree, root, release, err := s.sourceTree(ctx, m.FromStage, m.FromImage, runs)
+	tree, root, release, err := s.sourceTree(ctx, m.FromStage, m.FromImage, m.FromContext, runs)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -418,11 +418,17 @@ func (s *Solver) secretFile(m plan.Mount, val []byte) (string, func(), error) {
 }
 
 // sourceTree opens the tree a COPY or bind mount reads: a stage's result,
-// an image, or the build context. root is its directory on disk.
-func (s *Solver) sourceTree(ctx context.Context, fromStage *plan.Stage, fromImage *plan.Image, runs map[*plan.Stage]*stageRun) (*source.Tree, string, func(), error) {
+// an image, a named directory context, or the build context. root is its directory on disk.
+func (s *Solver) sourceTree(ctx context.Context, fromStage *plan.Stage, fromImage *plan.Image, fromContext string, runs map[*plan.Stage]*stageRun) (*source.Tree, string, func(), error) {
 	var st *state
 	var err error
 	switch {
+	case fromContext != "":
+		nc, ok := s.opts.Contexts[fromContext]
+		if !ok || nc.Tree == nil {
+			return nil, "", nil, fmt.Errorf("build context %q was not given", fromContext)
+		}
+		return nc.Tree, nc.Dir, func() {}, nil
 	case fromStage != nil:
 		st, err = waitStage(ctx, runs, fromStage)
 	case fromImage != nil:

@@ -30,6 +30,9 @@ type Options struct {
 	Context *source.Tree
 	// ContextDir is the context's directory, for RUN --mount=type=bind.
 	ContextDir string
+	// Contexts are the named directory contexts (--build-context
+	// NAME=DIR) that plan.Copy.FromContext and plan.Mount.FromContext name.
+	Contexts map[string]NamedContext
 	// Image returns the image behind a plan.Image (FROM, COPY --from, RUN
 	// --mount from=). Its layers may be lazy.
 	Image func(ctx context.Context, img *plan.Image) (v1.Image, error)
