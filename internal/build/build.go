@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
@@ -216,6 +217,13 @@ func readInputs(opts *Options) (df []byte, dfPath string, err error) {
 			return nil, "", usagef("Dockerfile not found: %s", dfPath)
 		}
 		return nil, "", fmt.Errorf("reading Dockerfile: %w", err)
+	}
+	// A tag that cannot be pushed or written must fail now, not after the
+	// build (output parses each tag the same way).
+	for _, t := range opts.Tags {
+		if _, err := name.NewTag(t); err != nil {
+			return nil, "", usagef("--tag %q: %v", t, err)
+		}
 	}
 	if (opts.Push || hasRegistryOutput(opts.Outputs)) && len(opts.Tags) == 0 && !namedRegistryOutput(opts.Outputs) {
 		return nil, "", usagef("--push needs at least one --tag")

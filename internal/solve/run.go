@@ -268,7 +268,7 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 	if err != nil {
 		return nil, "", nil, err
 	}
-	matches, err := tree.Select([]string{srcPath})
+	matches, err := tree.SelectAs("RUN --mount=type=bind source", []string{srcPath})
 	if err != nil {
 		release()
 		return nil, "", nil, err
