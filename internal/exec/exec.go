@@ -131,8 +131,10 @@ func lookRuntime(runtime string) (string, error) {
 // ctx kills the container and Run returns an error wrapping ctx's error.
 //
 // Each call uses a unique container ID, and "runtime delete --force ID" runs
-// on every path out, so no container outlives Run. Concurrent calls are safe
-// with distinct BundleDirs.
+// on every path out, so no container outlives Run. If the process running
+// Run is killed, the container does outlive it (an OCI runtime cannot tie a
+// container's life to its caller's): Reap on the BundleDir stops it.
+// Concurrent calls are safe with distinct BundleDirs.
 func Run(ctx context.Context, spec Spec) (err error) {
 	rt, err := lookRuntime(spec.Runtime)
 	if err != nil {
@@ -189,6 +191,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	r := ociRuntime{path: rt, hideUnified: crunNeedsHiddenUnified(rt)}
 	id, err := newID()
 	if err != nil {
+		return err
+	}
+	// Written before the container can exist: if kiln is killed, Reap finds
+	// the container from here.
+	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id}); err != nil {
 		return err
 	}
 	gone = false

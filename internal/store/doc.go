@@ -10,7 +10,9 @@
 //	blobs/sha256/   one file per blob, named by its hex digest
 //	records/        one JSON file per cache key
 //	locks/          one flock file per name passed to Lock
-//	tmp/            scratch directories (TempDir); removed by every Prune
+//	tmp/            one scratch directory per open Store (session.go): TempDir,
+//	                SecretDir, BundleDir; a dead build's is removed by the next
+//	                build (SweepDead) or by Prune
 //	sn/             the snapshotter's directory (SnapshotRoot); short on purpose,
 //	                because overlay mount data is limited to a page
 //	cc/             context checksum caches (ContextCacheFile)
