@@ -80,6 +80,33 @@ func TestErrors(t *testing.T) {
 			want:       `line-two`,
 		},
 		{
+			// Rejected before any work: the RUN would fail with exit 1.
+			name:       "invalid tag",
+			dockerfile: "FROM " + base + "\nRUN false\n",
+			args:       []string{"-t", "Bad Ref!!:x y"},
+			code:       2,
+			want:       `--tag "Bad Ref!!:x y"`,
+		},
+		{
+			name:       "dockerignore syntax error",
+			dockerfile: "FROM " + base + "\nCOPY . /x\n",
+			files:      map[string]string{".dockerignore": "# c\n*.md\nsrc/[a-\n"},
+			code:       2,
+			want:       `\.dockerignore:3: bad pattern "src/\[a-"`,
+		},
+		{
+			name:       "missing bind mount source",
+			dockerfile: "FROM " + base + "\nRUN --mount=type=bind,source=nothere,target=/m true\n",
+			code:       2,
+			want:       `RUN --mount=type=bind source "/?nothere": no such file`,
+		},
+		{
+			name:       "failing run says its exit code once",
+			dockerfile: "FROM " + base + "\nRUN exit 1\n",
+			code:       1,
+			want:       `^(?s:.*ERROR: exit code 1\n)`,
+		},
+		{
 			name:       "bad flag",
 			dockerfile: "FROM " + base + "\n",
 			args:       []string{"--network", "bridge"},

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/atomicfile"
@@ -153,6 +154,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			boundState(ctx, opts, sink)
 		}
 	}()
+	// What builds killed with -9 left (containers still running, secret
+	// files, mounts) goes before this build starts; running builds' own
+	// things are never touched (store.SweepDead).
+	if n, err := st.SweepDead(ctx, sweepHooks(snap)); err != nil {
+		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("cleaning up after a killed build: %v", err)})
+	} else if n > 0 {
+		opts.Logger.Debug("swept killed builds", "sessions", n)
+	}
 	if snap.Mode() != "overlayfs" {
 		sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "using the copying snapshotter: overlayfs cannot be mounted here (slower, same results)"})
 	}
@@ -247,6 +256,13 @@ func readInputs(opts *Options) (df []byte, dfPath string, err error) {
 		}
 		return nil, "", fmt.Errorf("reading Dockerfile: %w", err)
 	}
+	// A tag that cannot be pushed or written must fail now, not after the
+	// build (output parses each tag the same way).
+	for _, t := range opts.Tags {
+		if _, err := name.NewTag(t); err != nil {
+			return nil, "", usagef("--tag %q: %v", t, err)
+		}
+	}
 	if (opts.Push || hasRegistryOutput(opts.Outputs)) && len(opts.Tags) == 0 && !namedRegistryOutput(opts.Outputs) {
 		return nil, "", usagef("--push needs at least one --tag")
 	}
@@ -260,7 +276,7 @@ func openState(dir string, forceCopy bool) (*store.Store, *snapshot.Snapshotter,
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening state dir %s: %w", dir, err)
 	}
-	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: forceCopy})
+	snap, err := snapshot.New(snapshot.Options{Root: st.SnapshotRoot(), ForceCopy: forceCopy, Session: st.Session()})
 	if err != nil {
 		st.Close()
 		return nil, nil, fmt.Errorf("opening snapshots: %w", err)
@@ -328,7 +344,16 @@ func Prune(ctx context.Context, dir string, opts store.PruneOptions) (store.Prun
 		return store.PruneReport{}, fmt.Errorf("opening snapshots: %w", err)
 	}
 	opts.Snapshots = snapshotSet{snap}
+	opts.Hooks = sweepHooks(snap)
 	return store.Prune(ctx, dir, opts)
+}
+
+// sweepHooks stop a killed build's containers and remove its mounts.
+func sweepHooks(snap *snapshot.Snapshotter) store.SweepHooks {
+	return store.SweepHooks{
+		Reap:    func(_ context.Context, dir string) error { return exec.Reap(dir) },
+		Release: snap.SweepSession,
+	}
 }
 
 type snapshotSet struct{ s *snapshot.Snapshotter }

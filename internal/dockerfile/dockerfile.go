@@ -176,7 +176,10 @@ func (p *planner) parse(dt []byte) error {
 		line := locationLine(err)
 		// BuildKit reports a bad parser directive at the count of lines
 		// read before it, one less than its 1-based line.
-		if msg := err.Error(); strings.HasPrefix(msg, "invalid escape token") || strings.Contains(msg, "parser directive") {
+		// So does a line over the scanner's 64 KiB limit (the count of lines
+		// read is that of the lines before it).
+		if msg := err.Error(); strings.HasPrefix(msg, "invalid escape token") || strings.Contains(msg, "parser directive") ||
+			strings.HasPrefix(msg, "dockerfile line greater than max allowed size") {
 			line++
 		}
 		return p.errAt(line, err)

@@ -67,6 +67,7 @@ func TestPlanErrors(t *testing.T) {
 		{"add checksum", "FROM busybox\nADD --checksum=sha256:00 a /a\n", "", 2, "ADD --checksum is not supported"},
 		{"bad expansion", "FROM busybox\nENV A=${B:?required}\n", "", 2, "B: required"},
 		{"error in unused stage", "FROM busybox AS a\nFROM busybox AS b\nCOPY --from=C! x y\n", "a", 3, `"C!" is neither a stage name`},
+		{"line over 64 KiB", "FROM busybox\nRUN true\nRUN echo " + strings.Repeat("x", 70000) + "\n", "", 3, "dockerfile line greater than max allowed size"},
 		{"onbuild chain", "FROM busybox\nONBUILD ONBUILD RUN x\n", "", 2, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"},
 	}
 	for _, tt := range tests {

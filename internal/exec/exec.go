@@ -13,7 +13,9 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -131,8 +133,10 @@ func lookRuntime(runtime string) (string, error) {
 // ctx kills the container and Run returns an error wrapping ctx's error.
 //
 // Each call uses a unique container ID, and "runtime delete --force ID" runs
-// on every path out, so no container outlives Run. Concurrent calls are safe
-// with distinct BundleDirs.
+// on every path out, so no container outlives Run. If the process running
+// Run is killed, the container does outlive it (an OCI runtime cannot tie a
+// container's life to its caller's): Reap on the BundleDir stops it.
+// Concurrent calls are safe with distinct BundleDirs.
 func Run(ctx context.Context, spec Spec) (err error) {
 	rt, err := lookRuntime(spec.Runtime)
 	if err != nil {
@@ -189,6 +193,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	r := ociRuntime{path: rt, hideUnified: crunNeedsHiddenUnified(rt)}
 	id, err := newID()
 	if err != nil {
+		return err
+	}
+	// Written before the container can exist: if kiln is killed, Reap finds
+	// the container from here.
+	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id}); err != nil {
 		return err
 	}
 	gone = false
@@ -308,10 +317,10 @@ func (r ociRuntime) run(ctx context.Context, id string, spec Spec) error {
 		return nil
 	}
 	cmd.WaitDelay = killGrace
-	if err := r.start(cmd); err != nil {
-		return fmt.Errorf("starting %s: %w", filepath.Base(r.path), err)
+	started, werr := r.startAndWait(cmd)
+	if !started {
+		return fmt.Errorf("starting %s: %w", filepath.Base(r.path), werr)
 	}
-	werr := cmd.Wait()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("running %s: %w", id, err)
 	}
@@ -356,6 +365,45 @@ func (r ociRuntime) command(args ...string) error {
 		return err
 	}
 	return nil
+}
+
+// startAndWait starts the runtime so that it dies with this process
+// (PR_SET_PDEATHSIG): if kiln is killed, the runtime stops where it is
+// instead of going on to start a container no one will wait for. The
+// container itself, once started, is not the runtime's to kill: Reap is
+// how it goes. started is false if the runtime could not be started (err
+// says why); otherwise err is Wait's.
+//
+// The death signal is sent when the thread that forked the runtime exits,
+// not the process, so the fork happens on a locked thread that stays
+// locked until the runtime has exited.
+func (r ociRuntime) startAndWait(cmd *osexec.Cmd) (started bool, err error) {
+	type result struct {
+		started bool
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if r.hideUnified {
+			// The thread's mount namespace is changed for good: never
+			// unlocked, it is discarded when this goroutine ends.
+			if err := hideUnifiedHere(); err != nil {
+				done <- result{false, err}
+				return
+			}
+		} else {
+			defer runtime.UnlockOSThread()
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			done <- result{false, err}
+			return
+		}
+		done <- result{true, cmd.Wait()}
+	}()
+	res := <-done
+	return res.started, res.err
 }
 
 func (r ociRuntime) start(cmd *osexec.Cmd) error {

@@ -60,18 +60,28 @@ func startWithoutUnified(cmd *osexec.Cmd) error {
 	go func() {
 		runtime.LockOSThread()
 		errc <- func() error {
-			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-				return fmt.Errorf("unsharing mount namespace: %w", err)
-			}
-			// Slave, so that the unmount below does not propagate back.
-			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-				return fmt.Errorf("making mounts private: %w", err)
-			}
-			if err := unix.Unmount(cgroupUnified, unix.MNT_DETACH); err != nil {
-				return fmt.Errorf("hiding %s: %w", cgroupUnified, err)
+			if err := hideUnifiedHere(); err != nil {
+				return err
 			}
 			return cmd.Start()
 		}()
 	}()
 	return <-errc
+}
+
+// hideUnifiedHere moves the calling goroutine's OS thread, which must be
+// locked and must never be unlocked, to a new mount namespace without
+// /sys/fs/cgroup/unified.
+func hideUnifiedHere() error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unsharing mount namespace: %w", err)
+	}
+	// Slave, so that the unmount below does not propagate back.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	if err := unix.Unmount(cgroupUnified, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("hiding %s: %w", cgroupUnified, err)
+	}
+	return nil
 }

@@ -43,6 +43,34 @@ func (c Compression) MediaType() types.MediaType {
 	return ""
 }
 
+// CompressionOf returns the compression a layer media type declares; ok is
+// false for a media type that is not a layer kiln can apply and write
+// (foreign layers, configs, anything unknown).
+func CompressionOf(mt types.MediaType) (c Compression, ok bool) {
+	switch mt {
+	case types.OCILayer, types.DockerLayer:
+		return Gzip, true
+	case types.OCILayerZStd:
+		return Zstd, true
+	case types.OCIUncompressedLayer, types.DockerUncompressedLayer:
+		return Uncompressed, true
+	}
+	return "", false
+}
+
+// Sniff returns the compression a blob's first bytes show (at least 4 are
+// needed to tell zstd); anything that is neither gzip nor zstd is
+// Uncompressed.
+func Sniff(magic []byte) Compression {
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		return Gzip
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return Zstd
+	}
+	return Uncompressed
+}
+
 // Blob describes a compressed layer: the digest and size of the blob as
 // stored, the digest of its uncompressed tar (the diff ID) and its media type.
 type Blob struct {
@@ -122,14 +150,14 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("sniffing layer compression: %w", err)
 	}
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+	switch Sniff(magic) {
+	case Gzip:
 		gr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("opening gzip layer: %w", err)
 		}
 		return gr, nil
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case Zstd:
 		zr, err := zstd.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("opening zstd layer: %w", err)

@@ -118,10 +118,13 @@ func status(e Event) string {
 		return "DONE " + HumanDuration(e.Duration)
 	case StepFailed:
 		var why []string
+		code := ""
 		if e.ExitCode != 0 {
-			why = append(why, "exit code "+strconv.Itoa(e.ExitCode))
+			code = "exit code " + strconv.Itoa(e.ExitCode)
+			why = append(why, code)
 		}
-		if e.Err != "" {
+		// A RUN's error is often just its exit code: say it once.
+		if e.Err != "" && e.Err != code {
 			why = append(why, e.Err)
 		}
 		if len(why) == 0 {

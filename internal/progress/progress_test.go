@@ -156,3 +156,21 @@ var (
 	missAfter = &Miss{Step: 4, Stage: "build", Text: "RUN make | tee <log>", Reason: ReasonParent,
 		Cause: "RUN make | tee <log>: parent step 3 missed", ParentStep: 3}
 )
+
+func TestFailedStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		e    Event
+		want string
+	}{
+		{Event{Kind: StepFailed, ExitCode: 1, Err: "exit code 1"}, "ERROR: exit code 1"},
+		{Event{Kind: StepFailed, ExitCode: 2, Err: "running in runc"}, "ERROR: exit code 2: running in runc"},
+		{Event{Kind: StepFailed, Err: "exit code 3"}, "ERROR: exit code 3"},
+		{Event{Kind: StepFailed}, "ERROR"},
+	}
+	for _, tt := range tests {
+		if got := status(tt.e); got != tt.want {
+			t.Errorf("status(%+v) = %q, want %q", tt.e, got, tt.want)
+		}
+	}
+}

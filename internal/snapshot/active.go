@@ -21,7 +21,7 @@ import (
 // files under Root, WriteDiff, Commit (optional), Release.
 type Active struct {
 	s    *Snapshotter
-	dir  string // a/<n>: everything this Active owns
+	dir  string // a/[<session>/]<n>: everything this Active owns
 	root string
 	// overlay mode: the upper dir and whether root is mounted.
 	upper   string
@@ -41,7 +41,7 @@ type Active struct {
 // scratch). Each Active has its own directory, so concurrent builds on the
 // same chain do not clash. The caller must call Release.
 func (s *Snapshotter) Prepare(ctx context.Context, chain []v1.Hash) (*Active, error) {
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "a"), "")
+	dir, err := os.MkdirTemp(s.work, "")
 	if err != nil {
 		return nil, fmt.Errorf("preparing rootfs: %w", err)
 	}
@@ -193,7 +193,7 @@ func (s *Snapshotter) View(ctx context.Context, chain []v1.Hash) (root string, r
 		}
 		return root, func() error { return nil }, nil
 	}
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "a"), "")
+	dir, err := os.MkdirTemp(s.work, "")
 	if err != nil {
 		return "", nil, fmt.Errorf("viewing chain of %d layers: %w", len(chain), err)
 	}

@@ -39,6 +39,11 @@ type Options struct {
 	// ForceCopy uses the copying fallback even where overlayfs works (tests,
 	// debugging).
 	ForceCopy bool
+	// Session names the directory under Root/a that Prepare and View work
+	// in (store.Store.Session: one per build), so that SweepSession can
+	// remove a killed build's mounts while other builds run. "" works in
+	// Root/a itself (prune, tests).
+	Session string
 }
 
 // Snapshotter keeps unpacked layers under its root. Its methods may be
@@ -47,6 +52,9 @@ type Options struct {
 // or a view is using is the caller's to prevent (package store's lock).
 type Snapshotter struct {
 	root string
+	// work is where Prepare and View make their directories: Root/a or
+	// Root/a/<Session>.
+	work string
 	mode string
 	// mountOpts are extra overlay options the kernel accepted in the probe.
 	mountOpts string
@@ -70,7 +78,17 @@ func New(opts Options) (*Snapshotter, error) {
 			return nil, fmt.Errorf("creating snapshotter in %s: %w", root, err)
 		}
 	}
-	s := &Snapshotter{root: root, mode: ModeCopy}
+	work := filepath.Join(root, "a")
+	if opts.Session != "" {
+		if strings.ContainsAny(opts.Session, `/\`) || strings.HasPrefix(opts.Session, ".") {
+			return nil, fmt.Errorf("creating snapshotter: bad session name %q", opts.Session)
+		}
+		work = filepath.Join(work, opts.Session)
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			return nil, fmt.Errorf("creating snapshotter in %s: %w", root, err)
+		}
+	}
+	s := &Snapshotter{root: root, work: work, mode: ModeCopy}
 	if !opts.ForceCopy {
 		if mountOpts, err := probeOverlay(root); err != nil {
 			s.fallback = err

@@ -42,6 +42,33 @@ func (s *Snapshotter) Sweep(ctx context.Context) error {
 	return nil
 }
 
+// SweepSession removes the working directory of a build that was killed
+// (Options.Session of its Snapshotter) and unmounts its mounts. The caller
+// must know that build is dead and its containers are gone (package store's
+// session lock): a mount still in use is detached, not waited for.
+func (s *Snapshotter) SweepSession(ctx context.Context, session string) error {
+	if session == "" || strings.ContainsAny(session, `/\`) || strings.HasPrefix(session, ".") {
+		return fmt.Errorf("sweeping snapshots: bad session name %q", session)
+	}
+	dir := filepath.Join(s.root, "a", session)
+	mounts, err := mountPointsUnder(dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range mounts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := unmount(m); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("sweeping %s: %w", dir, err)
+	}
+	return nil
+}
+
 // mountPointsUnder lists the mount points below dir, deepest first.
 func mountPointsUnder(dir string) ([]string, error) {
 	abs, err := filepath.Abs(dir)

@@ -1,6 +1,7 @@
 package solve
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -130,6 +131,11 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 		if !ok || s.imports.isBad(top.Digest) {
 			continue
 		}
+		if err := usableLayer(top); err != nil {
+			s.emit(progress.Event{Kind: progress.Warning, Step: step.Number, Message: fmt.Sprintf(
+				"cache %s: %v: treating it as a cache miss", c.src.Name, err)})
+			continue
+		}
 		desc := top
 		il := &importedLayer{s: s, src: c.src, d: desc}
 		l, err := partial.CompressedToLayer(il)
@@ -154,6 +160,32 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 		return cur.withLayers(step, result, []cache.Key{key}, layers), c.src, true
 	}
 	return nil, nil, false
+}
+
+// usableLayer checks what a cache record says of its layer before it is
+// trusted as a hit: a descriptor kiln could not write into an image (no
+// size, a media type that is no layer) would only fail the outputs later.
+func usableLayer(l cache.Layer) error {
+	if l.Size <= 0 {
+		return fmt.Errorf("layer %s has size %d", l.Digest, l.Size)
+	}
+	if _, ok := layer.CompressionOf(l.MediaType); !ok {
+		return fmt.Errorf("layer %s has media type %q, not a layer kiln can use", l.Digest, l.MediaType)
+	}
+	if l.Digest.Algorithm != "sha256" || l.DiffID.Algorithm != "sha256" {
+		return fmt.Errorf("layer %s has diff ID %q, want sha256 digests", l.Digest, l.DiffID)
+	}
+	return nil
+}
+
+// checkCompression reports a blob whose bytes are not compressed as its
+// media type says: written into an image with that media type, it would
+// be unreadable.
+func checkCompression(l cache.Layer, got layer.Compression) error {
+	if want, _ := layer.CompressionOf(l.MediaType); want != got {
+		return fmt.Errorf("layer %s is declared %s (%s) but its bytes are %s: %w", l.Digest, want, l.MediaType, got, cache.ErrDigestMismatch)
+	}
+	return nil
 }
 
 // importedLayer is a layer from an imported cache. Its bytes are fetched
@@ -188,6 +220,11 @@ func (l *importedLayer) ensure(ctx context.Context) error {
 	l.once.Lock()
 	defer l.once.Unlock()
 	if l.s.opts.Store.HasBlob(l.d.Digest) {
+		// The same bytes may have come in under another record: this
+		// record's media type must still be theirs.
+		if err := l.checkStored(); err != nil {
+			return &BadBlobError{Digest: l.d.Digest, Source: l.src.Name, Err: err}
+		}
 		return nil
 	}
 	if err := l.fetch(ctx); err != nil {
@@ -197,6 +234,19 @@ func (l *importedLayer) ensure(ctx context.Context) error {
 		return &BadBlobError{Digest: l.d.Digest, Source: l.src.Name, Err: err}
 	}
 	return nil
+}
+
+// checkStored checks the compression of the stored blob against the
+// record's media type.
+func (l *importedLayer) checkStored() error {
+	rc, err := l.s.opts.Store.OpenBlob(l.d.Digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	magic := make([]byte, 4)
+	n, _ := io.ReadFull(rc, magic)
+	return checkCompression(l.d, layer.Sniff(magic[:n]))
 }
 
 // fetch copies the blob into a store blob writer while a second reader
@@ -227,6 +277,9 @@ func (l *importedLayer) fetch(ctx context.Context) error {
 	if got.err != nil {
 		return fmt.Errorf("decompressing %s: %v: %w", l.d.Digest, got.err, cache.ErrDigestMismatch)
 	}
+	if err := checkCompression(l.d, got.compression); err != nil {
+		return err
+	}
 	if got.h != l.d.DiffID {
 		return fmt.Errorf("layer %s uncompresses to %s, the cache says %s: %w", l.d.Digest, got.h, l.d.DiffID, cache.ErrDigestMismatch)
 	}
@@ -237,21 +290,26 @@ func (l *importedLayer) fetch(ctx context.Context) error {
 }
 
 type diffResult struct {
-	h   v1.Hash
-	err error
+	h           v1.Hash
+	compression layer.Compression // what the bytes are, sniffed
+	err         error
 }
 
-// hashUncompressed returns the sha256 of r's decompressed bytes. It reads r
-// to the end whatever happens, so the writer never blocks.
+// hashUncompressed returns the sha256 of r's decompressed bytes and the
+// compression it found. It reads r to the end whatever happens, so the
+// writer never blocks.
 func hashUncompressed(r io.Reader) diffResult {
 	defer io.Copy(io.Discard, r)
-	d, err := layer.Decompress(r)
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(4)
+	c := layer.Sniff(magic)
+	d, err := layer.Decompress(br)
 	if err != nil {
 		return diffResult{err: err}
 	}
 	defer d.Close()
 	h, _, err := v1.SHA256(d)
-	return diffResult{h: h, err: err}
+	return diffResult{h: h, compression: c, err: err}
 }
 
 // mountable returns, for a layer that came from an imported registry

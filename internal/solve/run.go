@@ -221,7 +221,7 @@ type lazySource struct {
 // run executes argv in root and streams its output as progress events.
 func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string, env []string, mounts []exec.Mount) error {
 	r := step.Run
-	bundle, err := s.opts.Store.TempDir("b")
+	bundle, err := s.opts.Store.BundleDir()
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 	if err != nil {
 		return nil, "", nil, err
 	}
-	matches, err := tree.Select([]string{srcPath})
+	matches, err := tree.SelectAs("RUN --mount=type=bind source", []string{srcPath})
 	if err != nil {
 		release()
 		return nil, "", nil, err
@@ -398,7 +398,7 @@ func (s *Solver) pipeFiles(files []plan.InlineFile) (string, func(), error) {
 
 // secretFile writes a secret to a private file for a read-only bind.
 func (s *Solver) secretFile(m plan.Mount, val []byte) (string, func(), error) {
-	dir, err := s.opts.Store.TempDir("s")
+	dir, err := s.opts.Store.SecretDir()
 	if err != nil {
 		return "", nil, err
 	}

@@ -262,7 +262,8 @@ func (s *Solver) unpack(ctx context.Context, st *state) error {
 }
 
 func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash, l layerRef) error {
-	if v, ok := s.imported.Load(l.desc.Digest); ok {
+	v, imported := s.imported.Load(l.desc.Digest)
+	if imported {
 		// Fetch an imported layer with the step's context (Ctrl-C stops it).
 		if err := v.(*importedLayer).ensure(ctx); err != nil {
 			return err
@@ -273,7 +274,17 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash,
 		return err
 	}
 	defer rc.Close()
-	return s.opts.Snapshotter.UnpackChecked(ctx, id, l.desc.DiffID, parents, rc)
+	err = s.opts.Snapshotter.UnpackChecked(ctx, id, l.desc.DiffID, parents, rc)
+	if err != nil && ctx.Err() == nil && (imported || errors.Is(err, layer.ErrUnsafePath)) {
+		// A cached layer that cannot be applied (a ../ entry, say) is a
+		// miss like a corrupt one: the step that made it is rebuilt.
+		src := "local state"
+		if imported {
+			src = v.(*importedLayer).src.Name
+		}
+		return &BadBlobError{Digest: l.desc.Digest, Source: src, Err: err}
+	}
+	return err
 }
 
 // commitDiff turns the active snapshot's changes into a compressed layer

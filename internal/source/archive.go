@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -151,6 +152,10 @@ func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) err
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		case '\x00', tar.TypeCont, tar.TypeGNUSparse:
+			// Regular files too: an old tar's ('\x00'), a contiguous file, and a
+			// GNU sparse file, whose holes archive/tar reads as zeros.
+			n.mode = fi.Mode() &^ fs.ModeType
 		case tar.TypeLink:
 			target, err := entryName(hdr.Linkname)
 			if err != nil || target == "" {
@@ -158,8 +163,12 @@ func extract(ctx context.Context, w *writer, tr *tar.Reader, destRel string) err
 			}
 			n.hardlink = target
 			n.mode = 0o644
+		case tar.TypeXGlobalHeader, 'V': // 'V': a GNU volume label
+			continue // no file (archive/tar applies PAX and GNU long names itself)
 		default:
-			continue // PAX globals, GNU long names (already applied), …
+			// Dropping an entry would give an image that silently lacks
+			// a file: refuse what cannot be extracted faithfully.
+			return fmt.Errorf("tar entry %q: unsupported entry type %q", hdr.Name, hdr.Typeflag)
 		}
 		if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
 			n.rdev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))

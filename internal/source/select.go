@@ -39,9 +39,15 @@ type Match struct {
 // adds no match, as in BuildKit (so a COPY of only such globs copies
 // nothing).
 func (t *Tree) Select(sources []string) ([]Match, error) {
+	return t.SelectAs("COPY source", sources)
+}
+
+// SelectAs is Select with errors that call each source noun ("COPY
+// source", "RUN --mount=type=bind source").
+func (t *Tree) SelectAs(noun string, sources []string) ([]Match, error) {
 	var out []Match
 	for _, src := range sources {
-		ms, err := t.selectOne(src)
+		ms, err := t.selectOne(noun, src)
 		if err != nil {
 			return nil, err
 		}
@@ -50,10 +56,10 @@ func (t *Tree) Select(sources []string) ([]Match, error) {
 	return out, nil
 }
 
-func (t *Tree) selectOne(src string) ([]Match, error) {
+func (t *Tree) selectOne(noun, src string) ([]Match, error) {
 	clean := path.Clean(strings.TrimLeft(filepath.ToSlash(src), "/"))
 	if clean == ".." || strings.HasPrefix(clean, "../") {
-		return nil, &InputError{fmt.Errorf("COPY source %q is outside the build context", src)}
+		return nil, &InputError{fmt.Errorf("%s %q is outside the build context", noun, src)}
 	}
 	if clean == "." {
 		clean = ""
@@ -75,7 +81,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 			for _, e := range ents {
 				ok, err := filepath.Match(elem, e.Name())
 				if err != nil {
-					return nil, fmt.Errorf("COPY source %q: %w", src, err)
+					return nil, fmt.Errorf("%s %q: %w", noun, src, err)
 				}
 				if ok {
 					next = append(next, cand{path.Join(c.real, e.Name()), e.Name()})
@@ -97,7 +103,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 			}
 			r, err := t.resolve(c.real)
 			if errors.Is(err, errEscape) {
-				return nil, &InputError{fmt.Errorf("COPY source %q: %s: %w", src, c.real, err)}
+				return nil, &InputError{fmt.Errorf("%s %q: %s: %w", noun, src, c.real, err)}
 			}
 			missing := errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 			switch {
@@ -105,9 +111,9 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 			case missing && wild:
 				continue
 			case missing:
-				return nil, &InputError{fmt.Errorf("COPY source %q: no such file or directory", src)}
+				return nil, &InputError{fmt.Errorf("%s %q: no such file or directory", noun, src)}
 			default:
-				return nil, fmt.Errorf("COPY source %q: %w", src, err)
+				return nil, fmt.Errorf("%s %q: %w", noun, src, err)
 			}
 			cands = append(cands, cand{r, c.name})
 		}
@@ -124,7 +130,7 @@ func (t *Tree) selectOne(src string) ([]Match, error) {
 		out = append(out, Match{Source: src, Path: c.real, Name: c.name, Dir: fi.IsDir(), Wildcard: wild})
 	}
 	if len(out) == 0 && !wild {
-		return nil, &InputError{fmt.Errorf("COPY source %q: no such file or directory", src)}
+		return nil, &InputError{fmt.Errorf("%s %q: no such file or directory", noun, src)}
 	}
 	return out, nil
 }

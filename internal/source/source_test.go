@@ -365,3 +365,26 @@ func TestChecksumCacheConcurrentSave(t *testing.T) {
 		t.Errorf("after concurrent saves, %d files read, want 0", n)
 	}
 }
+
+// TestReadIgnoreBadPattern: a pattern that does not parse is an error that
+// names the file and its line.
+func TestReadIgnoreBadPattern(t *testing.T) {
+	p := filepath.Join(t.TempDir(), ".dockerignore")
+	os.WriteFile(p, []byte("# comment\n.git\n\nsrc/[a-\nok\n"), 0o644)
+	_, err := ReadIgnore(p)
+	if err == nil || !strings.Contains(err.Error(), ".dockerignore:4:") || !strings.Contains(err.Error(), "src/[a-") {
+		t.Errorf("ReadIgnore of a bad pattern on line 4: got %v, want an error naming line 4", err)
+	}
+}
+
+// TestSelectAsNamesTheSource: a missing source is named by what it is.
+func TestSelectAsNamesTheSource(t *testing.T) {
+	tr := openTree(t, t.TempDir(), Options{})
+	_, err := tr.SelectAs("RUN --mount=type=bind source", []string{"nothere"})
+	if err == nil || !strings.HasPrefix(err.Error(), `RUN --mount=type=bind source "nothere"`) {
+		t.Errorf("got %v, want it to name the bind source", err)
+	}
+	if _, err := tr.Select([]string{"nothere"}); err == nil || !strings.HasPrefix(err.Error(), `COPY source "nothere"`) {
+		t.Errorf("Select: got %v, want a COPY source error", err)
+	}
+}

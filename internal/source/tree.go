@@ -1,8 +1,10 @@
 package source
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -127,11 +129,33 @@ func ReadIgnore(path string) ([]string, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	pats, err := ignorefile.ReadAll(f)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
+	pats, err := ignorefile.ReadAll(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if _, err := patternmatcher.New(pats); err != nil {
+		return nil, badIgnoreLine(path, b, err)
+	}
 	return pats, nil
+}
+
+// badIgnoreLine finds the first line of a .dockerignore whose pattern does
+// not parse, and names it: the matcher's own error has no line.
+func badIgnoreLine(path string, b []byte, err error) error {
+	for i, line := range strings.Split(string(b), "\n") {
+		pats, rerr := ignorefile.ReadAll(strings.NewReader(line))
+		if rerr != nil || len(pats) == 0 {
+			continue
+		}
+		if _, perr := patternmatcher.New(pats); perr != nil {
+			return fmt.Errorf("%s:%d: bad pattern %q: %w", path, i+1, strings.TrimSpace(line), perr)
+		}
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // excluded reports whether .dockerignore excludes rel (a slash path relative

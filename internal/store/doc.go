@@ -12,7 +12,9 @@
 //	ix/             the record index: the last keys filed per parent key and
 //	                per step identity (index.go), for explaining misses
 //	locks/          one flock file per name passed to Lock
-//	tmp/            scratch directories (TempDir); removed by every Prune
+//	tmp/            one scratch directory per open Store (session.go): TempDir,
+//	                SecretDir, BundleDir; a dead build's is removed by the next
+//	                build (SweepDead) or by Prune
 //	sn/             the snapshotter's directory (SnapshotRoot); short on purpose,
 //	                because overlay mount data is limited to a page
 //	cc/             context checksum caches (ContextCacheFile)

@@ -60,13 +60,19 @@ type PruneOptions struct {
 	// Snapshots is the snapshotter's view of SnapshotRoot; nil leaves
 	// snapshots alone (they are then neither removed nor counted).
 	Snapshots SnapshotSet
+	// Hooks stop what killed builds left running (their containers), before
+	// their scratch space and snapshots are removed; see SweepDead.
+	Hooks SweepHooks
 }
 
 // PruneReport says what Prune did.
 type PruneReport struct {
 	// Records, Blobs and Snapshots count what was removed.
 	Records, Blobs, Snapshots int
-	// Freed is the number of bytes removed.
+	// Freed is how many bytes fewer the state dir's files hold than
+	// before: measured, not summed from the sizes of what was removed, so
+	// a file with several links counts once and a mount a killed build
+	// left counts as nothing (it held no bytes of the state dir).
 	Freed int64
 	// Kept is the number of bytes of blobs, snapshots and records left.
 	Kept int64
@@ -99,10 +105,98 @@ func Prune(ctx context.Context, root string, opts PruneOptions) (PruneReport, er
 		return rep, fmt.Errorf("pruning %s: %w", root, ErrInUse)
 	}
 	p := pruner{root: root, opts: opts, rep: &rep}
+	// A killed build's mounts are not measured (allocated stays on the
+	// state dir's file system), so measuring before the sweep is right.
+	before, berr := allocated(root)
+	if err := p.sweep(ctx); err != nil {
+		return rep, fmt.Errorf("pruning %s: %w", root, err)
+	}
 	if err := p.run(ctx); err != nil {
 		return rep, fmt.Errorf("pruning %s: %w", root, err)
 	}
+	after, aerr := allocated(root)
+	if berr == nil && aerr == nil {
+		rep.Freed = max(before-after, 0)
+	}
 	return rep, nil
+}
+
+// sweep stops and removes what killed builds left: with the exclusive lock
+// held no build is running, so every session is a dead one. A directory in
+// tmp/ that is no session (an older kiln's) may be a bundle too.
+func (p *pruner) sweep(ctx context.Context) error {
+	dir := filepath.Join(p.root, tmpDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		switch {
+		case !e.IsDir():
+		case strings.HasPrefix(e.Name(), sessionPrefix):
+			if err := sweepSession(ctx, path, e.Name(), p.opts.Hooks); err != nil {
+				return fmt.Errorf("sweeping session %s: %w", e.Name(), err)
+			}
+		case p.opts.Hooks.Reap != nil:
+			if err := p.opts.Hooks.Reap(ctx, path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// allocated is the bytes of the regular files under root, as Usage counts
+// them (each inode once), but not descending into other file systems: a
+// mount left under the root is not the root's. Sizes are apparent sizes,
+// the unit of Kept and KeepBytes.
+func allocated(root string) (int64, error) {
+	var rootDev uint64
+	if st, err := os.Lstat(root); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			rootDev = uint64(sys.Dev)
+		}
+	}
+	type inode struct{ dev, ino uint64 }
+	seen := map[inode]bool{}
+	var total int64
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // removed while we walked
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		if uint64(st.Dev) != rootDev {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		k := inode{uint64(st.Dev), st.Ino}
+		if seen[k] {
+			return nil
+		}
+		seen[k] = true
+		total += fi.Size()
+		return nil
+	})
+	return total, err
 }
 
 // isTemp reports whether name is a file being written: the store's own

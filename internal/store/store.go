@@ -35,6 +35,9 @@ const (
 type Store struct {
 	root string
 	lock *os.File // holds the shared flock on root/lock
+	// session is this Store's scratch space in tmp/ (see session.go).
+	session       string
+	unlockSession func()
 }
 
 // Open opens the state directory at root, creating it and its layout when
@@ -70,7 +73,12 @@ func Open(root string) (*Store, error) {
 		f.Close()
 		return nil, fmt.Errorf("locking state dir %s: %w", abs, err)
 	}
-	return &Store{root: abs, lock: f}, nil
+	st := &Store{root: abs, lock: f}
+	if err := st.newSession(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // Close releases the shared lock. The Store must not be used afterwards.
@@ -79,12 +87,13 @@ func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
 	}
+	serr := s.closeSession()
 	err := s.lock.Close() // closing the descriptor drops the flock
 	s.lock = nil
 	if err != nil {
 		return fmt.Errorf("closing state dir lock: %w", err)
 	}
-	return nil
+	return serr
 }
 
 // Root returns the absolute path of the state directory.
@@ -115,11 +124,12 @@ func (s *Store) ContextCacheFile(dir string) string {
 	return filepath.Join(s.root, contextDir, hashString(abs)[:32]+".json")
 }
 
-// TempDir creates a fresh directory under root/tmp whose name starts with
-// prefix, for bundles, upper dirs and staging. The caller removes it when
-// done; Prune removes whatever is left over.
+// TempDir creates a fresh directory in this Store's session directory
+// (root/tmp/<session>) whose name starts with prefix, for upper dirs and
+// staging. The caller removes it when done; Close, and after a kill
+// SweepDead or Prune, remove whatever is left over.
 func (s *Store) TempDir(prefix string) (string, error) {
-	d, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), prefix)
+	d, err := os.MkdirTemp(filepath.Join(s.root, tmpDir, s.session), prefix)
 	if err != nil {
 		return "", fmt.Errorf("creating temporary directory: %w", err)
 	}

@@ -27,6 +27,10 @@ const (
 	layoutFile              = "oci-layout"
 )
 
+// ErrNotDir is returned for a cache directory whose blobs directory is a
+// symlink or another non-directory: it is refused, never followed.
+var ErrNotDir = errors.New("local: not a directory (a symlink?), refusing to follow it out of the cache")
+
 // dir is a cache directory and the tag (or digest) a cache is kept under.
 type dir struct {
 	path   string
@@ -65,6 +69,9 @@ func (d *dir) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, err
 	if err := validHash(desc.Digest); err != nil {
 		return nil, err
 	}
+	if err := checkBlobDirs(d.path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(d.blobPath(desc.Digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s in %s: %w", desc.Digest, d.path, cache.ErrNotFound)
@@ -74,6 +81,9 @@ func (d *dir) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, err
 
 func (d *dir) Has(ctx context.Context, desc v1.Descriptor) (bool, error) {
 	if err := validHash(desc.Digest); err != nil {
+		return false, err
+	}
+	if err := checkBlobDirs(d.path); err != nil {
 		return false, err
 	}
 	fi, err := os.Stat(d.blobPath(desc.Digest))
@@ -89,6 +99,9 @@ func (d *dir) Has(ctx context.Context, desc v1.Descriptor) (bool, error) {
 
 func (d *dir) Put(ctx context.Context, desc v1.Descriptor, r io.Reader) error {
 	if err := validHash(desc.Digest); err != nil {
+		return err
+	}
+	if err := checkBlobDirs(d.path); err != nil {
 		return err
 	}
 	blobs := filepath.Join(d.path, "blobs", desc.Digest.Algorithm)
@@ -169,6 +182,9 @@ func (d *dir) Lock(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(d.path, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache directory: %w", err)
 	}
+	if err := checkBlobDirs(d.path); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(filepath.Join(d.path, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking cache directory: %w", err)
@@ -233,6 +249,64 @@ func (d *dir) SetRoot(ctx context.Context, manifest []byte) error {
 	return collect(ctx, d.path, idx)
 }
 
+// markLive marks h and, if it is a manifest or an index, everything it
+// refers to.
+func markLive(path string, h v1.Hash, live map[string]bool, depth int) {
+	if h.Algorithm != "sha256" || live[h.Hex] {
+		return
+	}
+	live[h.Hex] = true
+	if depth > maxIndexDepth || validHash(h) != nil {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(path, "blobs", h.Algorithm, h.Hex))
+	if err != nil {
+		return
+	}
+	// Manifests and indexes in one shape: whichever fields the blob has.
+	var doc struct {
+		Config    *v1.Descriptor  `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+		Manifests []v1.Descriptor `json:"manifests"`
+		Subject   *v1.Descriptor  `json:"subject"`
+	}
+	if json.Unmarshal(b, &doc) != nil {
+		return
+	}
+	if doc.Config != nil {
+		live[doc.Config.Digest.Hex] = true
+	}
+	for _, l := range doc.Layers {
+		live[l.Digest.Hex] = true
+	}
+	if doc.Subject != nil {
+		markLive(path, doc.Subject.Digest, live, depth+1)
+	}
+	for _, m := range doc.Manifests {
+		markLive(path, m.Digest, live, depth+1)
+	}
+}
+
+// checkBlobDirs refuses a cache directory whose blobs or blobs/sha256 is
+// not a real directory (a symlink, say, that a restored archive planted):
+// writing or collecting garbage through it would touch files outside the
+// cache directory.
+func checkBlobDirs(path string) error {
+	for _, rel := range []string{"blobs", filepath.Join("blobs", "sha256")} {
+		fi, err := os.Lstat(filepath.Join(path, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("checking local cache %s: %w", path, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("local cache %s: %s: %w", path, rel, ErrNotDir)
+		}
+	}
+	return nil
+}
+
 func describe(manifest []byte) (v1.Descriptor, error) {
 	h, size, err := v1.SHA256(strings.NewReader(string(manifest)))
 	if err != nil {
@@ -241,25 +315,22 @@ func describe(manifest []byte) (v1.Descriptor, error) {
 	return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: size}, nil
 }
 
-// collect deletes every blob that no manifest of idx refers to. A manifest
-// that cannot be read keeps only itself (the other tags' owners will
-// rewrite it), which errs on the side of keeping blobs.
+// maxIndexDepth bounds how deep collect follows indexes of indexes.
+const maxIndexDepth = 8
+
+// collect deletes every blob that nothing reachable from idx refers to: a
+// manifest keeps its config and layers (and subject), an index keeps its
+// manifests, recursively, so an image index stored beside the cache under
+// another tag keeps every platform's image. A blob that cannot be read or
+// decoded keeps only itself (the other tags' owners will rewrite it), which
+// errs on the side of keeping blobs.
 func collect(ctx context.Context, path string, idx *v1.IndexManifest) error {
+	if err := checkBlobDirs(path); err != nil {
+		return err
+	}
 	live := map[string]bool{}
 	for _, m := range idx.Manifests {
-		live[m.Digest.Hex] = true
-		b, err := os.ReadFile(filepath.Join(path, "blobs", m.Digest.Algorithm, m.Digest.Hex))
-		if err != nil {
-			continue
-		}
-		var im v1.Manifest
-		if json.Unmarshal(b, &im) != nil {
-			continue
-		}
-		live[im.Config.Digest.Hex] = true
-		for _, l := range im.Layers {
-			live[l.Digest.Hex] = true
-		}
+		markLive(path, m.Digest, live, 0)
 	}
 	blobs := filepath.Join(path, "blobs", "sha256")
 	entries, err := os.ReadDir(blobs)

@@ -1,13 +1,16 @@
 package local
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/cachetest"
@@ -138,5 +141,94 @@ func TestIdenticalExportIsANoOp(t *testing.T) {
 	after, _ := os.Stat(filepath.Join(d, "index.json"))
 	if !os.SameFile(before, after) {
 		t.Errorf("index.json was rewritten for an identical export")
+	}
+}
+
+// TestSymlinkedBlobsRefused: a blobs/sha256 that is a symlink (a restored
+// archive can plant one) is refused, and nothing in its target is touched.
+func TestSymlinkedBlobsRefused(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	outside := filepath.Join(tmp, "precious")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(outside, "thesis.tex")
+	if err := os.WriteFile(keep, []byte("years of work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := filepath.Join(tmp, "cache")
+	if err := os.MkdirAll(filepath.Join(d, "blobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(d, "blobs", "sha256")); err != nil {
+		t.Fatal(err)
+	}
+	src := cachetest.NewBlobs()
+	m := cachetest.RandomManifest(src, 1, 2)
+	err := NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}).Export(ctx, m, src)
+	if err == nil || !strings.Contains(err.Error(), "blobs/sha256") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("export into a symlinked blobs dir: got %v, want one line naming blobs/sha256", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a file outside the cache is gone: %v", err)
+	}
+	ents, _ := os.ReadDir(outside)
+	if len(ents) != 1 {
+		t.Errorf("%d files in the symlink's target, want the 1 that was there", len(ents))
+	}
+}
+
+// TestGCFollowsIndexes: an OCI image index stored beside the cache under
+// another tag keeps its child manifests, their configs and layers.
+func TestGCFollowsIndexes(t *testing.T) {
+	ctx := context.Background()
+	d := filepath.Join(t.TempDir(), "cache")
+	blobs := filepath.Join(d, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	put := func(b []byte) v1.Descriptor {
+		h, n, err := v1.SHA256(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(blobs, h.Hex), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return v1.Descriptor{Digest: h, Size: n}
+	}
+	var children []v1.Descriptor
+	var want []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		cfg := put([]byte(`{"architecture":"` + arch + `","os":"linux"}`))
+		cfg.MediaType = types.OCIConfigJSON
+		l := put([]byte("layer of " + arch))
+		l.MediaType = types.OCILayer
+		mb, _ := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, Config: cfg, Layers: []v1.Descriptor{l}})
+		md := put(mb)
+		md.MediaType = types.OCIManifestSchema1
+		md.Platform = &v1.Platform{OS: "linux", Architecture: arch}
+		children = append(children, md)
+		want = append(want, cfg.Digest.Hex, l.Digest.Hex, md.Digest.Hex)
+	}
+	ib, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: children})
+	id := put(ib)
+	id.MediaType = types.OCIImageIndex
+	id.Annotations = map[string]string{refNameAnnotation: "app"}
+	want = append(want, id.Digest.Hex)
+	top, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{id}})
+	if err := os.WriteFile(filepath.Join(d, indexFile), top, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	src := cachetest.NewBlobs()
+	if err := NewExporter(ExportConfig{Dest: d, Tag: DefaultTag}).Export(ctx, cachetest.RandomManifest(src, 3, 2), src); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range want {
+		if _, err := os.Stat(filepath.Join(blobs, h)); err != nil {
+			t.Errorf("blob %s of the multi-platform image: %v", h[:12], err)
+		}
 	}
 }

@@ -1,0 +1,80 @@
+package exec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// recordFile is the file in a bundle directory that names the container
+// Run made there, so that Reap can find it after the caller was killed.
+const recordFile = "container.json"
+
+// containerRecord is recordFile's content.
+type containerRecord struct {
+	// Runtime is the runtime binary's path.
+	Runtime string `json:"runtime"`
+	// ID is the container ID.
+	ID string `json:"id"`
+}
+
+func writeRecord(bundle string, r containerRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding container record: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, recordFile), b, 0o600); err != nil {
+		return fmt.Errorf("writing container record: %w", err)
+	}
+	return nil
+}
+
+// Reap stops and deletes the container a killed caller of Run left running
+// from bundleDir (its Spec.BundleDir), whatever state it is in, so that
+// its rootfs can be removed. A directory that is no bundle, or whose
+// container is already gone, is no error. Reap must not be called on the
+// bundle of a Run still in progress: it would kill that step.
+//
+// Nothing about the container is trusted but its ID: the runtime recorded
+// must be an absolute path, and the ID one Run makes.
+func Reap(bundleDir string) error {
+	b, err := os.ReadFile(filepath.Join(bundleDir, recordFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading container record: %w", err)
+	}
+	var r containerRecord
+	if err := json.Unmarshal(b, &r); err != nil || !validID(r.ID) || !filepath.IsAbs(r.Runtime) {
+		return fmt.Errorf("reading container record in %s: not a record Run wrote", bundleDir)
+	}
+	if _, err := os.Stat(r.Runtime); err != nil {
+		return fmt.Errorf("reaping container %s: %w", r.ID, err)
+	}
+	rt := ociRuntime{path: r.Runtime, hideUnified: crunNeedsHiddenUnified(r.Runtime)}
+	// kill first: delete --force of a running container kills it too, but
+	// runc then waits for the whole process tree to exit.
+	_ = rt.command("kill", r.ID, "KILL")
+	if err := rt.delete(r.ID); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(bundleDir, recordFile))
+}
+
+// validID reports whether id has the form newID gives.
+func validID(id string) bool {
+	const prefix = "kiln-"
+	if len(id) != len(prefix)+20 || id[:len(prefix)] != prefix {
+		return false
+	}
+	for _, c := range id[len(prefix):] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
