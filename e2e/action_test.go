@@ -140,8 +140,9 @@ func stampedKiln(t *testing.T, commit string) string {
 }
 
 // standIns prepares the actions act cannot fetch here: actions/cache
-// (restore and save through the @actions/cache npm package, installed
-// from the npm registry) and docker/login-action (a no-op: the test
+// (restore and save through the @actions/cache npm package, which .ci/deps
+// installs for the cache server's tests: no test reaches a registry) and
+// docker/login-action (a no-op: the test
 // registry needs no login). It returns act's --local-repository flags.
 func standIns(t *testing.T, server string) []string {
 	t.Helper()
@@ -150,7 +151,13 @@ func standIns(t *testing.T, server string) []string {
 	for _, f := range []string{"cache/action.yml", "cache/package.json", "cache/restore.mjs", "cache/save.mjs", "login/action.yml", "login/main.js"} {
 		copyFile(t, filepath.Join(src, f), filepath.Join(dir, f))
 	}
-	run(t, filepath.Join(dir, "cache"), nil, "npm", "install", "--no-audit", "--no-fund", "--loglevel=error")
+	modules := filepath.Join(repoRoot(), "internal", "ghacache", "testdata", "toolkit", "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "@actions", "cache")); err != nil {
+		t.Fatalf("@actions/cache is not installed (run .ci/deps test): %v", err)
+	}
+	if err := os.Symlink(modules, filepath.Join(dir, "cache", "node_modules")); err != nil {
+		t.Fatal(err)
+	}
 	// act looks actions up under GITHUB_SERVER_URL, which the test points
 	// at the Git context's server.
 	var flags []string
