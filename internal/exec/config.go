@@ -58,6 +58,7 @@ type configInput struct {
 	resolvConf string // host path of resolv.conf, "" for none
 	nofile     uint64 // RLIMIT_NOFILE to set
 	inUserNS   bool   // kiln itself runs in a non-initial user namespace
+	cgroupNS   bool   // the kernel has cgroup namespaces
 }
 
 // configFor builds the runtime-spec config for one step.
@@ -70,8 +71,17 @@ func configFor(in configInput) *specs.Spec {
 		{Type: specs.UTSNamespace},
 		{Type: specs.MountNamespace},
 	}
-	if s.Network == NetworkNone {
+	switch s.Network {
+	case NetworkNone:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case NetworkDefault:
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNS.path()})
+	}
+	if in.cgroupNS {
+		// Private, as Docker's default on cgroup v2 hosts: the step sees
+		// its own cgroup as the root of /proc/self/cgroup, not the host's
+		// hierarchy.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	return &specs.Spec{
 		Version: specVersion,
@@ -135,8 +145,12 @@ func mountsFor(in configInput) []specs.Mount {
 			Options: []string{"nosuid", "noexec", "nodev"}},
 		sysMount(in.spec.Network == NetworkHost && in.inUserNS),
 	}
-	if in.resolvConf != "" {
-		ms = append(ms, roBind(in.resolvConf, "/etc/resolv.conf"))
+	resolv := in.resolvConf
+	if in.spec.Network == NetworkDefault {
+		resolv = in.spec.NetNS.resolvConf
+	}
+	if resolv != "" {
+		ms = append(ms, roBind(resolv, "/etc/resolv.conf"))
 	}
 	ms = append(ms, roBind(in.hostsFile, "/etc/hosts"))
 	for _, m := range in.spec.Mounts {
@@ -243,6 +257,12 @@ func hasCap(c int) bool {
 		}
 	}
 	return false
+}
+
+// hostHasCgroupNS reports whether the kernel has cgroup namespaces.
+func hostHasCgroupNS() bool {
+	_, err := os.Stat("/proc/self/ns/cgroup")
+	return err == nil
 }
 
 // inUserNamespace reports whether this process runs in a user namespace

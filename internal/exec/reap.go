@@ -60,7 +60,11 @@ func Reap(bundleDir string) error {
 	// runc then waits for the whole process tree to exit.
 	_ = rt.command("kill", r.ID, "KILL")
 	if err := rt.delete(r.ID); err != nil {
-		return err
+		// A container whose init died of the kill may be gone by now
+		// (crun removes its state): then there is nothing left to delete.
+		if rt.command("state", r.ID) == nil {
+			return err
+		}
 	}
 	return os.Remove(filepath.Join(bundleDir, recordFile))
 }

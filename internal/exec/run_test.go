@@ -337,7 +337,8 @@ func TestRunNetwork(t *testing.T) {
 		}{
 			{NetworkNone, []string{"lo"}},
 			{NetworkHost, hostIfs},
-			{"", hostIfs},
+			{NetworkDefault, []string{"lo", slirpTap}},
+			{"", []string{"lo", slirpTap}}, // the build's own namespace, not the host's
 		}
 		for _, tc := range tests {
 			t.Run("network="+tc.network, func(t *testing.T) {

@@ -47,6 +47,8 @@ type part struct {
 //	htpasswd         the binary on PATH                            apache2-utils
 //	bzip2, xz        the binary on PATH                            bzip2, xz-utils
 //	node             the binary on PATH                            nodejs
+//	slirp4netns      the binary on PATH                            slirp4netns
+//	iproute2         the ip binary on PATH                         iproute2
 var parts = map[string]part{
 	"root": {
 		what:    "uid 0",
@@ -81,6 +83,8 @@ var parts = map[string]part{
 	"bzip2":           binary("bzip2", "bzip2"),
 	"xz":              binary("xz", "xz-utils"),
 	"node":            binary("node", "nodejs"),
+	"slirp4netns":     binary("slirp4netns", "slirp4netns"),
+	"iproute2":        binary("ip", "iproute2"),
 	"npm":             binary("npm", "npm"),
 	"git":             binary("git", "git"),
 	"docker":          binary("docker", "docker.io"),
@@ -119,7 +123,8 @@ func binary(name, deb string) part {
 //
 // The parts are root, overlayfs, netif (a network interface besides lo),
 // user-xattr, busybox (a static /bin/busybox), and the binaries runc, crun,
-// docker-registry, htpasswd, bzip2, xz and node; `.ci/deps test` installs
+// docker-registry, htpasswd, bzip2, xz, node, slirp4netns and ip
+// (iproute2); `.ci/deps test` installs
 // every Debian package among them.
 func Require(t testing.TB, names ...string) {
 	t.Helper()
