@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // BlobStore is the small core of a backend that keeps a cache as "one OCI
@@ -67,9 +69,24 @@ type LayerPutter interface {
 	PutLayer(ctx context.Context, l v1.Layer) error
 }
 
-// maxManifestSize caps the manifest and cache config blobs read on import,
-// so a corrupt or hostile cache cannot make kiln read gigabytes as JSON.
-const maxManifestSize = 16 << 20
+// Caps on the JSON documents read from a cache on import, so a corrupt or
+// hostile cache cannot make kiln read gigabytes as JSON.
+const (
+	// MaxManifestSize caps a cache manifest (the config blob that holds
+	// the records) and an image config read for inline cache.
+	MaxManifestSize = 16 << 20
+	// MaxRootSize caps the OCI image manifest that is a cache's entry
+	// point (Root) and an OCI layout's index.json.
+	MaxRootSize = 4 << 20
+)
+
+// ReadAllLimited is stream.ReadAllLimited for backends, which import only
+// cache, their transport and ggcr: it reads r whole but fails with a "too
+// large" error (matching stream.ErrTooLarge) naming what and the cap once
+// more than limit bytes arrive.
+func ReadAllLimited(r io.Reader, what string, limit int64) ([]byte, error) {
+	return stream.ReadAllLimited(r, what, limit)
+}
 
 // NewImporter returns an Importer over a BlobStore.
 func NewImporter(s BlobStore) Importer { return blobImporter{s} }
@@ -103,8 +120,8 @@ func DecodeImageManifest(ctx context.Context, raw []byte, f Fetcher) (*Manifest,
 	if im.Config.MediaType != MediaType {
 		return nil, fmt.Errorf("not a kiln cache: config media type %q: %w", im.Config.MediaType, ErrNotFound)
 	}
-	if im.Config.Size > maxManifestSize {
-		return nil, fmt.Errorf("cache manifest is %d bytes, more than the %d allowed", im.Config.Size, maxManifestSize)
+	if im.Config.Size > MaxManifestSize {
+		return nil, &stream.TooLargeError{What: "cache manifest " + im.Config.Digest.String(), Limit: MaxManifestSize}
 	}
 	data, err := readConfig(ctx, im.Config, f)
 	if err != nil {
@@ -119,25 +136,38 @@ func DecodeImageManifest(ctx context.Context, raw []byte, f Fetcher) (*Manifest,
 
 // readConfig returns the bytes of the cache manifest desc names: embedded
 // in desc (ConfigEmbedder stores), or fetched from f; either way checked
-// against desc's digest and size.
+// against desc's digest and size. A download whose bytes are wrong or stop
+// short is fetched again, maxConfigAttempts times in all.
 func readConfig(ctx context.Context, desc v1.Descriptor, f Fetcher) ([]byte, error) {
-	var rc io.ReadCloser
+	what := "cache manifest " + desc.Digest.String()
 	if desc.Data != nil {
-		rc = io.NopCloser(bytes.NewReader(desc.Data))
-	} else {
-		var err error
+		data, err := ReadAllLimited(VerifyReader(io.NopCloser(bytes.NewReader(desc.Data)), desc.Digest, desc.Size), what, MaxManifestSize)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		return data, nil
+	}
+	var err error
+	for attempt := 0; attempt < maxConfigAttempts; attempt++ {
+		var rc io.ReadCloser
 		if rc, err = f.Fetch(ctx, desc); err != nil {
-			return nil, fmt.Errorf("fetching cache manifest %s: %w", desc.Digest, err)
+			return nil, fmt.Errorf("fetching %s: %w", what, err)
+		}
+		var data []byte
+		data, err = ReadAllLimited(VerifyReader(rc, desc.Digest, desc.Size), what, MaxManifestSize)
+		rc.Close()
+		if err == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, stream.ErrTooLarge) {
+			break
 		}
 	}
-	rc = VerifyReader(rc, desc.Digest, desc.Size)
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("reading cache manifest %s: %w", desc.Digest, err)
-	}
-	return data, nil
+	return nil, fmt.Errorf("reading %s: %w", what, err)
 }
+
+// maxConfigAttempts bounds the downloads of one cache manifest.
+const maxConfigAttempts = 4
 
 // VerifyingFetcher wraps f so every blob it returns is checked against its
 // descriptor's digest and size. It keeps f's Mounter capability, and

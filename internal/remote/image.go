@@ -14,8 +14,10 @@ import (
 // Options.Platform is chosen and its digest returned, which is what a cache
 // key of FROM uses (DESIGN.md §3).
 //
-// Only the manifest is fetched now. The config and layers are fetched when
-// first read, through ctx: keep ctx alive as long as the image is used.
+// The manifest and the config are fetched now, the config checked against
+// its digest and fetched again (MaxFetchAttempts) when its bytes are wrong
+// or stop short. The layers are fetched when first read, through ctx: keep
+// ctx alive as long as the image is used.
 // Every layer of the result is mountable: pushing it to another repository
 // of the same registry is a cross-repo mount, not a copy (see Push).
 func (c *Client) Image(ctx context.Context, ref string) (v1.Image, v1.Hash, error) {
@@ -32,6 +34,9 @@ func (c *Client) Image(ctx context.Context, ref string) (v1.Image, v1.Hash, erro
 	h, err := img.Digest()
 	if err != nil {
 		return nil, v1.Hash{}, fmt.Errorf("resolving image %s: %w", ref, err)
+	}
+	if img, err = c.configure(ctx, r, img); err != nil {
+		return nil, v1.Hash{}, err
 	}
 	return img, h, nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
-	"github.com/kiln-build/kiln/internal/stream"
 )
 
 // Import is an imported cache: its manifest and where its blobs are.
@@ -249,44 +248,11 @@ func (l *importedLayer) checkStored() error {
 	return checkCompression(l.d, layer.Sniff(magic[:n]))
 }
 
-// fetch copies the blob into a store blob writer while a second reader
-// decompresses and hashes it, and commits only when the compressed digest
-// and the diff ID both match what the cache said: a wrong diff ID would
-// otherwise publish wrong contents under a chain ID.
+// fetch downloads the blob into the store (see Solver.fetchBlob).
 func (l *importedLayer) fetch(ctx context.Context) error {
 	desc := v1.Descriptor{MediaType: l.d.MediaType, Digest: l.d.Digest, Size: l.d.Size}
-	rc, err := cache.VerifyingFetcher(l.src.Fetcher).Fetch(ctx, desc)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	bw, err := l.s.opts.Store.NewBlobWriter()
-	if err != nil {
-		return err
-	}
-	defer bw.Close()
-	pr, pw := io.Pipe()
-	diffID := make(chan diffResult, 1)
-	go func() { diffID <- hashUncompressed(pr) }()
-	_, err = io.Copy(io.MultiWriter(bw, pw), stream.Count(rc, func(n int64) { l.src.bytesRead.Add(n) }))
-	pw.CloseWithError(err)
-	got := <-diffID
-	if err != nil {
-		return err
-	}
-	if got.err != nil {
-		return fmt.Errorf("decompressing %s: %v: %w", l.d.Digest, got.err, cache.ErrDigestMismatch)
-	}
-	if err := checkCompression(l.d, got.compression); err != nil {
-		return err
-	}
-	if got.h != l.d.DiffID {
-		return fmt.Errorf("layer %s uncompresses to %s, the cache says %s: %w", l.d.Digest, got.h, l.d.DiffID, cache.ErrDigestMismatch)
-	}
-	if _, err := bw.CommitAs(l.d.Digest); err != nil {
-		return fmt.Errorf("storing %s: %w", l.d.Digest, err)
-	}
-	return nil
+	open := func(ctx context.Context) (io.ReadCloser, error) { return l.src.Fetcher.Fetch(ctx, desc) }
+	return l.s.fetchBlob(ctx, l.d, open, func(n int64) { l.src.bytesRead.Add(n) })
 }
 
 type diffResult struct {

@@ -268,6 +268,20 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash,
 		if err := v.(*importedLayer).ensure(ctx); err != nil {
 			return err
 		}
+	} else if !s.opts.Store.HasBlob(l.desc.Digest) {
+		// A base image layer: through the store, so that a download whose
+		// bytes are wrong or stop short is fetched again, not fatal.
+		open := func(context.Context) (io.ReadCloser, error) { return l.layer.Compressed() }
+		if err := s.fetchBlob(ctx, l.desc, open, nil); err != nil {
+			return err
+		}
+	}
+	if s.opts.Store.HasBlob(l.desc.Digest) {
+		sl, err := s.storeLayer(l.desc)
+		if err != nil {
+			return err
+		}
+		l = sl
 	}
 	rc, err := l.layer.Uncompressed()
 	if err != nil {

@@ -152,7 +152,7 @@ func (d *dir) Root(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(cache.VerifyReader(rc, desc.Digest, desc.Size))
+	b, err := cache.ReadAllLimited(cache.VerifyReader(rc, desc.Digest, desc.Size), "cache manifest "+desc.Digest.String()+" in "+d.path, cache.MaxRootSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading cache manifest %s: %w", desc.Digest, err)
 	}
@@ -162,10 +162,15 @@ func (d *dir) Root(ctx context.Context) ([]byte, error) {
 // readIndex reads index.json; a missing directory or index is
 // cache.ErrNotFound.
 func readIndex(path string) (*v1.IndexManifest, error) {
-	b, err := os.ReadFile(filepath.Join(path, indexFile))
+	f, err := os.Open(filepath.Join(path, indexFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("no cache in %s: %w", path, cache.ErrNotFound)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := cache.ReadAllLimited(f, filepath.Join(path, indexFile), cache.MaxRootSize)
 	if err != nil {
 		return nil, err
 	}

@@ -18,9 +18,6 @@ import (
 	"github.com/kiln-build/kiln/internal/remote"
 )
 
-// maxConfigSize caps an image config read for inline cache.
-const maxConfigSize = 16 << 20
-
 // repo is one cache reference in a registry.
 type repo struct {
 	client func() (*remote.Client, error)
@@ -198,15 +195,16 @@ func (i *importer) Import(ctx context.Context) (*cache.Manifest, cache.Fetcher, 
 		}
 		return m, f, nil
 	}
-	if im.Config.Size > maxConfigSize {
-		return nil, nil, fmt.Errorf("image config of %s is %d bytes, more than %d", i.r.ref, im.Config.Size, maxConfigSize)
+	what := "image config of " + i.r.ref
+	if im.Config.Size > cache.MaxManifestSize {
+		return nil, nil, fmt.Errorf("%s is too large: %d bytes, more than the %d allowed", what, im.Config.Size, cache.MaxManifestSize)
 	}
 	rc, err := f.Fetch(ctx, im.Config)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetching image config of %s: %w", i.r.ref, err)
 	}
 	defer rc.Close()
-	config, err := io.ReadAll(rc)
+	config, err := cache.ReadAllLimited(rc, what, cache.MaxManifestSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading image config of %s: %w", i.r.ref, err)
 	}
