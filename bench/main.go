@@ -16,6 +16,7 @@
 //	go run ./bench -quick     # 1 run, a smoke test
 //	go run ./bench -registry=false   # without the registry section
 //	go run ./bench -gha=false        # without the gha cache section
+//	go run ./bench -memory           # only: peak RSS of metadata-heavy Dockerfiles
 //
 // The exit status is 0 when every target is met, 1 when one is missed or a
 // build fails (the report says which), and 2 for bad flags or a machine
@@ -51,6 +52,10 @@ type options struct {
 	registry bool
 	// gha: measure the gha cache through kiln cache-server.
 	gha bool
+	// memory: only measure the peak memory of metadata-heavy Dockerfiles,
+	// up to memoryMax instructions.
+	memory    bool
+	memoryMax int
 }
 
 func main() {
@@ -69,6 +74,8 @@ func run() int {
 	fs.BoolVar(&o.v, "v", false, "show kiln's output")
 	fs.BoolVar(&o.registry, "registry", true, "measure the build-push-action registry workflows against a local docker-registry")
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
+	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV and LABEL lines")
+	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -78,6 +85,15 @@ func run() int {
 	if fs.NArg() > 0 || o.runs < 1 || o.edits < 1 {
 		fmt.Fprintln(os.Stderr, "bench: usage: go run ./bench [-runs N] [-edits N] [-quick] [-kiln PATH] [-dir DIR] [-keep] [-v] [-registry=false] [-gha=false]")
 		return 2
+	}
+	if o.memory {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		code, err := memoryMode(ctx, o)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+		return code
 	}
 	if err := checkMachine(); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)

@@ -39,6 +39,38 @@ type state struct {
 	// cmdSet is true once this stage has its own CMD, so that a later
 	// ENTRYPOINT keeps it (an inherited CMD is reset by ENTRYPOINT).
 	cmdSet bool
+	// shared is set when cfg's maps are shared with a step's Config: the
+	// next write to one of them copies that one first (see snapshot).
+	shared struct{ labels, volumes, ports, env bool }
+}
+
+// snapshot returns the config for a step: it shares cfg's slices and maps
+// instead of copying the whole config per step, which made memory grow
+// with the square of the number of metadata instructions. Slices are
+// capped at their length, so an append to the step's copy never writes
+// into cfg's array; cfg itself only appends past every snapshot's end and
+// copies a slice before changing an element in place, and copies a map
+// before its first write after a snapshot.
+func (st *state) snapshot() v1.Config {
+	c := st.cfg
+	c.Env = c.Env[:len(c.Env):len(c.Env)]
+	c.OnBuild = c.OnBuild[:len(c.OnBuild):len(c.OnBuild)]
+	st.shared.labels, st.shared.volumes, st.shared.ports, st.shared.env = true, true, true, true
+	return c
+}
+
+// ownMap returns m, copied first when shared says a step shares it, or a
+// new map when m is nil.
+func ownMap[V any](m map[string]V, shared *bool) map[string]V {
+	if m == nil {
+		*shared = false
+		return map[string]V{}
+	}
+	if *shared {
+		*shared = false
+		return maps.Clone(m)
+	}
+	return m
 }
 
 func (st *state) env() env { return env{config: st.cfg.Env, args: st.args} }
@@ -110,7 +142,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		}
 		out.Steps = append(out.Steps, step)
 	}
-	out.Config = cloneConfig(st.cfg)
+	out.Config = st.snapshot()
 	out.Author = st.author
 	out.HealthStartInterval = st.healthStart
 	s.args = st.args
@@ -215,7 +247,7 @@ func (p *planner) dispatch(ctx context.Context, s *stage, st *state, c cmd) (*pl
 	if err != nil {
 		return nil, err
 	}
-	step.Config = cloneConfig(st.cfg)
+	step.Config = st.snapshot()
 	return step, nil
 }
 
@@ -254,12 +286,14 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	switch ic := c.(type) {
 	case *instructions.EnvCommand:
 		for _, kv := range ic.Env {
+			if _, ok := lookupEnv(st.cfg.Env, kv.Key); ok && st.shared.env {
+				// setEnv replaces in place: not in an array a step shares.
+				st.cfg.Env, st.shared.env = slices.Clone(st.cfg.Env), false
+			}
 			st.cfg.Env = setEnv(st.cfg.Env, kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
-		if st.cfg.Labels == nil {
-			st.cfg.Labels = map[string]string{}
-		}
+		st.cfg.Labels = ownMap(st.cfg.Labels, &st.shared.labels)
 		for _, kv := range ic.Labels {
 			st.cfg.Labels[kv.Key] = kv.Value
 		}
@@ -272,9 +306,7 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	case *instructions.ExposeCommand:
 		return p.dispatchExpose(st, ic)
 	case *instructions.VolumeCommand:
-		if st.cfg.Volumes == nil {
-			st.cfg.Volumes = map[string]struct{}{}
-		}
+		st.cfg.Volumes = ownMap(st.cfg.Volumes, &st.shared.volumes)
 		for _, v := range ic.Volumes {
 			if v == "" {
 				return errors.New("VOLUME specified can not be an empty string")
@@ -341,9 +373,7 @@ func (p *planner) dispatchExpose(st *state, c *instructions.ExposeCommand) error
 		}
 		words = append(words, ws...)
 	}
-	if st.cfg.ExposedPorts == nil {
-		st.cfg.ExposedPorts = map[string]struct{}{}
-	}
+	st.cfg.ExposedPorts = ownMap(st.cfg.ExposedPorts, &st.shared.ports)
 	for _, w := range words {
 		ports, err := parsePort(w)
 		if err != nil {

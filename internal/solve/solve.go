@@ -163,7 +163,7 @@ func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 		return nil, err
 	}
 	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history, Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
+	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
 		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
 		res.Layers = append(res.Layers, l.layer)
@@ -238,13 +238,7 @@ func (s *Solver) historyTime(cur *state) time.Time {
 	if s.opts.SourceDateEpoch != nil {
 		return *s.opts.SourceDateEpoch
 	}
-	var t time.Time
-	for _, h := range cur.history {
-		if h.Created.After(t) {
-			t = h.Created.Time
-		}
-	}
-	return t
+	return cur.history.lastTime()
 }
 
 // epoch is SourceDateEpoch as it enters keys.

@@ -21,7 +21,7 @@ import (
 type state struct {
 	key     cache.Key
 	layers  []layerRef
-	history []v1.History
+	history *history
 	config  v1.Config
 	// prev is the state this one was made from (across stage bases too),
 	// and records the cache records of the step that made it: the lineage
@@ -71,7 +71,7 @@ func (st *state) withConfig(step *plan.Step, created time.Time) *state {
 	next := *st
 	next.prev, next.records = st, nil
 	next.config = step.Config
-	next.history = appendHistory(st.history, v1.History{
+	next.history = st.history.add(v1.History{
 		Created:    v1.Time{Time: created},
 		CreatedBy:  step.Text,
 		Comment:    historyComment,
@@ -105,16 +105,52 @@ func (st *state) withLayers(step *plan.Step, rec cache.Record, aliases []cache.K
 		}
 	}
 	history := v1.History{Created: v1.Time{Time: rec.Created}, CreatedBy: step.Text, Comment: historyComment}
-	next.history = appendHistory(st.history, history)
+	next.history = st.history.add(history)
 	return &next
 }
 
 const historyComment = "kiln"
 
-func appendHistory(h []v1.History, e v1.History) []v1.History {
-	out := make([]v1.History, len(h), len(h)+1)
-	copy(out, h)
-	return append(out, e)
+// history is an image history shared between states: a state adds its
+// entry to its parent's, so n steps cost n entries, not n²/2 copies (a
+// Dockerfile of 10,000 LABEL lines made gigabytes of copied histories).
+// A nil *history is the empty history.
+type history struct {
+	entry  v1.History
+	prev   *history
+	n      int
+	latest time.Time // the latest Created so far
+}
+
+func (h *history) add(e v1.History) *history {
+	next := &history{entry: e, prev: h, n: 1, latest: e.Created.Time}
+	if h != nil {
+		next.n = h.n + 1
+		if h.latest.After(next.latest) {
+			next.latest = h.latest
+		}
+	}
+	return next
+}
+
+// slice returns the entries, oldest first.
+func (h *history) slice() []v1.History {
+	if h == nil {
+		return nil
+	}
+	out := make([]v1.History, h.n)
+	for x := h; x != nil; x = x.prev {
+		out[x.n-1] = x.entry
+	}
+	return out
+}
+
+// lastTime is the latest Created of the entries.
+func (h *history) lastTime() time.Time {
+	if h == nil {
+		return time.Time{}
+	}
+	return h.latest
 }
 
 // baseState is the state a stage starts from.
@@ -154,16 +190,20 @@ func (s *Solver) imageState(ctx context.Context, pi *plan.Image) (*state, error)
 		}
 		st.layers = append(st.layers, layerRef{desc: d, layer: l})
 	}
+	var hist []v1.History
 	if pi.Config != nil {
 		st.config = pi.Config.Config
-		st.history = append(st.history, pi.Config.History...)
+		hist = pi.Config.History
 	}
 	// An image without history still needs one entry per layer.
-	if n := nonEmpty(st.history); n != len(st.layers) {
-		st.history = nil
+	if n := nonEmpty(hist); n != len(st.layers) {
+		hist = nil
 		for range st.layers {
-			st.history = append(st.history, v1.History{CreatedBy: "FROM " + pi.Ref, Comment: historyComment})
+			hist = append(hist, v1.History{CreatedBy: "FROM " + pi.Ref, Comment: historyComment})
 		}
+	}
+	for _, h := range hist {
+		st.history = st.history.add(h)
 	}
 	return st, nil
 }
