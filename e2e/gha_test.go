@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -126,12 +127,8 @@ func TestGHACacheServer(t *testing.T) {
 func TestGHAAct(t *testing.T) {
 	_, base := setup(t)
 	ctxDir := appContext(t, base)
-	h, err := artifactcache.StartHandler(t.TempDir(), "", "127.0.0.1", 0, nil)
-	if err != nil {
-		t.Fatalf("starting nektos/act's cache server: %v", err)
-	}
-	t.Cleanup(func() { h.Close() })
-	env := []string{"ACTIONS_RUNTIME_TOKEN=act-needs-none", "ACTIONS_CACHE_URL=" + h.ExternalURL(), "ACTIONS_RESULTS_URL=", "ACTIONS_CACHE_SERVICE_V2=", "SOURCE_DATE_EPOCH=1700000000"}
+	url := startActProcess(t)
+	env := []string{"ACTIONS_RUNTIME_TOKEN=act-needs-none", "ACTIONS_CACHE_URL=" + url, "ACTIONS_RESULTS_URL=", "ACTIONS_CACHE_SERVICE_V2=", "SOURCE_DATE_EPOCH=1700000000"}
 	_, s0 := cacheBuild(t, ctxDir, env, "--cache-to", "type=gha,mode=max,scope=e2e")
 	warm, s1 := cacheBuild(t, ctxDir, env, "--cache-from", "type=gha,scope=e2e")
 	if got := ranSteps(warm.stderr); len(got) != 0 || s1.Digest != s0.Digest {
@@ -208,4 +205,43 @@ func TestGHAConformance(t *testing.T) {
 			})
 		})
 	}
+}
+
+// actServerEnv names the directory of nektos/act's cache server when the
+// test binary runs as that server (see startActProcess).
+const actServerEnv = "KILN_E2E_ACT_SERVER"
+
+// startActProcess runs nektos/act's cache server in a child process (this
+// test binary, dispatched from TestMain) and returns its URL. A process of
+// its own, because act's handler has a data race of its own (its port is
+// written and read unsynchronised) that -race would pin on this package.
+func startActProcess(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), actServerEnv+"="+t.TempDir())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nektos/act's cache server: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading act's cache server URL: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// serveAct is the child of startActProcess: it serves act's cache server
+// over dir on 127.0.0.1, prints its URL and waits to be killed.
+func serveAct(dir string) {
+	h, err := artifactcache.StartHandler(dir, "", "127.0.0.1", 0, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(h.ExternalURL())
+	select {}
 }

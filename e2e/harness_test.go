@@ -20,6 +20,9 @@ import (
 var kilnBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(actServerEnv); dir != "" {
+		serveAct(dir) // a helper process of TestGHAAct: never returns
+	}
 	dir, err := os.MkdirTemp("", "kiln-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
