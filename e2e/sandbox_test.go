@@ -28,27 +28,47 @@ func netInterfaces(t *testing.T, path string) []string {
 }
 
 // TestRunNetwork: --network none and RUN --network=none leave only the
-// loopback interface; the default (host) sees the host's interfaces.
+// loopback interface; RUN --network=host and --network host see the
+// host's interfaces; the default is the build's own namespace, with lo
+// and slirp4netns's tap0 only.
 func TestRunNetwork(t *testing.T) {
-	imagetest.Require(t, "netif") // to tell the host's network from none
+	imagetest.Require(t, "netif", "slirp4netns") // netif: to tell the host's network from none
 	_, base := setup(t)
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + `
 RUN cat /proc/net/dev > /default.dev
+RUN --network=default cat /proc/net/dev > /explicit-default.dev
 RUN --network=none cat /proc/net/dev > /none.dev
 RUN --network=host cat /proc/net/dev > /host.dev
 `})
 	hostIfs := netInterfaces(t, "/proc/net/dev")
 	lo := []string{"lo"}
+	own := []string{"lo", "tap0"}
 
-	root := filepath.Join(t.TempDir(), "rootfs")
-	mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "-o", "type=local,dest="+root, ctxDir)
-	if got := netInterfaces(t, filepath.Join(root, "none.dev")); !slices.Equal(got, lo) {
-		t.Errorf("RUN --network=none sees %v, want only lo", got)
+	for _, flags := range [][]string{nil, {"--network", "default"}} {
+		root := filepath.Join(t.TempDir(), "rootfs")
+		args := append([]string{"build", "--progress", "plain", "-o", "type=local,dest=" + root}, flags...)
+		mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, append(args, ctxDir)...)
+		if got := netInterfaces(t, filepath.Join(root, "none.dev")); !slices.Equal(got, lo) {
+			t.Errorf("%v: RUN --network=none sees %v, want only lo", flags, got)
+		}
+		for _, f := range []string{"default.dev", "explicit-default.dev"} {
+			if got := netInterfaces(t, filepath.Join(root, f)); !slices.Equal(got, own) {
+				t.Errorf("%v: %s: RUN sees %v, want the build's own %v", flags, f, got, own)
+			}
+		}
+		if got := netInterfaces(t, filepath.Join(root, "host.dev")); !slices.Equal(got, hostIfs) {
+			t.Errorf("%v: RUN --network=host sees %v, want the host's %v", flags, got, hostIfs)
+		}
 	}
+
+	// --network host is the default of every RUN without its own flag.
+	root := filepath.Join(t.TempDir(), "rootfs")
+	mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "--network", "host",
+		"-o", "type=local,dest="+root, ctxDir)
 	for _, f := range []string{"default.dev", "host.dev"} {
 		if got := netInterfaces(t, filepath.Join(root, f)); !slices.Equal(got, hostIfs) {
-			t.Errorf("%s: RUN sees %v, want the host's %v", f, got, hostIfs)
+			t.Errorf("--network host: %s sees %v, want the host's %v", f, got, hostIfs)
 		}
 	}
 
@@ -57,7 +77,7 @@ RUN --network=host cat /proc/net/dev > /host.dev
 	root = filepath.Join(t.TempDir(), "rootfs")
 	mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "--network", "none",
 		"-o", "type=local,dest="+root, ctxDir)
-	for _, f := range []string{"default.dev", "none.dev"} {
+	for _, f := range []string{"default.dev", "explicit-default.dev", "none.dev"} {
 		if got := netInterfaces(t, filepath.Join(root, f)); !slices.Equal(got, lo) {
 			t.Errorf("--network none: %s sees %v, want only lo", f, got)
 		}
@@ -256,5 +276,30 @@ func TestRuntimeCrun(t *testing.T) {
 	r := kiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "--runtime", "no-such-runtime", ctxDir)
 	if r.code == 0 || !strings.Contains(r.stderr, "no-such-runtime") {
 		t.Errorf("--runtime no-such-runtime: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestRunSandbox: a RUN of a real build runs under Docker's default
+// seccomp profile (filter mode, no new user namespace), with runc and
+// crun.
+func TestRunSandbox(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + `
+RUN grep '^Seccomp:' /proc/self/status > /seccomp && (unshare -U true 2>/dev/null && echo allowed || echo denied) > /unshare
+`})
+	for _, rt := range []string{"runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			imagetest.Require(t, rt, "slirp4netns")
+			root := filepath.Join(t.TempDir(), "rootfs")
+			mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "--runtime", rt,
+				"-o", "type=local,dest="+root, ctxDir)
+			if got := readFile(t, filepath.Join(root, "seccomp")); got != "Seccomp:\t2\n" {
+				t.Errorf("/proc/self/status says %q, want seccomp mode 2", got)
+			}
+			if got := readFile(t, filepath.Join(root, "unshare")); got != "denied\n" {
+				t.Errorf("unshare -U in RUN: %q, want denied", got)
+			}
+		})
 	}
 }

@@ -63,7 +63,9 @@ type Options struct {
 	Stdout io.Writer
 	// MetadataFile, if set, receives the build's metadata as JSON.
 	MetadataFile string
-	// Network is the default network of RUN steps: host or none.
+	// Network is the default network of RUN steps: "default" ("" too; a
+	// network namespace of the build's own with outbound access through
+	// slirp4netns), "host" or "none".
 	Network string
 	// Secrets are --secret values by id.
 	Secrets map[string][]byte
@@ -204,6 +206,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
+	// The build's network namespace is for RUN steps only: stop its
+	// slirp4netns before the cache exports.
+	if cerr := solver.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the build's network: %w", cerr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ type RunInput struct {
 	WorkDir string `json:"workdir"`
 	// User is the USER the command runs as, as written.
 	User string `json:"user"`
-	// Network is host or none.
+	// Network is default (the build's own namespace), host or none.
 	Network string `json:"network"`
 	// Mounts are the --mount flags, in order.
 	Mounts []MountInput `json:"mounts,omitempty"`

@@ -72,7 +72,7 @@ func newBuildCmd(env Env, g *globals) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "ignore every cache (results are still recorded and exported)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto | tty | plain | json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build metadata (digests, name, cache summary) as JSON to this file")
-	fl.StringVar(&f.network, "network", "host", "network for RUN steps: host | none")
+	fl.StringVar(&f.network, "network", "default", "network for RUN steps: default (the build's own namespace, outbound only, through slirp4netns) | host | none")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR (repeatable)")
 	fl.StringVar(&f.runtime, "runtime", "runc", "OCI runtime for RUN steps (runc, crun)")
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (loopback needs no flag)")
@@ -133,10 +133,10 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 		}
 	}
 	switch f.network {
-	case "host", "none":
+	case "default", "host", "none":
 		opts.Network = f.network
 	default:
-		return fail(usagef("--network %q: want host or none", f.network))
+		return fail(usagef("--network %q: want default, host or none", f.network))
 	}
 	if opts.BuildArgs, err = kvMap("build-arg", f.buildArgs, env.Getenv); err != nil {
 		return fail(err)

@@ -27,8 +27,9 @@ type Options struct {
 	BuildArgs map[string]string
 	// Target is the --target stage name; "" is the last stage.
 	Target string
-	// Network is the build's default network mode for RUN ("host", "none"
-	// or "" for the caller's default); RUN --network overrides it.
+	// Network is the build's default network mode for RUN ("default",
+	// "host", "none" or "" for the caller's default); RUN --network
+	// overrides it.
 	Network string
 	// ResolveImage resolves a registry image reference (FROM, COPY
 	// --from=image, RUN --mount from=image) to its platform-specific digest

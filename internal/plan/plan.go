@@ -146,7 +146,7 @@ type Run struct {
 	WorkDir string
 	// User is USER as written after expansion ("" means root).
 	User string
-	// Network is "host", "none" or "" (the build's --network default).
+	// Network is "default", "host", "none" or "" (the build's --network default).
 	Network string
 	// Mounts are the RUN --mount options.
 	Mounts []Mount

@@ -111,6 +111,11 @@ func (e *env) newBuildPlan(ctxDir string, g *plan.Graph, opts Options) *build {
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}
+	e.t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			e.t.Errorf("closing the solver: %v", err)
+		}
+	})
 	return &build{s: s, events: rec, graph: g}
 }
 

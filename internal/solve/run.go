@@ -24,7 +24,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 		network = s.opts.Network
 	}
 	if network == "" {
-		network = "host"
+		network = exec.NetworkDefault
 	}
 	var cl cleanup
 	ms, err := s.acquireMounts(ctx, r, runs, &cl)
@@ -226,6 +226,12 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 		return err
 	}
 	defer os.RemoveAll(bundle)
+	var netns *exec.NetNS
+	if network == exec.NetworkDefault {
+		if netns, err = s.netns.get(ctx); err != nil {
+			return &StepError{Step: step, Err: err}
+		}
+	}
 	out := newLineWriter(s, step)
 	err = exec.Run(ctx, exec.Spec{
 		Runtime:   s.opts.Runtime,
@@ -235,6 +241,7 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 		Cwd:       r.WorkDir,
 		User:      r.User,
 		Network:   network,
+		NetNS:     netns,
 		Mounts:    mounts,
 		Stdout:    out.stream("stdout"),
 		Stderr:    out.stream("stderr"),

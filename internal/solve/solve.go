@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/exec"
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
@@ -42,8 +43,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime is the OCI runtime binary for RUN ("" = runc).
 	Runtime string
-	// Network is the default RUN network: "host" ("" too) or "none".
+	// Network is the default RUN network: "default" ("" too: the build's
+	// own network namespace, made at the first RUN that needs it and
+	// shared by all), "host" or "none".
 	Network string
+	// NetNS configures the build's network namespace.
+	NetNS exec.NetNSOptions
 	// Secrets holds the values of --secret, by id. They are bound into RUN
 	// steps that ask for them and never enter keys, layers or logs.
 	Secrets map[string][]byte
@@ -76,6 +81,7 @@ type Solver struct {
 	stats    Stats
 	misses   []progress.Miss
 	times    []progress.StepTime
+	netns    lazyNetNS
 }
 
 // Stats counts what one Solve did.
@@ -121,7 +127,8 @@ func New(opts Options) (*Solver, error) {
 	if opts.Compression == "" {
 		opts.Compression = layer.Gzip
 	}
-	s := &Solver{opts: opts, sink: opts.Progress, log: opts.Logger, imports: newImports(opts.Imports)}
+	s := &Solver{opts: opts, sink: opts.Progress, log: opts.Logger, imports: newImports(opts.Imports),
+		netns: lazyNetNS{opts: opts.NetNS, tempDir: opts.Store.TempDir}}
 	if s.sink == nil {
 		s.sink = progress.Discard()
 	}
