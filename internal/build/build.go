@@ -59,6 +59,16 @@ type Options struct {
 	Contexts map[string]BuildContext
 	// NoCache ignores every cache; results are still recorded.
 	NoCache bool
+	// NoCacheStages are stage names (--no-cache-filter) whose steps ignore
+	// every cache; a name no built stage has is warned about.
+	NoCacheStages []string
+	// Hosts are extra /etc/hosts entries of RUN steps (--add-host).
+	Hosts []exec.Host
+	// ShmSize is the size of /dev/shm of RUN steps, in bytes (--shm-size);
+	// 0 is Docker's 64 MiB.
+	ShmSize int64
+	// Ulimits are resource limits of RUN steps (--ulimit).
+	Ulimits []exec.Ulimit
 	// Stdout receives an output whose dest is "-".
 	Stdout io.Writer
 	// MetadataFile, if set, receives the build's metadata as JSON.
@@ -198,6 +208,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Network:          opts.Network,
 		Secrets:          opts.Secrets,
 		NoCache:          opts.NoCache,
+		NoCacheStages:    opts.NoCacheStages,
+		Hosts:            opts.Hosts,
+		ShmSize:          opts.ShmSize,
+		Ulimits:          opts.Ulimits,
 		SourceDateEpoch:  opts.SourceDateEpoch,
 		Compression:      layer.Compression(exportCompression(opts.CacheTo)),
 		CompressionLevel: exportCompressionLevel(opts.CacheTo),
@@ -312,6 +326,11 @@ func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, imag
 	if hasRun(g) {
 		if err := exec.Available(opts.Runtime); err != nil {
 			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
+		}
+	}
+	for _, n := range opts.NoCacheStages {
+		if !slices.ContainsFunc(g.Stages, func(st *plan.Stage) bool { return strings.EqualFold(st.Name, n) }) {
+			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("--no-cache-filter %q: no stage of that name is built", n)})
 		}
 	}
 	for _, a := range g.UnusedArgs {

@@ -65,6 +65,16 @@ type RunInput struct {
 	// SourceDateEpoch, when set, clamps the layer's times: a build with it
 	// must not reuse a result made without it, or with another epoch.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+	// Hosts are the extra /etc/hosts entries (--add-host) as HOST:IP, in
+	// order. Hosts, ShmSize and Ulimits enter the key only when set, so a
+	// build without them keeps the keys it had before they existed.
+	Hosts []string `json:"hosts,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes (--shm-size); 0 is the
+	// default.
+	ShmSize int64 `json:"shmSize,omitempty"`
+	// Ulimits are the resource limits (--ulimit) as NAME=SOFT:HARD, in
+	// order.
+	Ulimits []string `json:"ulimits,omitempty"`
 }
 
 // FileInput is an inline file a step uses.
@@ -170,7 +180,9 @@ func keyOf(kind string, v any) Key {
 
 // Inputs returns the digest of each input of a RUN other than its parent,
 // sorted by name: args, env:NAME per variable, workdir, user, network,
-// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch.
+// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch,
+// and, when set, addHost:HOST per host entry, shmSize and ulimit:NAME per
+// limit.
 func (in RunInput) Inputs() []Input {
 	out := []Input{
 		{Name: "args", Digest: digestOf(nonNil(in.Args))},
@@ -190,6 +202,17 @@ func (in RunInput) Inputs() []Input {
 	}
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
+	}
+	for _, h := range in.Hosts {
+		name, _, _ := strings.Cut(h, ":")
+		out = append(out, Input{Name: "addHost:" + name, Digest: digestOf(h)})
+	}
+	if in.ShmSize != 0 {
+		out = append(out, Input{Name: "shmSize", Digest: digestOf(in.ShmSize)})
+	}
+	for _, u := range in.Ulimits {
+		name, _, _ := strings.Cut(u, "=")
+		out = append(out, Input{Name: "ulimit:" + name, Digest: digestOf(u)})
 	}
 	return sortInputs(out)
 }

@@ -101,9 +101,7 @@ func configFor(in configInput) *specs.Spec {
 				Effective: defaultCaps,
 				Permitted: defaultCaps,
 			},
-			Rlimits: []specs.POSIXRlimit{
-				{Type: "RLIMIT_NOFILE", Hard: in.nofile, Soft: in.nofile},
-			},
+			Rlimits:         rlimits(in.nofile, s.Ulimits),
 			NoNewPrivileges: false,
 		},
 		Root:     &specs.Root{Path: s.Root, Readonly: false},
@@ -140,7 +138,7 @@ func mountsFor(in configInput) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
 			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
-			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(shmSize(in.spec.ShmSize), 10)}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
 			Options: []string{"nosuid", "noexec", "nodev"}},
 		sysMount(in.spec.Network == NetworkHost && in.inUserNS),
@@ -173,6 +171,14 @@ func mountsFor(in configInput) []specs.Mount {
 		}
 	}
 	return ms
+}
+
+// shmSize is the size of /dev/shm for a Spec.ShmSize.
+func shmSize(n int64) int64 {
+	if n == 0 {
+		return DefaultShmSize
+	}
+	return n
 }
 
 // sysMount mounts a fresh read-only sysfs. A new sysfs instance can only be
