@@ -19,15 +19,11 @@ function hostPlatforms(arch) {
 // WHY holds, for every input kiln cannot honour yet, the one warning it
 // gets when set. The text says what happens instead.
 const WHY = {
-  'add-hosts': 'kiln does not add /etc/hosts entries to RUN steps yet; ignored',
   allow: 'kiln grants no entitlements: RUN steps use the host network by default (network.host) and security.insecure is not supported; ignored',
   attests: 'kiln writes no attestations yet; ignored',
   'cgroup-parent': 'kiln does not place RUN steps in a chosen cgroup yet; ignored',
-  'no-cache-filters': 'kiln cannot bypass the cache for single stages yet; those stages still use the cache (use no-cache for all)',
   provenance: 'kiln writes no provenance attestation yet; ignored',
   sbom: 'kiln writes no SBOM attestation yet; ignored',
-  'shm-size': "kiln's RUN steps keep their default /dev/shm size; ignored",
-  ulimit: "kiln's RUN steps keep their default limits; ignored",
 };
 
 // plan maps inputs to the kiln command line.
@@ -86,6 +82,13 @@ function plan(inputs, ctx) {
   add('--cache-from', inputs['cache-from']);
   add('--cache-to', inputs['cache-to']);
   if (inputs['no-cache']) args.push('--no-cache');
+  add('--no-cache-filter', inputs['no-cache-filters']);
+  // RUN steps' /etc/hosts entries, /dev/shm and limits, as buildx passes
+  // them; kiln checks each and refuses host-gateway (RUN has a network
+  // namespace of its own).
+  add('--add-host', inputs['add-hosts']);
+  if (inputs['shm-size'] !== '') args.push('--shm-size', inputs['shm-size']);
+  add('--ulimit', inputs.ulimit);
   // pull: kiln has no local image store; every FROM is resolved in its
   // registry on every build, which is what pull asks for.
 
