@@ -314,7 +314,7 @@ func TestActionOutputsAndFailure(t *testing.T) {
 			"PATH=" + kilnDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 			"GITHUB_ACTION_REF=0000000000000000000000000000000000000000",
 			"GITHUB_OUTPUT=" + outFile, "RUNNER_TEMP=" + dir, "KILN_STATE=" + filepath.Join(dir, "state"),
-			"INPUT_CONTEXT=" + filepath.Join(dir, "ctx"), "INPUT_SHM-SIZE=2g", "INPUT_BUILDER=b1",
+			"INPUT_CONTEXT=" + filepath.Join(dir, "ctx"), "INPUT_SHM-SIZE=2g", "INPUT_CGROUP-PARENT=/ci", "INPUT_BUILDER=b1",
 			"INPUT_ANNOTATIONS=manifest:org.example.a=1\nindex:org.example.b=2",
 		}, extra...)
 	}
@@ -326,8 +326,8 @@ func TestActionOutputsAndFailure(t *testing.T) {
 		t.Fatalf("action: %v\n%s", err, out)
 	}
 	if n := strings.Count(string(out), "::warning::"); n != 2 ||
-		!strings.Contains(string(out), "::warning::shm-size: ") || !strings.Contains(string(out), "::warning::annotations: ") {
-		t.Errorf("want one warning each for shm-size and annotations, got %d:\n%s", n, out)
+		!strings.Contains(string(out), "::warning::cgroup-parent: ") || !strings.Contains(string(out), "::warning::annotations: ") {
+		t.Errorf("want one warning each for cgroup-parent and annotations (none for shm-size, which works), got %d:\n%s", n, out)
 	}
 	b, err := os.ReadFile(outFile)
 	if err != nil {
