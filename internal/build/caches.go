@@ -47,7 +47,9 @@ func importCaches(ctx context.Context, opts Options, sink progress.Sink) ([]solv
 	return out, skipped
 }
 
-// requests is what a backend's RequestCounter says, nil without one.
+// requests is what a backend's RequestCounter says (the requests its
+// import or export made so far), nil for a backend that makes none of its
+// own (local, inline).
 func requests(v any) *int64 {
 	if c, ok := v.(cache.RequestCounter); ok {
 		n := c.Requests()
@@ -118,7 +120,8 @@ func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink pro
 			// ignore-error says, and the build goes on.
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("cache %s: export skipped: %v", exp.Name, err)})
-			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error()})
+			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error(),
+				Requests: requests(exp.Exporter)})
 			skipped = append(skipped, progress.Notice{Source: exp.Name, Direction: progress.DirectionExport, Reason: cache.SkipReason(err)})
 			continue
 		}

@@ -136,9 +136,10 @@ type CacheStat struct {
 	// BytesWritten counts the blob bytes the export moved to the cache; a
 	// blob it did not need to send adds nothing.
 	BytesWritten int64 `json:"bytesWritten"`
-	// Requests counts the HTTP requests made to the cache, when its
-	// backend counts them (nil: not counted; a local directory makes
-	// none).
+	// Requests counts the HTTP requests the import or export made (every
+	// attempt sent, as the server sees them), for backends that speak HTTP
+	// (registry, gha); nil means the backend makes no requests of its own
+	// (local, inline), which renderers show apart from a count of 0.
 	Requests *int64 `json:"requests,omitempty"`
 	// Direction is DirectionImport, DirectionExport or DirectionBoth. If
 	// it is empty, renderers infer it from which counts are non-zero.

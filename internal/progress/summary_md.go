@@ -44,8 +44,13 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 
 	if rows := cacheRows(s); len(rows) > 0 {
 		b.WriteString("\n### Cache\n\n| Source | Direction | Hits | Read | Written | Requests |\n|---|---|---:|---:|---:|---:|\n")
+		uncounted := false
 		for _, r := range rows {
+			uncounted = uncounted || r[len(r)-1] == noRequests
 			fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
+		}
+		if uncounted {
+			b.WriteString("\n" + noRequestsNote + "\n")
 		}
 	}
 	if len(s.Skipped) > 0 {
@@ -109,6 +114,14 @@ func cachedShare(s *Summary) string {
 	return fmt.Sprintf("%d of %d (%d%%)", s.Cached, s.Steps, (s.Cached*100+s.Steps/2)/s.Steps)
 }
 
+// noRequests is the Requests cell of a cache that makes no HTTP requests
+// of its own (CacheStat.Requests nil), told apart from a count of 0 by
+// noRequestsNote under the table.
+const (
+	noRequests     = "–¹"
+	noRequestsNote = "¹ makes no HTTP requests of its own: the local state dir, a `type=local` directory, or `type=inline` (the image's own config, pushed with it)"
+)
+
 // cacheRows are the rows of the cache table: the local state dir (the
 // hits no imported cache gave), then every cache source.
 func cacheRows(s *Summary) [][]string {
@@ -118,7 +131,7 @@ func cacheRows(s *Summary) [][]string {
 		local -= c.Hits
 	}
 	if local > 0 {
-		rows = append(rows, []string{"local state", DirectionImport, strconv.Itoa(local), "–", "–", "–"})
+		rows = append(rows, []string{"local state", DirectionImport, strconv.Itoa(local), "–", "–", noRequests})
 	}
 	for _, c := range s.Caches {
 		in, out := directions(c)
@@ -129,7 +142,7 @@ func cacheRows(s *Summary) [][]string {
 		case out:
 			dir = DirectionExport
 		}
-		hits, read, written, reqs := "–", "–", "–", "–"
+		hits, read, written, reqs := "–", "–", "–", noRequests
 		if in {
 			hits, read = strconv.Itoa(c.Hits), HumanBytes(c.BytesRead)
 		}

@@ -104,6 +104,7 @@ type httpGuard struct {
 }
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	count(req) // every attempt that leaves, as the server sees it
 	if req.URL.Scheme == "http" && !g.policy.AllowHTTP(req.URL.Host) {
 		r := req.Clone(req.Context())
 		r.URL.Scheme = "https"

@@ -43,14 +43,16 @@ func newRepo(ref string, client func() (*remote.Client, error)) *repo {
 
 // NewImporter returns the importer of a type=registry cache. It reads a
 // kiln cache manifest, or the inline cache of an image. A ref that does not
-// exist yet (the first build) is cache.ErrNotFound.
+// exist yet (the first build) is cache.ErrNotFound. It counts its requests
+// (cache.RequestCounter), the later reads of its fetcher included.
 func NewImporter(c ImportConfig, client func() (*remote.Client, error)) cache.Importer {
-	return &importer{r: newRepo(c.Ref, client)}
+	return cache.CountedImporter(&importer{r: newRepo(c.Ref, client)})
 }
 
-// NewExporter returns the exporter of a type=registry cache.
+// NewExporter returns the exporter of a type=registry cache; it counts its
+// requests (cache.RequestCounter).
 func NewExporter(c ExportConfig, client func() (*remote.Client, error)) cache.Exporter {
-	return cache.NewExporter(newRepo(c.Ref, client))
+	return cache.CountedExporter(cache.NewExporter(newRepo(c.Ref, client)))
 }
 
 func mapNotFound(err error) error {
