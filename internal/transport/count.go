@@ -6,14 +6,16 @@ import (
 	"sync/atomic"
 )
 
-// Counter counts the HTTP requests sent on behalf of one piece of work (a
+// Counter counts the HTTP requests made on behalf of one piece of work (a
 // cache import or export), wherever in the program they are made: it
 // travels in the request's context (WithCounter), so the one client stack
 // every part shares counts for each caller separately. Every attempt a
-// Transport sends counts: retries, resumed downloads, redirects followed
-// and token requests made under the same context, which is what the
-// server sees. A request that dies before leaving (no connection) counts
-// too. The zero value is ready; it is safe for concurrent use.
+// Transport sends that the server answers counts: retries, resumed
+// downloads, redirects followed and token requests made under the same
+// context, which is what the server sees. An attempt with no HTTP answer
+// (no connection, a failed TLS handshake such as go-containerregistry's
+// https probe of a plain-HTTP registry) does not count: no server saw a
+// request. The zero value is ready; it is safe for concurrent use.
 type Counter struct{ n atomic.Int64 }
 
 // Requests returns the number of requests counted so far.

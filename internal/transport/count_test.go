@@ -11,7 +11,7 @@ import (
 
 // TestCounter: every request the server sees counts in the counters of
 // its context (a retried 503 and a followed redirect as two each), and
-// only in the nearest one.
+// only in the nearest one; an attempt no server answered does not count.
 func TestCounter(t *testing.T) {
 	var seen atomic.Int64
 	var failed atomic.Bool
@@ -51,6 +51,14 @@ func TestCounter(t *testing.T) {
 	get(ctxOuter, "/ok")
 	get(ctxInner, "/flaky")
 	get(ctxInner, "/moved")
+	// No server, no request seen: not counted.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	req, _ := http.NewRequestWithContext(ctxInner, http.MethodGet, gone.URL, nil)
+	if resp, err := (&http.Client{Transport: New(Options{RetryBudget: -1})}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a closed server answered")
+	}
 	if got, want := inner.Requests(), int64(4); got != want {
 		t.Errorf("inner counter: %d requests, want %d (a retried 503 and a redirect count as two each)", got, want)
 	}
