@@ -306,6 +306,7 @@ func TestActionOutputsAndFailure(t *testing.T) {
 		"Dockerfile": "FROM " + base + "\nCOPY a.txt /a.txt\n",
 		"a.txt":      "a\n",
 		"Bad":        "FROM " + base + "\nFROB x\n",
+		"Fail":       "FROM " + base + "\nCOPY a.txt /a.txt\nRUN echo boom-output >&2; exit 3\n",
 	})
 	kilnDir := stampedKiln(t, "0000000000000000000000000000000000000000")
 	outFile := filepath.Join(dir, "output")
@@ -352,6 +353,27 @@ func TestActionOutputsAndFailure(t *testing.T) {
 	want := fmt.Sprintf("::error::kiln failed with: kiln: %s:2: unknown instruction: FROB", "Bad")
 	if !strings.Contains(string(out), want) {
 		t.Errorf("failure does not end with kiln's own line %q:\n%s", want, out)
+	}
+
+	// A RUN that fails: the step fails with kiln's message line (not the
+	// RUN's output quoted after it), and the job summary says the same.
+	summary := filepath.Join(dir, "summary.md")
+	cmd = exec.Command("node", filepath.Join(repoRoot(), "action", "main.js"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env("INPUT_FILE="+filepath.Join(dir, "ctx", "Fail"), "GITHUB_STEP_SUMMARY="+summary)...)
+	out, err = cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a failing RUN did not fail the step:\n%s", out)
+	}
+	line := "kiln: Fail:3: RUN echo boom-output >&2; exit 3: exit code 3"
+	if !strings.Contains(string(out), "::error::kiln failed with: "+line+"\n") {
+		t.Errorf("failure does not end with kiln's line %q:\n%s", line, out)
+	}
+	md := readFile(t, summary)
+	for _, want := range []string{"| Result | **failed** at step #2 |", "\n" + line + "\n", "\nboom-output\n", "| Steps cached | 1 of 2 (50%) |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the job summary of the failed build lacks %q:\n%s", want, md)
+		}
 	}
 }
 

@@ -143,11 +143,23 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 // Run performs the build, in the phases of DESIGN.md §2: read the inputs,
 // open the state dir, plan, solve and write the outputs, export the
 // caches and report.
-func Run(ctx context.Context, opts Options) (*Result, error) {
+//
+// A build that fails still appends a summary to StepSummary: the step
+// that failed, with the line kiln ends with, and what ran until then.
+func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	start := time.Now()
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
 	}
+	var solved *solve.Solver // once made: what it did until a failure
+	defer func() {
+		if err == nil || opts.StepSummary == "" {
+			return
+		}
+		if serr := appendStepSummary(opts.StepSummary, failedSummary(opts, solved, err, time.Since(start))); serr != nil {
+			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: serr.Error()})
+		}
+	}()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -219,6 +231,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	solved = solver
 	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
 	// The build's network namespace is for RUN steps only: stop its
 	// slirp4netns before the cache exports.

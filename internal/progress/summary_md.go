@@ -16,7 +16,9 @@ import (
 const LogGroupTitle = "kiln build summary"
 
 // WriteMarkdown appends s to w as the markdown of a GitHub job summary:
-// the image's references and digest, the steps cached out of the total,
+// the image's references and digest, for a failed build the step that
+// failed with kiln's last line and its last output, the steps cached out
+// of the total,
 // per cache source its hits, bytes and requests, every skipped import or
 // export and why, the slowest steps, and the table of misses with their
 // causes. Every text that comes from the build (instructions, paths, cache
@@ -39,9 +41,17 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	if s.Digest != "" {
 		fmt.Fprintf(&b, "| Digest | %s |\n", code(s.Digest))
 	}
+	if f := s.Failure; f != nil {
+		where := ""
+		if f.Step > 0 {
+			where = fmt.Sprintf(" at step #%d", f.Step)
+		}
+		fmt.Fprintf(&b, "| Result | **failed**%s |\n", where)
+	}
 	fmt.Fprintf(&b, "| Steps cached | %s |\n", cachedShare(s))
 	fmt.Fprintf(&b, "| Duration | %s |\n", HumanDuration(s.Duration))
 
+	writeFailure(&b, s.Failure)
 	if rows := cacheRows(s); len(rows) > 0 {
 		b.WriteString("\n### Cache\n\n| Source | Direction | Hits | Read | Written | Requests |\n|---|---|---:|---:|---:|---:|\n")
 		uncounted := false
@@ -80,6 +90,47 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	return err
 }
 
+// writeFailure writes the section of a failed build: the step, kiln's
+// last line and the step's last output lines, as code blocks (what a
+// program printed is shown, never rendered).
+func writeFailure(b *strings.Builder, f *Failure) {
+	if f == nil {
+		return
+	}
+	b.WriteString("\n### Failed\n\n")
+	if f.Step > 0 {
+		fmt.Fprintf(b, "Step #%d %s:\n\n", f.Step, code(stageText(f.Stage, f.Text)))
+	}
+	writeBlock(b, []string{f.Message})
+	if len(f.Tail) > 0 {
+		b.WriteString("\nIts last output lines:\n\n")
+		writeBlock(b, f.Tail)
+	}
+}
+
+// writeBlock writes lines as a fenced code block whose fence is longer
+// than any run of backticks in them, so no line can close it.
+func writeBlock(b *strings.Builder, lines []string) {
+	longest := 0
+	for _, l := range lines {
+		n := 0
+		for _, r := range l {
+			if r == '`' {
+				n++
+				longest = max(longest, n)
+			} else {
+				n = 0
+			}
+		}
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+	b.WriteString(fence + "text\n")
+	for _, l := range lines {
+		b.WriteString(flat(l) + "\n")
+	}
+	b.WriteString(fence + "\n")
+}
+
 // WriteLogGroup writes the figures of WriteMarkdown to w as a collapsible
 // group of a GitHub Actions log ("::group::kiln build summary" …
 // "::endgroup::"). No line inside it can start a workflow command: each is
@@ -100,6 +151,9 @@ func WriteLogGroup(w io.Writer, s *Summary) error {
 	}
 	for _, m := range s.Misses {
 		lines = append(lines, fmt.Sprintf("   miss #%d %s", m.Step, flat(m.Cause)))
+	}
+	if f := s.Failure; f != nil {
+		lines = append(lines, fmt.Sprintf("   failed #%d %s", f.Step, flat(f.Message)))
 	}
 	lines = append(lines, "::endgroup::")
 	_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")

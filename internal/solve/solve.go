@@ -276,6 +276,16 @@ func (s *Solver) emit(e progress.Event) {
 	s.sink.Emit(e)
 }
 
+// SoFar is what the current or last Solve did until now: its counts, its
+// misses in step order and its slowest executed steps. After a failed
+// Solve it is the account of what ran before the failure.
+func (s *Solver) SoFar() (Stats, []progress.Miss, []progress.StepTime) {
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	return st, s.sortedMisses(), s.slowestSteps()
+}
+
 func (s *Solver) count(cached bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
