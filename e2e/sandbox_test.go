@@ -333,7 +333,9 @@ func TestRunCgroupReadOnly(t *testing.T) {
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{
 		"probe.sh":   cgroupProbe,
-		"Dockerfile": "FROM " + base + "\nCOPY probe.sh /probe.sh\nRUN sh /probe.sh > /cgroup-probe\n",
+		// On cgroup v1 the tmpfs holding the hierarchies is writable, as in
+		// Docker: what a step leaves there must not reach its layer.
+		"Dockerfile": "FROM " + base + "\nCOPY probe.sh /probe.sh\nRUN sh /probe.sh > /cgroup-probe; touch /sys/fs/cgroup/left-here 2>/dev/null; true\n",
 	})
 	for _, rt := range []string{"runc", "crun"} {
 		t.Run(rt, func(t *testing.T) {
@@ -349,6 +351,9 @@ func TestRunCgroupReadOnly(t *testing.T) {
 			}
 			if len(lines) > 1 {
 				t.Errorf("/sys/fs/cgroup is writable in RUN:\n%s", out)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "sys")); err == nil {
+				t.Errorf("the RUN's layer holds /sys (a file written under /sys/fs/cgroup reached it?)")
 			}
 			t.Logf("%s: %s", rt, last)
 		})
