@@ -332,7 +332,7 @@ func TestRunCgroupReadOnly(t *testing.T) {
 	_, base := setup(t)
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{
-		"probe.sh":   cgroupProbe,
+		"probe.sh": cgroupProbe,
 		// On cgroup v1 the tmpfs holding the hierarchies is writable, as in
 		// Docker: what a step leaves there must not reach its layer.
 		"Dockerfile": "FROM " + base + "\nCOPY probe.sh /probe.sh\nRUN sh /probe.sh > /cgroup-probe; touch /sys/fs/cgroup/left-here 2>/dev/null; true\n",
