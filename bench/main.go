@@ -74,7 +74,7 @@ func run() int {
 	fs.BoolVar(&o.v, "v", false, "show kiln's output")
 	fs.BoolVar(&o.registry, "registry", true, "measure the build-push-action registry workflows against a local docker-registry")
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
-	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV and LABEL lines")
+	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV, LABEL, EXPOSE and VOLUME lines")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2

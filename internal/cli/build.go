@@ -193,12 +193,18 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 	if opts.SourceDateEpoch, err = sourceDateEpoch(env.Getenv, opts.BuildArgs); err != nil {
 		return fail(err)
 	}
+	bounds, err := readHTTPBounds(env.Getenv)
+	if err != nil {
+		return fail(err)
+	}
 	opts.Remote, err = remote.New(remote.Options{
-		Insecure:        insecure,
-		CAFile:          f.registryCA,
-		DockerConfigDir: dockerConfigDir(env.Getenv),
-		Logger:          opts.Logger,
-		UserAgent:       "kiln/" + Version,
+		Insecure:              insecure,
+		CAFile:                f.registryCA,
+		DockerConfigDir:       dockerConfigDir(env.Getenv),
+		Logger:                opts.Logger,
+		UserAgent:             "kiln/" + Version,
+		ResponseHeaderTimeout: bounds.header,
+		IdleTimeout:           bounds.idle,
 	})
 	if err != nil {
 		return fail(usagef("%v", err))

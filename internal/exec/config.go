@@ -142,6 +142,7 @@ func mountsFor(in configInput) []specs.Mount {
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
 			Options: []string{"nosuid", "noexec", "nodev"}},
 		sysMount(in.spec.Network == NetworkHost && in.inUserNS),
+		cgroupMount,
 	}
 	resolv := in.resolvConf
 	if in.spec.Network == NetworkDefault {
@@ -195,6 +196,14 @@ func sysMount(bindHost bool) specs.Mount {
 	return specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs",
 		Options: []string{"nosuid", "noexec", "nodev", "ro"}}
 }
+
+// cgroupMount is Docker's default /sys/fs/cgroup: the step's own cgroups,
+// read-only (on cgroup v2 with a private cgroup namespace, the step's
+// cgroup as the root; on v1, each hierarchy as the runtime binds it). A
+// step reads its limits there, as programs do in a container (the JVM,
+// Go's GOMAXPROCS), and can write none of them.
+var cgroupMount = specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+	Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}
 
 func roBind(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src,

@@ -182,7 +182,7 @@ func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
 		return nil, err
 	}
 	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
+	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config.Image(), Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
 		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
 		res.Layers = append(res.Layers, l.layer)
