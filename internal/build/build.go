@@ -432,7 +432,8 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 		maps.Copy(cfg.Labels, opts.Labels)
 	}
 	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
-		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval}
+		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval,
+		OS: g.Target.Platform.OS, Architecture: g.Target.Platform.Architecture, Variant: g.Target.Platform.Variant}
 	if opts.SourceDateEpoch != nil {
 		spec.Created = *opts.SourceDateEpoch
 	}
@@ -518,24 +519,28 @@ func displayName(dfPath, ctxDir string) string {
 type images struct {
 	remote *remote.Client
 	mu     sync.Mutex
-	byRef  map[string]*plan.Image
+	byRef  map[imageAt]*plan.Image
 	byDig  map[v1.Hash]v1.Image
 }
 
+// imageAt is a reference resolved for one platform.
+type imageAt struct{ ref, platform string }
+
 func newImages(r *remote.Client) *images {
-	return &images{remote: r, byRef: map[string]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
+	return &images{remote: r, byRef: map[imageAt]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
 }
 
-func (im *images) resolve(ctx context.Context, ref string) (*plan.Image, error) {
+func (im *images) resolve(ctx context.Context, ref string, platform v1.Platform) (*plan.Image, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	if pi, ok := im.byRef[ref]; ok {
+	at := imageAt{ref, plan.FormatPlatform(platform)}
+	if pi, ok := im.byRef[at]; ok {
 		return pi, nil
 	}
 	if im.remote == nil {
 		return nil, fmt.Errorf("image %s: no registry client", ref)
 	}
-	img, digest, err := im.remote.Image(ctx, ref)
+	img, digest, err := im.remote.ImageFor(ctx, ref, platform)
 	if err != nil {
 		return nil, err
 	}
@@ -543,8 +548,8 @@ func (im *images) resolve(ctx context.Context, ref string) (*plan.Image, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
 	}
-	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf}
-	im.byRef[ref] = pi
+	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf, Platform: plan.NormalizePlatform(platform)}
+	im.byRef[at] = pi
 	im.byDig[digest] = img
 	return pi, nil
 }
@@ -556,7 +561,7 @@ func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
 	if ok {
 		return img, nil
 	}
-	if _, err := im.resolve(ctx, pi.Ref); err != nil {
+	if _, err := im.resolve(ctx, pi.Ref, pi.Platform); err != nil {
 		return nil, err
 	}
 	im.mu.Lock()
