@@ -97,18 +97,34 @@ type Options struct {
 	// Skipped are imports and exports skipped before the build began (by
 	// the program or a backend's setup), for the summary.
 	Skipped []progress.Notice
+	// Platforms are the target platforms (--platform); none means the
+	// host's. With more than one, each is solved in turn (steps that do
+	// not depend on the target platform, such as a FROM
+	// --platform=$BUILDPLATFORM stage, are solved once and hit after) and
+	// the outputs carry one image index.
+	Platforms []v1.Platform
+	// BinfmtDir is where binfmt_misc is mounted, for the check that RUN
+	// steps of a foreign architecture can be emulated; "" means
+	// exec.BinfmtDir.
+	BinfmtDir string
 }
 
 // Result is a finished build.
 type Result struct {
-	// Image is the image built (with inline cache when asked for).
+	// Image is the image built (with inline cache when asked for); nil
+	// for a build of several platforms, whose images are in Index.
 	Image v1.Image
-	// Digest is the image manifest's digest.
+	// Index is the image index of a build of several platforms, nil for
+	// one platform.
+	Index v1.ImageIndex
+	// Digest is the image manifest's digest (the index's, for several
+	// platforms).
 	Digest v1.Hash
-	// ConfigDigest is the image config's digest.
+	// ConfigDigest is the image config's digest (zero for several
+	// platforms).
 	ConfigDigest v1.Hash
-	// Descriptor is the image manifest's descriptor (media type, digest,
-	// size).
+	// Descriptor is the image manifest's (or index's) descriptor (media
+	// type, digest, size).
 	Descriptor v1.Descriptor
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
@@ -179,7 +195,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer closeNamed()
 
 	images := newImages(opts.Remote)
-	g, err := planBuild(ctx, opts, df, dfPath, images)
+	graphs, err := planPlatforms(ctx, opts, df, dfPath, images)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +221,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
+	var res *solved
+	var out *Result
+	if len(graphs) == 1 {
+		var r *solve.Result
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink)
+		if err == nil {
+			res = &solved{}
+			res.add(r)
+		}
+	} else {
+		res, out, err = solveAndWriteMulti(ctx, opts, graphs, solver, sink)
+	}
 	// The build's network namespace is for RUN steps only: stop its
 	// slirp4netns before the cache exports.
 	if cerr := solver.Close(); cerr != nil && err == nil {
@@ -219,10 +246,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	sum := &progress.Summary{
-		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
+		Steps: res.stats.Steps, Cached: res.stats.Cached, Ran: res.stats.Ran,
 		Duration: time.Since(start), Digest: out.Digest.String(),
 		Caches: append(importStats(opts.CacheFrom, solver.ImportStats(), skippedImports(opts)), exportStats...),
-		Images: opts.Tags, Misses: res.Misses, Slowest: res.Slowest,
+		Images: opts.Tags, Misses: res.misses, Slowest: res.slowest,
 		Skipped: slices.Concat(opts.Skipped, skipped, exportSkipped),
 	}
 	out.Summary = sum
@@ -293,11 +320,12 @@ func openState(dir string, forceCopy bool) (*store.Store, *snapshot.Snapshotter,
 
 // planBuild turns the Dockerfile into the build graph, resolving FROM
 // images, and checks what the graph needs of the machine.
-func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, images *images) (*plan.Graph, error) {
+func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, images *images, platform v1.Platform) (*plan.Graph, error) {
 	g, err := dockerfile.Plan(ctx, df, dockerfile.Options{
 		File:         displayName(dfPath, opts.ContextDir),
 		BuildArgs:    opts.BuildArgs,
 		Target:       opts.Target,
+		Platform:     platform,
 		Network:      opts.Network,
 		ResolveImage: images.resolve,
 		Contexts:     plannedContexts(opts),
@@ -314,8 +342,8 @@ func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, imag
 			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
 		}
 	}
-	for _, a := range g.UnusedArgs {
-		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
+	if err := checkEmulation(g, opts.BinfmtDir); err != nil {
+		return nil, usageError{err}
 	}
 	return g, nil
 }
@@ -419,32 +447,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 }
 
 func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, *Result, error) {
-	res, err := solver.Solve(ctx, g)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := res.Config
-	if len(opts.Labels) > 0 {
-		cfg.Labels = maps.Clone(cfg.Labels)
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		maps.Copy(cfg.Labels, opts.Labels)
-	}
-	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
-		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval,
-		OS: g.Target.Platform.OS, Architecture: g.Target.Platform.Architecture, Variant: g.Target.Platform.Variant}
-	if opts.SourceDateEpoch != nil {
-		spec.Created = *opts.SourceDateEpoch
-	}
-	img, err := assemble(spec, opts, res)
-	if err != nil {
-		return nil, nil, err
-	}
-	// The image to push is the same image, whose layers from a registry
-	// cache are the registry's own (mountable) values.
-	spec.Layers = res.PushLayers()
-	pushImg, err := assemble(spec, opts, res)
+	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -465,6 +468,41 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 		return nil, nil, err
 	}
 	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, nil
+}
+
+// solveImage solves g and assembles its image, and the same image as
+// pushed (whose layers from a registry cache are the registry's own).
+func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, v1.Image, v1.Image, error) {
+	res, err := solver.Solve(ctx, g)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := res.Config
+	if len(opts.Labels) > 0 {
+		cfg.Labels = maps.Clone(cfg.Labels)
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		maps.Copy(cfg.Labels, opts.Labels)
+	}
+	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
+		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval,
+		OS: g.Target.Platform.OS, Architecture: g.Target.Platform.Architecture, Variant: g.Target.Platform.Variant}
+	if opts.SourceDateEpoch != nil {
+		spec.Created = *opts.SourceDateEpoch
+	}
+	img, err := assemble(spec, opts, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The image to push is the same image, whose layers from a registry
+	// cache are the registry's own (mountable) values.
+	spec.Layers = res.PushLayers()
+	pushImg, err := assemble(spec, opts, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return res, img, pushImg, nil
 }
 
 // assemble builds the image and lets every --cache-to that keeps its cache
@@ -577,7 +615,7 @@ type Metadata struct {
 	// Digest is the image manifest's digest (buildx's key).
 	Digest string `json:"containerimage.digest"`
 	// ConfigDigest is the image config's digest (buildx's key).
-	ConfigDigest string `json:"containerimage.config.digest"`
+	ConfigDigest string `json:"containerimage.config.digest,omitempty"`
 	// Descriptor is the image manifest's descriptor (buildx's key).
 	Descriptor *v1.Descriptor `json:"containerimage.descriptor,omitempty"`
 	// Name is the tags, comma-separated (buildx's key).
@@ -587,7 +625,10 @@ type Metadata struct {
 }
 
 func writeMetadata(path string, tags []string, r *Result, sum *progress.Summary) error {
-	md := Metadata{Digest: r.Digest.String(), ConfigDigest: r.ConfigDigest.String(), Descriptor: &r.Descriptor, Summary: sum}
+	md := Metadata{Digest: r.Digest.String(), Descriptor: &r.Descriptor, Summary: sum}
+	if r.Index == nil {
+		md.ConfigDigest = r.ConfigDigest.String()
+	}
 	if len(tags) > 0 {
 		md.Name = strings.Join(tags, ",")
 	}
