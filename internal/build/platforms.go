@@ -28,14 +28,18 @@ func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, 
 	if len(platforms) == 0 {
 		platforms = []v1.Platform{plan.HostPlatform()}
 	}
+	// A platform named twice (linux/arm64 and linux/aarch64) is built once,
+	// as buildx dedupes.
 	seen := map[string]bool{}
+	var uniq []v1.Platform
 	for _, p := range platforms {
-		s := plan.FormatPlatform(plan.NormalizePlatform(p))
-		if seen[s] {
-			return nil, usagef("--platform lists %s twice", s)
+		p = plan.NormalizePlatform(p)
+		if s := plan.FormatPlatform(p); !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, p)
 		}
-		seen[s] = true
 	}
+	platforms = uniq
 	if err := output.CheckPlatforms(opts.Outputs, len(platforms)); err != nil {
 		return nil, usageError{err}
 	}
