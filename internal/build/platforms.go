@@ -51,10 +51,35 @@ func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, 
 		}
 		graphs = append(graphs, g)
 	}
+	numberAcross(graphs)
 	for _, a := range graphs[0].UnusedArgs {
 		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
 	}
 	return graphs, nil
+}
+
+// numberAcross renumbers the steps of several graphs so that a step
+// number names one step of the whole build (progress.Event.Step's
+// contract): the second platform's steps follow the first's, and each
+// graph's Steps is the build's total ("[build 9/16]").
+func numberAcross(graphs []*plan.Graph) {
+	if len(graphs) < 2 {
+		return
+	}
+	total := 0
+	for _, g := range graphs {
+		total += g.Steps
+	}
+	offset := 0
+	for _, g := range graphs {
+		for _, st := range g.Stages {
+			for _, step := range st.Steps {
+				step.Number += offset
+			}
+		}
+		offset += g.Steps
+		g.Steps = total
+	}
 }
 
 // checkEmulation fails when a stage of g runs RUN steps for an
