@@ -17,6 +17,7 @@
 //	go run ./bench -registry=false   # without the registry section
 //	go run ./bench -gha=false        # without the gha cache section
 //	go run ./bench -memory           # only: peak RSS of metadata-heavy Dockerfiles
+//	go run ./bench -platforms        # only: two-platform build (QEMU), cold and warm
 //
 // The exit status is 0 when every target is met, 1 when one is missed or a
 // build fails (the report says which), and 2 for bad flags or a machine
@@ -56,6 +57,8 @@ type options struct {
 	// up to memoryMax instructions.
 	memory    bool
 	memoryMax int
+	// platforms: only time the two-platform build, cold and warm.
+	platforms bool
 }
 
 func main() {
@@ -76,6 +79,7 @@ func run() int {
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
 	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV, LABEL, EXPOSE and VOLUME lines")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
+	fs.BoolVar(&o.platforms, "platforms", false, "only time a linux/amd64 + linux/arm64 build (arm64 RUN under QEMU), cold and warm")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -90,6 +94,15 @@ func run() int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		code, err := memoryMode(ctx, o)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+		return code
+	}
+	if o.platforms {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		code, err := platformMode(ctx, o)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		}

@@ -5,17 +5,6 @@
 
 const path = require('node:path');
 
-// hostPlatforms are the spellings of the platform kiln builds on this
-// machine (kiln builds for the host only).
-function hostPlatforms(arch) {
-  const goarch = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' }[arch] || arch;
-  const names = [`linux/${goarch}`];
-  if (goarch === 'amd64') names.push('linux/x86_64', 'linux/amd64/v1');
-  if (goarch === 'arm64') names.push('linux/arm64/v8', 'linux/aarch64');
-  if (goarch === 'arm') names.push('linux/arm/v7');
-  return { goarch, names };
-}
-
 // WHY holds, for every input kiln cannot honour yet, the one warning it
 // gets when set. The text says what happens instead.
 const WHY = {
@@ -32,8 +21,8 @@ const WHY = {
 // ({host, token} for the default Git context), tmpDir, arch, env (for
 // secret-envs), cwd }
 // returns { args, warnings, notes, files: [{path, data}], load: path|null }
-// and throws on an input that must stop the step (ssh, a platform the
-// machine cannot build, a call other than build, a missing secret env).
+// and throws on an input that must stop the step (ssh, a call other than
+// build, a missing secret env).
 function plan(inputs, ctx) {
   const args = ['build', '--progress', 'plain'];
   const warnings = [];
@@ -45,13 +34,6 @@ function plan(inputs, ctx) {
 
   if (inputs.ssh.length > 0) {
     throw new Error('ssh: kiln does not forward SSH agents or keys to RUN steps (RUN --mount=type=ssh is not supported); remove the ssh input');
-  }
-  if (inputs.platforms.length > 0) {
-    const host = hostPlatforms(ctx.arch);
-    const other = inputs.platforms.filter((p) => !host.names.includes(p.toLowerCase()));
-    if (other.length > 0) {
-      throw new Error(`platforms: kiln builds for this machine's platform only (linux/${host.goarch}); cannot build ${inputs.platforms.join(', ')}`);
-    }
   }
   if (inputs.call !== '' && inputs.call !== 'build') {
     throw new Error(`call: kiln only builds (call=build); "${inputs.call}" would otherwise run a full build instead of a check`);
@@ -74,6 +56,10 @@ function plan(inputs, ctx) {
     const f = ctx.gitContext && !path.isAbsolute(inputs.file) ? path.join(ctx.contextDir, inputs.file) : inputs.file;
     args.push('--file', f);
   }
+  // platforms: one --platform list, as buildx's --platform takes it;
+  // kiln normalizes and dedupes, and foreign RUN steps need QEMU
+  // (docker/setup-qemu-action, or kiln binfmt --install).
+  if (inputs.platforms.length > 0) args.push('--platform', inputs.platforms.join(','));
   add('--tag', inputs.tags);
   if (inputs.push) args.push('--push');
   if (inputs.target !== '') args.push('--target', inputs.target);
@@ -104,7 +90,7 @@ function plan(inputs, ctx) {
     }
   }
   if (dropped.length > 0) {
-    warn('annotations', `kiln writes a single-platform image manifest, no index: ${dropped.join(', ')} left out (manifest-level annotations are written)`);
+    warn('annotations', `kiln writes annotations on image manifests only, not on the index or descriptors: ${dropped.join(', ')} left out (manifest-level annotations are written)`);
   }
   add('--annotation', manifestLevel);
   add('--build-context', inputs['build-contexts'].map((bc) => resolveDefaultContext(bc, ctx.contextDir)));
@@ -188,4 +174,4 @@ function resolveDefaultContext(bc, contextDir) {
   return `${bc.slice(0, eq)}=${sub ? path.join(contextDir, sub) : contextDir}`;
 }
 
-module.exports = { plan, hostPlatforms, WHY };
+module.exports = { plan, WHY };

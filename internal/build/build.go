@@ -107,18 +107,34 @@ type Options struct {
 	// Skipped are imports and exports skipped before the build began (by
 	// the program or a backend's setup), for the summary.
 	Skipped []progress.Notice
+	// Platforms are the target platforms (--platform); none means the
+	// host's. With more than one, each is solved in turn (steps that do
+	// not depend on the target platform, such as a FROM
+	// --platform=$BUILDPLATFORM stage, are solved once and hit after) and
+	// the outputs carry one image index.
+	Platforms []v1.Platform
+	// BinfmtDir is where binfmt_misc is mounted, for the check that RUN
+	// steps of a foreign architecture can be emulated; "" means
+	// exec.BinfmtDir.
+	BinfmtDir string
 }
 
 // Result is a finished build.
 type Result struct {
-	// Image is the image built (with inline cache when asked for).
+	// Image is the image built (with inline cache when asked for); nil
+	// for a build of several platforms, whose images are in Index.
 	Image v1.Image
-	// Digest is the image manifest's digest.
+	// Index is the image index of a build of several platforms, nil for
+	// one platform.
+	Index v1.ImageIndex
+	// Digest is the image manifest's digest (the index's, for several
+	// platforms).
 	Digest v1.Hash
-	// ConfigDigest is the image config's digest.
+	// ConfigDigest is the image config's digest (zero for several
+	// platforms).
 	ConfigDigest v1.Hash
-	// Descriptor is the image manifest's descriptor (media type, digest,
-	// size).
+	// Descriptor is the image manifest's (or index's) descriptor (media
+	// type, digest, size).
 	Descriptor v1.Descriptor
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
@@ -151,12 +167,12 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
 	}
-	var solved *solve.Solver // once made: what it did until a failure
+	var made *solve.Solver // once made: what it did until a failure
 	defer func() {
 		if err == nil || opts.StepSummary == "" {
 			return
 		}
-		if serr := appendStepSummary(opts.StepSummary, failedSummary(opts, solved, err, time.Since(start))); serr != nil {
+		if serr := appendStepSummary(opts.StepSummary, failedSummary(opts, made, err, time.Since(start))); serr != nil {
 			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: serr.Error()})
 		}
 	}()
@@ -201,7 +217,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	defer closeNamed()
 
 	images := newImages(opts.Remote)
-	g, err := planBuild(ctx, opts, df, dfPath, images)
+	graphs, err := planPlatforms(ctx, opts, df, dfPath, images)
 	if err != nil {
 		return nil, err
 	}
@@ -231,8 +247,18 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	solved = solver
-	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
+	made = solver
+	var res *solved
+	if len(graphs) == 1 {
+		var r *solve.Result
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink)
+		if err == nil {
+			res = &solved{}
+			res.add(r)
+		}
+	} else {
+		res, out, err = solveAndWriteMulti(ctx, opts, graphs, solver, sink)
+	}
 	// The build's network namespace is for RUN steps only: stop its
 	// slirp4netns before the cache exports.
 	if cerr := solver.Close(); cerr != nil && err == nil {
@@ -246,10 +272,10 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		return nil, err
 	}
 	sum := &progress.Summary{
-		Steps: res.Stats.Steps, Cached: res.Stats.Cached, Ran: res.Stats.Ran,
+		Steps: res.stats.Steps, Cached: res.stats.Cached, Ran: res.stats.Ran,
 		Duration: time.Since(start), Digest: out.Digest.String(),
 		Caches: append(importStats(opts.CacheFrom, solver.ImportStats(), skippedImports(opts)), exportStats...),
-		Images: opts.Tags, Misses: res.Misses, Slowest: res.Slowest,
+		Images: opts.Tags, Misses: res.misses, Slowest: res.slowest,
 		Skipped: slices.Concat(opts.Skipped, skipped, exportSkipped),
 	}
 	out.Summary = sum
@@ -320,11 +346,12 @@ func openState(dir string, forceCopy bool) (*store.Store, *snapshot.Snapshotter,
 
 // planBuild turns the Dockerfile into the build graph, resolving FROM
 // images, and checks what the graph needs of the machine.
-func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, images *images) (*plan.Graph, error) {
+func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, images *images, platform v1.Platform) (*plan.Graph, error) {
 	g, err := dockerfile.Plan(ctx, df, dockerfile.Options{
 		File:         displayName(dfPath, opts.ContextDir),
 		BuildArgs:    opts.BuildArgs,
 		Target:       opts.Target,
+		Platform:     platform,
 		Network:      opts.Network,
 		ResolveImage: images.resolve,
 		Contexts:     plannedContexts(opts),
@@ -341,13 +368,8 @@ func planBuild(ctx context.Context, opts Options, df []byte, dfPath string, imag
 			return nil, usagef("the Dockerfile has RUN steps but %v (install runc or crun, or pass --runtime)", err)
 		}
 	}
-	for _, n := range opts.NoCacheStages {
-		if !slices.ContainsFunc(g.Stages, func(st *plan.Stage) bool { return strings.EqualFold(st.Name, n) }) {
-			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("--no-cache-filter %q: no stage of that name is built", n)})
-		}
-	}
-	for _, a := range g.UnusedArgs {
-		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
+	if err := checkEmulation(g, opts.BinfmtDir); err != nil {
+		return nil, usageError{err}
 	}
 	return g, nil
 }
@@ -451,31 +473,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 }
 
 func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, *Result, error) {
-	res, err := solver.Solve(ctx, g)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := res.Config
-	if len(opts.Labels) > 0 {
-		cfg.Labels = maps.Clone(cfg.Labels)
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		maps.Copy(cfg.Labels, opts.Labels)
-	}
-	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
-		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval}
-	if opts.SourceDateEpoch != nil {
-		spec.Created = *opts.SourceDateEpoch
-	}
-	img, err := assemble(spec, opts, res)
-	if err != nil {
-		return nil, nil, err
-	}
-	// The image to push is the same image, whose layers from a registry
-	// cache are the registry's own (mountable) values.
-	spec.Layers = res.PushLayers()
-	pushImg, err := assemble(spec, opts, res)
+	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -496,6 +494,41 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 		return nil, nil, err
 	}
 	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, nil
+}
+
+// solveImage solves g and assembles its image, and the same image as
+// pushed (whose layers from a registry cache are the registry's own).
+func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, v1.Image, v1.Image, error) {
+	res, err := solver.Solve(ctx, g)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := res.Config
+	if len(opts.Labels) > 0 {
+		cfg.Labels = maps.Clone(cfg.Labels)
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		maps.Copy(cfg.Labels, opts.Labels)
+	}
+	spec := image.Spec{Config: cfg, Layers: res.Layers, History: res.History,
+		Author: g.Target.Author, HealthStartInterval: g.Target.HealthStartInterval,
+		OS: g.Target.Platform.OS, Architecture: g.Target.Platform.Architecture, Variant: g.Target.Platform.Variant}
+	if opts.SourceDateEpoch != nil {
+		spec.Created = *opts.SourceDateEpoch
+	}
+	img, err := assemble(spec, opts, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The image to push is the same image, whose layers from a registry
+	// cache are the registry's own (mountable) values.
+	spec.Layers = res.PushLayers()
+	pushImg, err := assemble(spec, opts, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return res, img, pushImg, nil
 }
 
 // assemble builds the image and lets every --cache-to that keeps its cache
@@ -550,24 +583,28 @@ func displayName(dfPath, ctxDir string) string {
 type images struct {
 	remote *remote.Client
 	mu     sync.Mutex
-	byRef  map[string]*plan.Image
+	byRef  map[imageAt]*plan.Image
 	byDig  map[v1.Hash]v1.Image
 }
 
+// imageAt is a reference resolved for one platform.
+type imageAt struct{ ref, platform string }
+
 func newImages(r *remote.Client) *images {
-	return &images{remote: r, byRef: map[string]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
+	return &images{remote: r, byRef: map[imageAt]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
 }
 
-func (im *images) resolve(ctx context.Context, ref string) (*plan.Image, error) {
+func (im *images) resolve(ctx context.Context, ref string, platform v1.Platform) (*plan.Image, error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	if pi, ok := im.byRef[ref]; ok {
+	at := imageAt{ref, plan.FormatPlatform(platform)}
+	if pi, ok := im.byRef[at]; ok {
 		return pi, nil
 	}
 	if im.remote == nil {
 		return nil, fmt.Errorf("image %s: no registry client", ref)
 	}
-	img, digest, err := im.remote.Image(ctx, ref)
+	img, digest, err := im.remote.ImageFor(ctx, ref, platform)
 	if err != nil {
 		return nil, err
 	}
@@ -575,8 +612,8 @@ func (im *images) resolve(ctx context.Context, ref string) (*plan.Image, error) 
 	if err != nil {
 		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
 	}
-	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf}
-	im.byRef[ref] = pi
+	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf, Platform: plan.NormalizePlatform(platform)}
+	im.byRef[at] = pi
 	im.byDig[digest] = img
 	return pi, nil
 }
@@ -588,7 +625,7 @@ func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
 	if ok {
 		return img, nil
 	}
-	if _, err := im.resolve(ctx, pi.Ref); err != nil {
+	if _, err := im.resolve(ctx, pi.Ref, pi.Platform); err != nil {
 		return nil, err
 	}
 	im.mu.Lock()
@@ -604,7 +641,7 @@ type Metadata struct {
 	// Digest is the image manifest's digest (buildx's key).
 	Digest string `json:"containerimage.digest"`
 	// ConfigDigest is the image config's digest (buildx's key).
-	ConfigDigest string `json:"containerimage.config.digest"`
+	ConfigDigest string `json:"containerimage.config.digest,omitempty"`
 	// Descriptor is the image manifest's descriptor (buildx's key).
 	Descriptor *v1.Descriptor `json:"containerimage.descriptor,omitempty"`
 	// Name is the tags, comma-separated (buildx's key).
@@ -614,7 +651,10 @@ type Metadata struct {
 }
 
 func writeMetadata(path string, tags []string, r *Result, sum *progress.Summary) error {
-	md := Metadata{Digest: r.Digest.String(), ConfigDigest: r.ConfigDigest.String(), Descriptor: &r.Descriptor, Summary: sum}
+	md := Metadata{Digest: r.Digest.String(), Descriptor: &r.Descriptor, Summary: sum}
+	if r.Index == nil {
+		md.ConfigDigest = r.ConfigDigest.String()
+	}
 	if len(tags) > 0 {
 		md.Name = strings.Join(tags, ",")
 	}

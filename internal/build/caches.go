@@ -100,7 +100,7 @@ func importStats(from []cache.Import, got []progress.CacheStat, skipped map[stri
 // exportCaches writes every --cache-to. A failed export fails the build
 // unless the export says ignore-error=true; then, or when the exporter
 // skipped itself (*cache.SkipError), it is listed in the skipped notices.
-func exportCaches(ctx context.Context, opts Options, res *solve.Result, sink progress.Sink) ([]progress.CacheStat, []progress.Notice, error) {
+func exportCaches(ctx context.Context, opts Options, res *solved, sink progress.Sink) ([]progress.CacheStat, []progress.Notice, error) {
 	var stats []progress.CacheStat
 	var skipped []progress.Notice
 	for _, exp := range opts.CacheTo {

@@ -115,7 +115,7 @@ func TestDiffInputs(t *testing.T) {
 // kiln's) still reads.
 func TestManifestCarriesExplanations(t *testing.T) {
 	t.Parallel()
-	r := Record{Key: ScratchKey(), Layers: []Layer{}, Step: StepID("docker/Dockerfile", "build", 3),
+	r := Record{Key: ScratchKey(""), Layers: []Layer{}, Step: StepID("docker/Dockerfile", "build", 3),
 		Base: "sha256:ab", Files: []FileSum{{Path: "src/a.go", Digest: "0123456789abcdef"}}}
 	b, err := json.Marshal(NewManifest([]Record{r}))
 	if err != nil {

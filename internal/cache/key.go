@@ -28,9 +28,22 @@ func (k Key) Hex() string {
 	return string(k)
 }
 
-// ScratchKey is the key of the empty filesystem (FROM scratch).
-func ScratchKey() Key {
-	return keyOf("scratch", struct{}{})
+// DefaultPlatform is the platform that enters keys as "": keys made
+// before kiln built for other platforms were all linux/amd64, and stay
+// valid.
+const DefaultPlatform = "linux/amd64"
+
+// ScratchKey is the key of the empty filesystem (FROM scratch) of a stage
+// built for platform (os/arch[/variant], normalized). Every key of the
+// stage descends from it, so the platform is part of every key; a registry
+// base image's key has it through its platform-specific digest.
+func ScratchKey(platform string) Key {
+	if platform == DefaultPlatform {
+		platform = ""
+	}
+	return keyOf("scratch", struct {
+		Platform string `json:"platform,omitempty"`
+	}{platform})
 }
 
 // ImageKey is the key of a registry base image: its platform-specific

@@ -19,7 +19,7 @@ func baseRun() RunInput {
 
 func baseCopy() CopyInput {
 	return CopyInput{
-		Parent:  ScratchKey(),
+		Parent:  ScratchKey(""),
 		Sources: []string{"a.txt", "dir/"},
 		Dest:    "/app/",
 		Chown:   "1000:1000",
@@ -36,7 +36,8 @@ func TestKeyStable(t *testing.T) {
 		got  Key
 		want Key
 	}{
-		{"scratch", ScratchKey(), "sha256:" + scratchHex},
+		{"scratch", ScratchKey(""), "sha256:" + scratchHex},
+		{"scratch linux/amd64", ScratchKey(DefaultPlatform), "sha256:" + scratchHex},
 		{"run", RunKey(baseRun()), "sha256:" + runHex},
 		{"copy", CopyKey(baseCopy()), "sha256:" + copyHex},
 	}
@@ -147,13 +148,29 @@ func TestKeyChangesWithEveryInput(t *testing.T) {
 			}
 		})
 	}
-	if RunKey(RunInput{Parent: ScratchKey()}) == CopyKey(CopyInput{Parent: ScratchKey()}) {
+	if RunKey(RunInput{Parent: ScratchKey("")}) == CopyKey(CopyInput{Parent: ScratchKey("")}) {
 		t.Errorf("a RUN and a COPY with empty inputs share a key")
 	}
 }
 
+// TestScratchKeyPlatform: the platform decides the scratch key, and so
+// every key above it.
+func TestScratchKeyPlatform(t *testing.T) {
+	seen := map[Key]string{}
+	for _, p := range []string{"linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/s390x"} {
+		k := ScratchKey(p)
+		if o, ok := seen[k]; ok {
+			t.Errorf("%s and %s share the scratch key %s", o, p, k)
+		}
+		seen[k] = p
+	}
+	if RunKey(RunInput{Parent: ScratchKey("linux/arm64")}) == RunKey(RunInput{Parent: ScratchKey("linux/amd64")}) {
+		t.Errorf("a RUN on arm64 and on amd64 share a key")
+	}
+}
+
 func TestKeyHex(t *testing.T) {
-	k := ScratchKey()
+	k := ScratchKey("")
 	if got := k.Hex(); len(got) != 64 || "sha256:"+got != string(k) {
 		t.Errorf("Hex() = %q for %q", got, k)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/internal/build"
@@ -16,6 +17,7 @@ import (
 	"github.com/kiln-build/kiln/internal/exec"
 	"github.com/kiln-build/kiln/internal/kv"
 	"github.com/kiln-build/kiln/internal/output"
+	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/remote"
 )
@@ -45,6 +47,7 @@ type buildFlags struct {
 	insecure     []string
 	registryCA   string
 	forceCopy    bool
+	platforms    []string
 }
 
 func newBuildCmd(env Env, g *globals) *cobra.Command {
@@ -87,6 +90,7 @@ func newBuildCmd(env Env, g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "HOST:PORT of a registry reached over plain HTTP (loopback needs no flag)")
 	fl.StringVar(&f.registryCA, "registry-ca", "", "PEM file of an extra CA for registries with private certificates")
 	fl.BoolVar(&f.forceCopy, "copy-snapshots", false, "use the copying snapshotter even where overlayfs works")
+	fl.StringArrayVar(&f.platforms, "platform", nil, "target platforms, comma-separated: linux/amd64,linux/arm64 (default the host's; foreign RUN steps need QEMU, see kiln binfmt)")
 	return c
 }
 
@@ -141,6 +145,10 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 			return fail(usagef("KILN_STATE_MAX=%q: %v", v, err))
 		}
 	}
+	if opts.Platforms, err = parsePlatforms(f.platforms); err != nil {
+		return fail(err)
+	}
+	opts.BinfmtDir = env.Getenv("KILN_BINFMT_DIR")
 	switch f.network {
 	case "default", "host", "none":
 		opts.Network = f.network
@@ -244,6 +252,28 @@ func runLimits(opts *build.Options, f *buildFlags) error {
 		opts.Ulimits = append(opts.Ulimits, u)
 	}
 	return nil
+}
+
+// parsePlatforms parses --platform values: comma-separated lists,
+// repeatable, each platform normalized (plan.ParsePlatform).
+func parsePlatforms(vals []string) ([]v1.Platform, error) {
+	var out []v1.Platform
+	for _, v := range vals {
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := plan.ParsePlatform(s)
+			if err != nil {
+				return nil, usagef("--platform: %v", err)
+			}
+			if p.OS != "linux" {
+				return nil, usagef("--platform %s: kiln builds linux images only", s)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // newSink picks the progress renderer; auto is tty when stderr is a

@@ -102,6 +102,7 @@ func newRoot(env Env) *cobra.Command {
 		newLoginCmd(env, g),
 		newPruneCmd(env, g),
 		newCacheServerCmd(env, g),
+		newBinfmtCmd(env),
 		newVersionCmd(env),
 	)
 	return root

@@ -54,6 +54,8 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"build", "--shm-size", "0", dir}, `--shm-size "0": want a size above 0`},
 		{[]string{"build", "--ulimit", "nofile=2048:1024", dir}, `--ulimit "nofile=2048:1024": soft limit 2048 is above the hard limit 1024`},
 		{[]string{"build", "--ulimit", "files=1", dir}, `--ulimit "files=1": unknown limit "files"`},
+		{[]string{"build", "--platform", "linux/amd64,linux//x", dir}, `--platform: invalid platform "linux//x"`},
+		{[]string{"build", "--platform", "windows/amd64", dir}, "--platform windows/amd64: kiln builds linux images only"},
 		{[]string{"prune"}, "--all or --keep-storage"},
 		{[]string{"prune", "--keep-storage", "lots"}, "--keep-storage"},
 		{[]string{"login", "reg.example"}, "--username"},
@@ -89,6 +91,20 @@ func TestDockerfileMissingIsUsage(t *testing.T) {
 	}, "build", dir)
 	if code != 2 || !strings.Contains(stderr, "Dockerfile not found") {
 		t.Errorf("exit %d, stderr %q; want 2 and 'Dockerfile not found'", code, stderr)
+	}
+}
+
+func TestParsePlatforms(t *testing.T) {
+	got, err := parsePlatforms([]string{"linux/amd64, linux/aarch64", "linux/arm/v6", "", "linux/arm64/v8,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, plan.FormatPlatform(p))
+	}
+	if want := "linux/amd64 linux/arm64 linux/arm/v6 linux/arm64"; strings.Join(s, " ") != want {
+		t.Errorf("got %v, want %s (normalized, in order; build dedupes)", s, want)
 	}
 }
 

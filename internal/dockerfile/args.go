@@ -2,12 +2,12 @@ package dockerfile
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/internal/plan"
 )
 
 // argScope is an ordered set of ARG names and their values. An ARG
@@ -140,50 +140,26 @@ func setEnv(list []string, key, value string) []string {
 	return append(list, key+"="+value)
 }
 
-// hostPlatform is the platform kiln builds for: linux on the architecture
-// of the running binary, normalized as BuildKit does (no variant on amd64
-// and arm64, v7 on arm).
-type hostPlatform struct {
-	os, arch, variant string
-}
-
-func currentPlatform() hostPlatform {
-	p := hostPlatform{os: "linux", arch: runtime.GOARCH}
-	if p.arch == "arm" {
-		p.variant = "v7"
-	}
-	return p
-}
-
-// String returns the platform as os/arch[/variant] ("linux/amd64").
-func (h hostPlatform) String() string {
-	s := h.os + "/" + h.arch
-	if h.variant != "" {
-		s += "/" + h.variant
-	}
-	return s
-}
-
 // predefinedArgs are the args BuildKit defines in the global scope. Like
 // any global ARG, a stage sees them only after declaring them (ARG
 // TARGETARCH). A --build-arg of the same name overrides them.
 func (p *planner) predefinedArgs(target string) *argScope {
-	h := currentPlatform()
+	b, t := p.opts.BuildPlatform, p.opts.Platform
 	if target == "" {
 		target = "default"
 	}
 	a := newArgScope()
 	for _, kv := range [...][2]string{
-		{"BUILDPLATFORM", h.String()},
-		{"BUILDOS", h.os},
-		{"BUILDOSVERSION", ""},
-		{"BUILDARCH", h.arch},
-		{"BUILDVARIANT", h.variant},
-		{"TARGETPLATFORM", h.String()},
-		{"TARGETOS", h.os},
-		{"TARGETOSVERSION", ""},
-		{"TARGETARCH", h.arch},
-		{"TARGETVARIANT", h.variant},
+		{"BUILDPLATFORM", plan.FormatPlatform(b)},
+		{"BUILDOS", b.OS},
+		{"BUILDOSVERSION", b.OSVersion},
+		{"BUILDARCH", b.Architecture},
+		{"BUILDVARIANT", b.Variant},
+		{"TARGETPLATFORM", plan.FormatPlatform(t)},
+		{"TARGETOS", t.OS},
+		{"TARGETOSVERSION", t.OSVersion},
+		{"TARGETARCH", t.Architecture},
+		{"TARGETVARIANT", t.Variant},
 		{"TARGETSTAGE", target},
 	} {
 		v := kv[1]
@@ -260,54 +236,4 @@ func (p *planner) unusedArgs() []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// checkPlatform accepts a FROM --platform value (after expansion) only if
-// it names the host platform.
-func checkPlatform(v string) error {
-	h := currentPlatform()
-	parts := strings.Split(strings.ToLower(v), "/")
-	if len(parts) > 3 || parts[0] == "" {
-		return fmt.Errorf("invalid platform %q", v)
-	}
-	for _, s := range parts {
-		if s == "" || strings.IndexFunc(s, func(r rune) bool {
-			return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_' && r != '-' && r != '.'
-		}) >= 0 {
-			return fmt.Errorf("invalid platform %q", v)
-		}
-	}
-	arch, variant := h.arch, h.variant
-	if len(parts) > 1 {
-		arch = normalizeArch(parts[1])
-		variant = ""
-		if len(parts) > 2 {
-			variant = parts[2]
-		}
-		switch {
-		case arch == "arm64" && variant == "v8", arch == "amd64" && variant == "v1":
-			variant = ""
-		case arch == "arm" && variant == "":
-			variant = "v7"
-		}
-	}
-	if parts[0] != h.os || arch != h.arch || variant != h.variant {
-		return fmt.Errorf("platform %q is not supported: kiln builds for %s only", v, h)
-	}
-	return nil
-}
-
-// normalizeArch maps the usual aliases to GOARCH names.
-func normalizeArch(a string) string {
-	switch a {
-	case "x86_64", "x86-64":
-		return "amd64"
-	case "aarch64":
-		return "arm64"
-	case "i386", "i686":
-		return "386"
-	case "armhf", "armel":
-		return "arm"
-	}
-	return a
 }

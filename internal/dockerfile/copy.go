@@ -88,7 +88,7 @@ func (p *planner) copyStep(ctx context.Context, s *stage, st *state, a copyArgs)
 			}
 			c.FromStage = dep.out
 		default:
-			img, err := p.resolveImage(ctx, 0, ref)
+			img, err := p.resolveImage(ctx, 0, ref, s.platform)
 			if err != nil {
 				return nil, unwrapPos(err)
 			}

@@ -82,7 +82,7 @@ func (p *planner) pos(line int) plan.Pos { return plan.Pos{File: p.file, Line: l
 
 // dispatchStage resolves the base of s and every instruction in it.
 func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
-	out := &plan.Stage{Index: s.index, Name: s.name, Pos: p.pos(s.line)}
+	out := &plan.Stage{Index: s.index, Name: s.name, Pos: p.pos(s.line), Platform: s.platform}
 	st := &state{stage: out, args: newArgScope()}
 	switch {
 	case s.scratch:
@@ -97,7 +97,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		st.author = b.out.Author
 		st.healthStart = b.out.HealthStartInterval
 	default:
-		img, err := p.resolveImage(ctx, s.line, s.baseName)
+		img, err := p.resolveImage(ctx, s.line, s.baseName, s.platform)
 		if err != nil {
 			return err
 		}
@@ -173,15 +173,16 @@ func (p *planner) parseTriggers(s *stage, triggers []string) ([]cmd, error) {
 	return out, nil
 }
 
-// resolveImage resolves ref once per Plan call.
-func (p *planner) resolveImage(ctx context.Context, line int, ref string) (*plan.Image, error) {
-	if img, ok := p.images[ref]; ok {
+// resolveImage resolves ref for platform once per Plan call.
+func (p *planner) resolveImage(ctx context.Context, line int, ref string, platform v1.Platform) (*plan.Image, error) {
+	at := imageAt{ref: ref, platform: plan.FormatPlatform(platform)}
+	if img, ok := p.images[at]; ok {
 		return img, nil
 	}
 	if p.opts.ResolveImage == nil {
 		return nil, p.errorf(line, "resolving image %s: no image resolver configured", ref)
 	}
-	img, err := p.opts.ResolveImage(ctx, ref)
+	img, err := p.opts.ResolveImage(ctx, ref, platform)
 	if err != nil {
 		return nil, p.errAt(line, fmt.Errorf("resolving image %s: %w", ref, err))
 	}
@@ -191,7 +192,7 @@ func (p *planner) resolveImage(ctx context.Context, line int, ref string) (*plan
 	if img.Ref == "" {
 		img.Ref = ref
 	}
-	p.images[ref] = img
+	p.images[at] = img
 	return img, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -31,12 +32,20 @@ type Options struct {
 	// "host", "none" or "" for the caller's default); RUN --network
 	// overrides it.
 	Network string
+	// Platform is the target platform (TARGETPLATFORM and the platform of
+	// every stage without FROM --platform); the zero value means the host's
+	// (plan.HostPlatform).
+	Platform v1.Platform
+	// BuildPlatform is the platform of the machine building
+	// (BUILDPLATFORM); the zero value means the host's.
+	BuildPlatform v1.Platform
 	// ResolveImage resolves a registry image reference (FROM, COPY
-	// --from=image, RUN --mount from=image) to its platform-specific digest
-	// and config. It is called at most once per distinct reference, only for
-	// the stages the target needs, and never concurrently. Its error is
-	// returned wrapped in an *Error at the instruction that named the image.
-	ResolveImage func(ctx context.Context, ref string) (*plan.Image, error)
+	// --from=image, RUN --mount from=image) to the digest and config of its
+	// manifest for platform (the stage's). It is called at most once per
+	// distinct reference and platform, only for the stages the target
+	// needs, and never concurrently. Its error is returned wrapped in an
+	// *Error at the instruction that named the image.
+	ResolveImage func(ctx context.Context, ref string, platform v1.Platform) (*plan.Image, error)
 	// Contexts are the named build contexts (--build-context), by name.
 	Contexts map[string]NamedContext
 }
@@ -74,8 +83,16 @@ func Plan(ctx context.Context, dockerfile []byte, opts Options) (*plan.Graph, er
 	p := &planner{
 		opts:   opts,
 		file:   opts.File,
-		images: map[string]*plan.Image{},
+		images: map[imageAt]*plan.Image{},
 	}
+	if p.opts.Platform.OS == "" {
+		p.opts.Platform = plan.HostPlatform()
+	}
+	if p.opts.BuildPlatform.OS == "" {
+		p.opts.BuildPlatform = plan.HostPlatform()
+	}
+	p.opts.Platform = plan.NormalizePlatform(p.opts.Platform)
+	p.opts.BuildPlatform = plan.NormalizePlatform(p.opts.BuildPlatform)
 	if p.file == "" {
 		p.file = "Dockerfile"
 	}
@@ -103,6 +120,7 @@ func Plan(ctx context.Context, dockerfile []byte, opts Options) (*plan.Graph, er
 	g.Target = target.out
 	g.Steps = p.steps
 	g.UnusedArgs = p.unusedArgs()
+	g.Platform = p.opts.Platform
 	return g, nil
 }
 
@@ -120,8 +138,14 @@ type planner struct {
 	// declared records every ARG name declared in the global scope or in
 	// a dispatched stage, for Graph.UnusedArgs.
 	declared map[string]bool
-	images   map[string]*plan.Image
+	images   map[imageAt]*plan.Image
 	steps    int
+}
+
+// imageAt is an image reference resolved for one platform.
+type imageAt struct {
+	ref      string
+	platform string
 }
 
 // cmd is one parsed instruction with the node it came from.
@@ -149,6 +173,7 @@ type stage struct {
 	baseCtx   string // a directory build context FROM names (scratch too)
 	baseStage *stage
 	deps      []*stage
+	platform  v1.Platform // the stage's platform (plan.Stage.Platform)
 
 	// Set by dispatchStage.
 	out  *plan.Stage

@@ -51,7 +51,7 @@ type fakeResolver struct {
 	calls []string
 }
 
-func (f *fakeResolver) resolve(_ context.Context, ref string) (*plan.Image, error) {
+func (f *fakeResolver) resolve(_ context.Context, ref string, _ v1.Platform) (*plan.Image, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, ref)
 	f.mu.Unlock()

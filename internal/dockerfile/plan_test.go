@@ -2,12 +2,14 @@ package dockerfile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/plan"
 )
@@ -41,7 +43,7 @@ func lastRun(t *testing.T, g *plan.Graph) *plan.Run {
 }
 
 func TestArgScoping(t *testing.T) {
-	h := currentPlatform()
+	h := hostString{plan.HostPlatform()}
 	tests := []struct {
 		name      string
 		df        string
@@ -321,31 +323,82 @@ func lastStep(g *plan.Graph) *plan.Step {
 	return g.Target.Steps[len(g.Target.Steps)-1]
 }
 
+// hostString prints a platform as os/arch[/variant].
+type hostString struct{ p v1.Platform }
+
+func (h hostString) String() string { return plan.FormatPlatform(h.p) }
+
 func TestPlatform(t *testing.T) {
-	h := currentPlatform()
-	for _, p := range []string{"$BUILDPLATFORM", "${TARGETPLATFORM}", h.String(), "linux", strings.ToUpper(h.String())} {
-		if _, err := Plan(context.Background(), []byte("FROM --platform="+p+" scratch\n"), Options{}); err != nil {
-			t.Errorf("--platform=%s: %v", p, err)
-		}
+	h := plan.FormatPlatform(plan.HostPlatform())
+	arm := v1.Platform{OS: "linux", Architecture: "arm64"}
+	tests := []struct {
+		name, df string
+		opts     Options
+		want     []string // the stages' platforms
+	}{
+		{"host by default", "FROM scratch\n", Options{}, []string{h}},
+		{"target platform", "FROM scratch\n", Options{Platform: arm}, []string{"linux/arm64"}},
+		{"BUILDPLATFORM stage", "FROM --platform=$BUILDPLATFORM scratch AS b\nFROM scratch\nCOPY --from=b / /\n",
+			Options{Platform: arm}, []string{h, "linux/arm64"}},
+		{"TARGETPLATFORM", "FROM --platform=${TARGETPLATFORM} scratch\n", Options{Platform: arm}, []string{"linux/arm64"}},
+		{"aliases normalized", "FROM --platform=LINUX/AARCH64 scratch\n", Options{}, []string{"linux/arm64"}},
+		{"arm64/v8 is arm64", "FROM --platform=linux/arm64/v8 scratch\n", Options{}, []string{"linux/arm64"}},
+		{"arm gets v7", "FROM --platform=linux/armhf scratch\n", Options{}, []string{"linux/arm/v7"}},
+		{"x86_64", "FROM --platform=linux/x86_64 scratch\n", Options{}, []string{"linux/amd64"}},
+		{"stage inherits its base stage's", "FROM --platform=linux/s390x scratch AS b\nFROM b\n", Options{Platform: arm},
+			[]string{"linux/s390x", "linux/s390x"}},
+		{"build arg overrides BUILDPLATFORM", "FROM --platform=$BUILDPLATFORM scratch\n",
+			Options{BuildArgs: map[string]string{"BUILDPLATFORM": "linux/ppc64le"}}, []string{"linux/ppc64le"}},
 	}
-	if runtime.GOARCH == "amd64" {
-		for _, p := range []string{"linux/x86_64", "linux/amd64/v1"} {
-			if _, err := Plan(context.Background(), []byte("FROM --platform="+p+" scratch\n"), Options{}); err != nil {
-				t.Errorf("--platform=%s: %v", p, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := Plan(context.Background(), []byte(tt.df), tt.opts)
+			if err != nil {
+				t.Fatal(err)
 			}
+			var got []string
+			for _, s := range g.Stages {
+				got = append(got, plan.FormatPlatform(s.Platform))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("stage platforms (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, bad := range []string{"windows/amd64", "linux/arm64/v8/x", "linux//v7", "linux/a b"} {
+		_, err := Plan(context.Background(), []byte("FROM --platform="+bad+" scratch\n"), Options{})
+		var de *Error
+		if !errors.As(err, &de) || de.Pos.Line != 1 {
+			t.Errorf("--platform=%s: error = %v, want one at line 1", bad, err)
 		}
 	}
-	other := "linux/s390x"
-	if runtime.GOARCH == "s390x" {
-		other = "linux/ppc64le"
+}
+
+func TestPlatformArgs(t *testing.T) {
+	g := mustPlan(t, "FROM scratch\nARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH\nRUN x\n",
+		Options{Platform: v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, BuildPlatform: v1.Platform{OS: "linux", Architecture: "x86_64"}})
+	want := []string{path0, "TARGETPLATFORM=linux/arm/v6", "TARGETOS=linux", "TARGETARCH=arm", "TARGETVARIANT=v6",
+		"BUILDPLATFORM=linux/amd64", "BUILDARCH=amd64"}
+	if diff := cmp.Diff(want, lastStep(g).Run.Env); diff != "" {
+		t.Errorf("RUN env (-want +got):\n%s", diff)
 	}
-	if _, err := Plan(context.Background(), []byte("FROM --platform="+other+" scratch\n"), Options{}); err == nil {
-		t.Errorf("--platform=%s: no error", other)
+	if got := plan.FormatPlatform(g.Platform); got != "linux/arm/v6" {
+		t.Errorf("Graph.Platform = %s, want linux/arm/v6", got)
 	}
-	_, err := Plan(context.Background(), []byte("FROM --platform=$BUILDPLATFORM scratch\n"),
-		Options{BuildArgs: map[string]string{"BUILDPLATFORM": other}})
-	if err == nil || !strings.Contains(err.Error(), "is not supported") {
-		t.Errorf("--platform=$BUILDPLATFORM overridden to %s: error = %v", other, err)
+}
+
+// TestResolveImagePerPlatform: the same image is resolved once per platform
+// that needs it, for the stage's platform.
+func TestResolveImagePerPlatform(t *testing.T) {
+	var got []string
+	resolve := func(ctx context.Context, ref string, p v1.Platform) (*plan.Image, error) {
+		got = append(got, ref+"@"+plan.FormatPlatform(p))
+		return (&fakeResolver{}).resolve(ctx, ref, p)
+	}
+	mustPlan(t, "FROM --platform=$BUILDPLATFORM busybox AS b\nFROM busybox\nCOPY --from=b /a /a\nCOPY --from=busybox /b /b\n",
+		Options{Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, BuildPlatform: v1.Platform{OS: "linux", Architecture: "amd64"}, ResolveImage: resolve})
+	if diff := cmp.Diff([]string{"busybox@linux/amd64", "busybox@linux/arm64"}, got); diff != "" {
+		t.Errorf("ResolveImage calls (-want +got):\n%s", diff)
 	}
 }
 

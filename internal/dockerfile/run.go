@@ -155,7 +155,7 @@ func (p *planner) mount(ctx context.Context, s *stage, st *state, m *instruction
 			}
 			pm.FromStage = dep.out
 		default:
-			img, err := p.resolveImage(ctx, 0, ref)
+			img, err := p.resolveImage(ctx, 0, ref, s.platform)
 			if err != nil {
 				return pm, unwrapPos(err)
 			}

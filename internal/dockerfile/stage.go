@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/kiln-build/kiln/internal/plan"
 )
 
 // scratchName is the FROM argument that means an empty base.
@@ -96,6 +98,8 @@ func (p *planner) resolveBase(s *stage) error {
 		return p.errorf(s.line, "base name (%s) should not be blank", s.from.BaseName)
 	}
 	s.baseName = base
+	s.platform = p.opts.Platform
+	explicit := false
 	if v := s.from.Platform; v != "" {
 		pl, _, err := p.lex.ProcessWord(v, p.global)
 		if err != nil {
@@ -104,10 +108,21 @@ func (p *planner) resolveBase(s *stage) error {
 		if pl == "" {
 			return p.errorf(s.line, "empty platform value from expression %s", v)
 		}
-		if err := checkPlatform(pl); err != nil {
+		if s.platform, err = plan.ParsePlatform(pl); err != nil {
 			return p.errAt(s.line, fmt.Errorf("FROM --platform: %w", err))
 		}
+		if s.platform.OS != "linux" {
+			return p.errorf(s.line, "FROM --platform: platform %q is not supported: kiln builds linux images only", pl)
+		}
+		explicit = true
 	}
+	// A stage built on another stage is for that stage's platform, unless
+	// its FROM says otherwise.
+	defer func() {
+		if s.baseStage != nil && !explicit {
+			s.platform = s.baseStage.platform
+		}
+	}()
 	if name, nc, ok := p.namedContext(base); ok {
 		if nc.Image == "" {
 			s.scratch, s.baseCtx = true, name

@@ -17,4 +17,11 @@
 // created: the mount points it creates for /proc, /sys, /dev, /etc/hosts,
 // /etc/resolv.conf and the Spec's mounts are removed again on the way out
 // when they are still empty, so they do not show up in the layer diff.
+//
+// A RUN step for another architecture needs nothing from exec itself: the
+// kernel runs the step's binaries through a binfmt_misc handler with the F
+// flag (QEMU user emulation), whose interpreter was opened when the handler
+// was registered. exec reads binfmt_misc to check one is there
+// (CheckEmulation, before any work) and, only when the user asks (kiln
+// binfmt --install), registers qemu-user-static's handlers (Install).
 package exec

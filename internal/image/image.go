@@ -25,8 +25,9 @@ type Spec struct {
 	// history entry's time", which keeps a fully cached rebuild
 	// byte-identical.
 	Created time.Time
-	// OS and Architecture default to linux and the host's GOARCH.
-	OS, Architecture string
+	// OS and Architecture default to linux and the host's GOARCH; Variant
+	// (arm's v7, for example) defaults to none.
+	OS, Architecture, Variant string
 	// Author is the config's author field (the last MAINTAINER); "" leaves
 	// it out.
 	Author string
@@ -61,6 +62,7 @@ func Assemble(spec Spec) (v1.Image, error) {
 	cf := &v1.ConfigFile{
 		Architecture: orDefault(spec.Architecture, runtime.GOARCH),
 		OS:           orDefault(spec.OS, "linux"),
+		Variant:      spec.Variant,
 		Author:       spec.Author,
 		Created:      v1.Time{Time: created.UTC()},
 		Config:       spec.Config,

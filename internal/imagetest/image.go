@@ -60,6 +60,70 @@ func Busybox(t testing.TB) v1.Image {
 	return img
 }
 
+// BusyboxFor is Busybox for platform linux/amd64 (the host's busybox) or
+// linux/arm64 (BusyboxArm64Layer); other architectures fail t.
+func BusyboxFor(t testing.TB, arch string) v1.Image {
+	t.Helper()
+	var layer v1.Layer
+	switch {
+	case arch == runtime.GOARCH:
+		layer = BusyboxLayer(t)
+	case arch == "arm64":
+		layer = BusyboxArm64Layer(t)
+	default:
+		t.Fatalf("imagetest: no busybox for %s", arch)
+	}
+	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
+	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, MediaType: types.OCILayer,
+		History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: BusyboxCreatedBy}})
+	if err != nil {
+		t.Fatalf("imagetest: appending busybox layer: %v", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatalf("imagetest: reading busybox config: %v", err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", arch
+	cf.Created = v1.Time{Time: Epoch}
+	cf.Config.Env = []string{BusyboxPathEnv}
+	cf.Config.Cmd = []string{"sh"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatalf("imagetest: setting busybox config: %v", err)
+	}
+	return img
+}
+
+// BusyboxIndex is an OCI image index of BusyboxFor each of archs, each
+// manifest's descriptor carrying its platform.
+func BusyboxIndex(t testing.TB, archs ...string) v1.ImageIndex {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, a := range archs {
+		p := v1.Platform{OS: "linux", Architecture: a}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: BusyboxFor(t, a), Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	return idx
+}
+
+// PushIndex pushes idx to ref over plain HTTP and returns its digest.
+func PushIndex(t testing.TB, idx v1.ImageIndex, ref string) v1.Hash {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatalf("imagetest: parsing %q: %v", ref, err)
+	}
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatalf("imagetest: pushing index %s: %v", ref, err)
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // Registry starts an in-process registry (go-containerregistry's
 // pkg/registry, quiet) on 127.0.0.1 and returns its "host:port". It speaks
 // plain HTTP and is closed when the test ends.

@@ -47,8 +47,14 @@ const (
 // busyboxTar memoizes the compressed busybox layer: it is derived from a
 // host file only and never changes during a test binary's run, and every
 // package's tests want it. (The one package-level value in imagetest.)
-var busyboxTar = sync.OnceValues(func() ([]byte, error) {
-	bb, err := os.ReadFile(BusyboxPath)
+var busyboxTar = sync.OnceValues(func() ([]byte, error) { return busyboxTarOf(BusyboxPath) })
+
+// busyboxArm64Tar is busyboxTar for BusyboxArm64Path.
+var busyboxArm64Tar = sync.OnceValues(func() ([]byte, error) { return busyboxTarOf(BusyboxArm64Path) })
+
+// busyboxTarOf is the busybox layer of the busybox binary at path.
+func busyboxTarOf(path string) ([]byte, error) {
+	bb, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +74,7 @@ var busyboxTar = sync.OnceValues(func() ([]byte, error) {
 		entry{name: "tmp/", mode: 0o1777, typ: tar.TypeDir},
 	)
 	return tarGzip(es, gzip.DefaultCompression)
-})
+}
 
 // BusyboxLayer returns a gzip layer (OCI media type) holding the host's
 // /bin/busybox (it Requires "busybox"), symlinks /bin/APPLET → busybox
@@ -81,6 +87,23 @@ func BusyboxLayer(t testing.TB) v1.Layer {
 	b, err := busyboxTar()
 	if err != nil {
 		t.Fatalf("imagetest: building busybox layer: %v", err)
+	}
+	return bytesLayer(t, b)
+}
+
+// BusyboxArm64Path is where `.ci/deps test` unpacks Debian's arm64
+// busybox-static (dpkg --add-architecture arm64; apt-get download
+// busybox-static:arm64; dpkg-deb -x), for multi-platform tests.
+const BusyboxArm64Path = "/var/cache/kiln-test/busybox-arm64/bin/busybox"
+
+// BusyboxArm64Layer is BusyboxLayer with the arm64 busybox of
+// BusyboxArm64Path (it Requires "busybox-arm64").
+func BusyboxArm64Layer(t testing.TB) v1.Layer {
+	t.Helper()
+	Require(t, "busybox-arm64")
+	b, err := busyboxArm64Tar()
+	if err != nil {
+		t.Fatalf("imagetest: building arm64 busybox layer: %v", err)
 	}
 	return bytesLayer(t, b)
 }

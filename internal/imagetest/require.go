@@ -78,6 +78,17 @@ var parts = map[string]part{
 		deb:     "busybox-static",
 		check:   sync.OnceValue(checkBusybox),
 	},
+	"busybox-arm64": {
+		what:    "Debian's arm64 busybox-static unpacked at " + BusyboxArm64Path,
+		install: ".ci/deps test (dpkg --add-architecture arm64; apt-get download busybox-static:arm64; dpkg-deb -x it into " + filepath.Dir(filepath.Dir(BusyboxArm64Path)) + ")",
+		check:   sync.OnceValue(checkBusyboxArm64),
+	},
+	"qemu-arm64": {
+		what:    "a binfmt_misc handler with the F flag for arm64 (QEMU user emulation)",
+		install: "apt-get install qemu-user-static, with binfmt_misc mounted (.ci/deps test mounts it and registers the handler if none is)",
+		deb:     "qemu-user-static",
+		check:   checkQemuArm64,
+	},
 	"runc":            binary("runc", "runc"),
 	"crun":            binary("crun", "crun"),
 	"docker-registry": binary("docker-registry", "docker-registry"),
@@ -207,6 +218,56 @@ func checkBusybox() error {
 		}
 	}
 	return nil
+}
+
+// checkBusyboxArm64 requires a static arm64 ELF at BusyboxArm64Path.
+func checkBusyboxArm64() error {
+	f, err := elf.Open(BusyboxArm64Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if f.Machine != elf.EM_AARCH64 {
+		return fmt.Errorf("%s is for %v, not arm64", BusyboxArm64Path, f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", BusyboxArm64Path)
+		}
+	}
+	return nil
+}
+
+// checkQemuArm64 looks in /proc/sys/fs/binfmt_misc for an enabled handler
+// with the F flag whose magic is the ELF header of an arm64 executable.
+// (Package exec has the full check; its tests import imagetest, so
+// imagetest cannot import it.)
+func checkQemuArm64() error {
+	const dir = "/proc/sys/fs/binfmt_misc"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.HasPrefix(string(b), "enabled") {
+			continue
+		}
+		var flags, magic string
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "flags: "); ok {
+				flags = v
+			}
+			if v, ok := strings.CutPrefix(l, "magic "); ok {
+				magic = v
+			}
+		}
+		// e_machine is bytes 18-19 of the header: b7 00 is EM_AARCH64.
+		if strings.HasPrefix(magic, "7f454c4602") && len(magic) >= 40 && magic[36:40] == "b700" && strings.Contains(flags, "F") {
+			return nil
+		}
+	}
+	return fmt.Errorf("no enabled binfmt_misc handler with the F flag for arm64 in %s", dir)
 }
 
 // checkOverlay mounts overlayfs the way kiln's snapshotter needs it: two

@@ -69,8 +69,15 @@ func WriteOCITar(ctx context.Context, w io.Writer, img v1.Image, tags []string) 
 // epoch is the mtime of every entry: output tars are reproducible.
 var epoch = time.Unix(0, 0)
 
-// ociIndex builds index.json for img under tags.
-func ociIndex(img v1.Image, tags []string) ([]byte, error) {
+// manifestLike is an image or an index: what index.json points at.
+type manifestLike interface {
+	MediaType() (types.MediaType, error)
+	Digest() (v1.Hash, error)
+	Size() (int64, error)
+}
+
+// ociIndex builds index.json for img (an image or an index) under tags.
+func ociIndex(img manifestLike, tags []string) ([]byte, error) {
 	mt, err := img.MediaType()
 	if err != nil {
 		return nil, fmt.Errorf("reading image media type: %w", err)
@@ -115,7 +122,11 @@ func fullName(tag name.Tag) string {
 // writeBlobs writes img's layers, config and manifest under blobs/sha256/,
 // each digest once.
 func writeBlobs(ctx context.Context, tw *tar.Writer, img v1.Image) error {
-	seen := map[v1.Hash]bool{}
+	return writeBlobsSeen(ctx, tw, img, map[v1.Hash]bool{})
+}
+
+// writeBlobsSeen is writeBlobs skipping (and adding to) the digests in seen.
+func writeBlobsSeen(ctx context.Context, tw *tar.Writer, img v1.Image, seen map[v1.Hash]bool) error {
 	layers, err := img.Layers()
 	if err != nil {
 		return fmt.Errorf("listing layers: %w", err)
@@ -161,6 +172,7 @@ func writeBlobs(ctx context.Context, tw *tar.Writer, img v1.Image) error {
 	if seen[digest] {
 		return nil
 	}
+	seen[digest] = true
 	return writeEntry(tw, blobPath(digest), m)
 }
 

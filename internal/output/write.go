@@ -33,6 +33,10 @@ type Request struct {
 	PushImage v1.Image
 	// Remote reaches registries; it may be nil when nothing is pushed.
 	Remote *remote.Client
+	// Platforms, when set, are the images of a multi-platform build: they
+	// are written and pushed as one index, and Image and PushImage are
+	// not used.
+	Platforms []PlatformImage
 }
 
 // Write writes every output of r, then pushes the image to every tag that
@@ -53,6 +57,17 @@ func Write(ctx context.Context, r Request) error {
 			for _, t := range tags {
 				pushTags[t] = true
 			}
+		}
+	}
+	if len(r.Platforms) > 0 {
+		return writeMulti(ctx, r, pushTags)
+	}
+	for _, o := range r.Specs {
+		tags := r.Tags
+		if names := o.Names(); len(names) > 0 {
+			tags = names
+		}
+		if o.Type == Registry {
 			continue
 		}
 		if err := writeOne(ctx, o, r.Stdout, r.Image, tags); err != nil {
@@ -92,17 +107,7 @@ func push(ctx context.Context, r Request, pushTags map[string]bool) error {
 	if r.Remote == nil {
 		return fmt.Errorf("pushing: no registry client")
 	}
-	var tags []string
-	for _, t := range r.Tags {
-		if pushTags[t] {
-			tags = append(tags, t)
-			delete(pushTags, t)
-		}
-	}
-	for t := range pushTags {
-		tags = append(tags, t)
-	}
-	sort.Strings(tags[len(tags)-len(pushTags):])
+	tags := orderedTags(r.Tags, pushTags)
 	img := r.PushImage
 	if img == nil {
 		img = r.Image
@@ -111,6 +116,24 @@ func push(ctx context.Context, r Request, pushTags map[string]bool) error {
 		return fmt.Errorf("pushing %s: %w", strings.Join(tags, ", "), err)
 	}
 	return nil
+}
+
+// orderedTags are the tags to push: the --tag ones in their order, then
+// the ones only outputs named, sorted. It empties pushTags.
+func orderedTags(given []string, pushTags map[string]bool) []string {
+	var tags []string
+	for _, t := range given {
+		if pushTags[t] {
+			tags = append(tags, t)
+			delete(pushTags, t)
+		}
+	}
+	n := len(tags)
+	for t := range pushTags {
+		tags = append(tags, t)
+	}
+	sort.Strings(tags[n:])
+	return tags
 }
 
 // WriteLocal writes the image's root filesystem into dest. It unpacks into

@@ -22,6 +22,9 @@ type Graph struct {
 	// UnusedArgs are the --build-arg names that no ARG in the global scope
 	// or in Stages declares, sorted; the caller may warn about them.
 	UnusedArgs []string
+	// Platform is the target platform the graph was planned for
+	// (TARGETPLATFORM), normalized.
+	Platform v1.Platform
 }
 
 // Pos is a place in a Dockerfile, for error messages.
@@ -45,6 +48,12 @@ type Stage struct {
 	Pos Pos
 	// Base is what the stage starts from.
 	Base Base
+	// Platform is the platform the stage is built for, normalized: FROM
+	// --platform when given, else the base stage's, else the graph's
+	// target platform. Its image's config carries it, its base image is
+	// the manifest for it, and its RUN steps execute for it (under
+	// emulation when it is not the host's).
+	Platform v1.Platform
 	// Steps are the instructions after FROM, in order.
 	Steps []*Step
 	// Config is the image config when the stage ends (the last step's
@@ -91,6 +100,8 @@ type Image struct {
 	Digest v1.Hash
 	// Config is the image's config file.
 	Config *v1.ConfigFile
+	// Platform is the platform the manifest was resolved for.
+	Platform v1.Platform
 }
 
 // Kind says what a step does.

@@ -139,7 +139,11 @@ func (e *env) solveOnce(ctxDir, df string, opts Options) (*Result, *build) {
 // planDockerfile plans df; resolve, when set, resolves FROM images.
 func planDockerfile(t *testing.T, df string, resolve func(context.Context, string) (*plan.Image, error)) *plan.Graph {
 	t.Helper()
-	g, err := dockerfile.Plan(context.Background(), []byte(df), dockerfile.Options{ResolveImage: resolve})
+	var r func(context.Context, string, v1.Platform) (*plan.Image, error)
+	if resolve != nil {
+		r = func(ctx context.Context, ref string, _ v1.Platform) (*plan.Image, error) { return resolve(ctx, ref) }
+	}
+	g, err := dockerfile.Plan(context.Background(), []byte(df), dockerfile.Options{ResolveImage: r})
 	if err != nil {
 		t.Fatalf("dockerfile.Plan: %v", err)
 	}

@@ -165,8 +165,17 @@ func (s *Solver) baseState(ctx context.Context, st *plan.Stage, runs map[*plan.S
 	case st.Base.Image != nil:
 		return s.imageState(ctx, st.Base.Image)
 	default:
-		return &state{key: cache.ScratchKey(), config: plan.NewConfig(st.Config)}, nil
+		return &state{key: cache.ScratchKey(plan.FormatPlatform(stagePlatform(st))), config: plan.NewConfig(st.Config)}, nil
 	}
+}
+
+// stagePlatform is the platform st is built for; a stage planned without
+// one (a graph made by hand) is for the host's.
+func stagePlatform(st *plan.Stage) v1.Platform {
+	if st.Platform.OS == "" {
+		return plan.HostPlatform()
+	}
+	return st.Platform
 }
 
 // imageState is the state of a registry image: its layers stay lazy.

@@ -180,11 +180,27 @@ type importer struct{ r *repo }
 
 // Import reads a kiln cache manifest at the ref, or, when the ref is an
 // image, the inline cache in its config.
+//
+// An image index (a multi-platform image) gives the inline cache of every
+// platform's image, merged.
 func (i *importer) Import(ctx context.Context) (*cache.Manifest, cache.Fetcher, error) {
-	raw, _, err := i.r.manifest(ctx)
+	c, err := i.r.client()
 	if err != nil {
 		return nil, nil, err
 	}
+	raw, mt, _, err := c.Manifest(ctx, i.r.ref)
+	if err != nil {
+		return nil, nil, mapNotFound(err)
+	}
+	if mt.IsIndex() {
+		return i.importIndex(ctx, c, raw)
+	}
+	return i.importManifest(ctx, raw)
+}
+
+// importManifest imports from one image manifest: a kiln cache manifest
+// or an image with inline cache.
+func (i *importer) importManifest(ctx context.Context, raw []byte) (*cache.Manifest, cache.Fetcher, error) {
 	var im v1.Manifest
 	if err := json.Unmarshal(raw, &im); err != nil {
 		return nil, nil, fmt.Errorf("decoding manifest %s: %w", i.r.ref, err)

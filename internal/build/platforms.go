@@ -1,0 +1,256 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/exec"
+	"github.com/kiln-build/kiln/internal/output"
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
+	"github.com/kiln-build/kiln/internal/solve"
+)
+
+// planPlatforms plans the Dockerfile once per target platform (the host's
+// when opts.Platforms is empty), after checking that the outputs can hold
+// that many platforms. Each graph is checked against the machine (runtime,
+// emulation) before any step runs.
+func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, images *images) ([]*plan.Graph, error) {
+	platforms := opts.Platforms
+	if len(platforms) == 0 {
+		platforms = []v1.Platform{plan.HostPlatform()}
+	}
+	// A platform named twice (linux/arm64 and linux/aarch64) is built once,
+	// as buildx dedupes.
+	seen := map[string]bool{}
+	var uniq []v1.Platform
+	for _, p := range platforms {
+		p = plan.NormalizePlatform(p)
+		if s := plan.FormatPlatform(p); !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, p)
+		}
+	}
+	platforms = uniq
+	if err := output.CheckPlatforms(opts.Outputs, len(platforms)); err != nil {
+		return nil, usageError{err}
+	}
+	graphs := make([]*plan.Graph, 0, len(platforms))
+	for _, p := range platforms {
+		g, err := planBuild(ctx, opts, df, dfPath, images, p)
+		if err != nil {
+			return nil, err
+		}
+		graphs = append(graphs, g)
+	}
+	numberAcross(graphs)
+	for _, n := range opts.NoCacheStages {
+		if !slices.ContainsFunc(graphs[0].Stages, func(st *plan.Stage) bool { return strings.EqualFold(st.Name, n) }) {
+			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("--no-cache-filter %q: no stage of that name is built", n)})
+		}
+	}
+	for _, a := range graphs[0].UnusedArgs {
+		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
+	}
+	return graphs, nil
+}
+
+// numberAcross renumbers the steps of several graphs so that a step
+// number names one step of the whole build (progress.Event.Step's
+// contract): the second platform's steps follow the first's, and each
+// graph's Steps is the build's total ("[build 9/16]").
+func numberAcross(graphs []*plan.Graph) {
+	if len(graphs) < 2 {
+		return
+	}
+	total := 0
+	for _, g := range graphs {
+		total += g.Steps
+	}
+	offset := 0
+	for _, g := range graphs {
+		for _, st := range g.Stages {
+			for _, step := range st.Steps {
+				step.Number += offset
+			}
+		}
+		offset += g.Steps
+		g.Steps = total
+	}
+}
+
+// checkEmulation fails when a stage of g runs RUN steps for an
+// architecture the host cannot run and binfmt_misc (in dir, "" for
+// exec.BinfmtDir) has no handler with the F flag for it. kiln never
+// registers one here: `kiln binfmt --install` does, when asked.
+func checkEmulation(g *plan.Graph, dir string) error {
+	if dir == "" {
+		dir = exec.BinfmtDir
+	}
+	checked := map[string]bool{}
+	for _, st := range g.Stages {
+		arch := st.Platform.Architecture
+		if arch == "" || checked[arch] || exec.Native(runtime.GOARCH, arch) || !slices.ContainsFunc(st.Steps, isRun) {
+			continue
+		}
+		checked[arch] = true
+		if err := exec.CheckEmulation(dir, arch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isRun(s *plan.Step) bool { return s.Kind == plan.KindRun }
+
+// solved is what the solves of a build give the cache exports and the
+// summary: every platform's records, layers and counts.
+type solved struct {
+	results []*solve.Result
+	stats   solve.Stats
+	misses  []progress.Miss
+	slowest []progress.StepTime
+}
+
+func (s *solved) add(r *solve.Result) {
+	s.results = append(s.results, r)
+	s.stats.Steps += r.Stats.Steps
+	s.stats.Cached += r.Stats.Cached
+	s.stats.Ran += r.Stats.Ran
+	s.misses = append(s.misses, r.Misses...)
+	s.slowest = append(s.slowest, r.Slowest...)
+	slices.SortStableFunc(s.slowest, func(a, b progress.StepTime) int { return int(b.Duration - a.Duration) })
+	if len(s.slowest) > 5 {
+		s.slowest = s.slowest[:5]
+	}
+}
+
+// Records are the records of every platform's solve for mode, each key
+// once, in platform order.
+func (s *solved) Records(mode cache.Mode) []cache.Record {
+	if len(s.results) == 1 {
+		return s.results[0].Records(mode)
+	}
+	var out []cache.Record
+	seen := map[cache.Key]bool{}
+	for _, r := range s.results {
+		for _, rec := range r.Records(mode) {
+			if !seen[rec.Key] {
+				seen[rec.Key] = true
+				out = append(out, rec)
+			}
+		}
+	}
+	return out
+}
+
+// Fetcher reads a layer from whichever solve saw it.
+func (s *solved) Fetcher() cache.Fetcher {
+	if len(s.results) == 1 {
+		return s.results[0].Fetcher()
+	}
+	fs := make([]cache.Fetcher, len(s.results))
+	for i, r := range s.results {
+		fs[i] = r.Fetcher()
+	}
+	return multiFetcher(fs)
+}
+
+// multiFetcher tries each fetcher in turn; it offers layers
+// (cache.LayerFetcher) as its parts do.
+type multiFetcher []cache.Fetcher
+
+var _ cache.LayerFetcher = multiFetcher(nil)
+
+func (m multiFetcher) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+	var err error
+	for _, f := range m {
+		var rc io.ReadCloser
+		if rc, err = f.Fetch(ctx, desc); err == nil {
+			return rc, nil
+		}
+		if !errors.Is(err, cache.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+func (m multiFetcher) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
+	err := fmt.Errorf("layer %s: %w", desc.Digest, cache.ErrNotFound)
+	for _, f := range m {
+		lf, ok := f.(cache.LayerFetcher)
+		if !ok {
+			continue
+		}
+		var l v1.Layer
+		if l, err = lf.FetchLayer(ctx, desc); err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, cache.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// solveAndWriteMulti solves each platform's graph in turn with the same
+// solver, so that steps two platforms share (a FROM
+// --platform=$BUILDPLATFORM stage) run for the first and are local hits
+// for the others, then writes the outputs as one index.
+func solveAndWriteMulti(ctx context.Context, opts Options, graphs []*plan.Graph, solver *solve.Solver, sink progress.Sink) (*solved, *Result, error) {
+	res := &solved{}
+	var images []output.PlatformImage
+	for _, g := range graphs {
+		sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "building for " + plan.FormatPlatform(g.Platform)})
+		r, img, pushImg, err := solveRetrying(ctx, opts, g, solver, sink)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", plan.FormatPlatform(g.Platform), err)
+		}
+		res.add(r)
+		images = append(images, output.PlatformImage{Platform: g.Platform, Dir: plan.PlatformDir(g.Platform), Image: img, PushImage: pushImg})
+	}
+	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
+		Stdout: opts.Stdout, Remote: opts.Remote, Platforms: images}); err != nil {
+		return nil, nil, err
+	}
+	idx := output.Index(images, false)
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	mt, err := idx.MediaType()
+	if err != nil {
+		return nil, nil, err
+	}
+	size, err := idx.Size()
+	if err != nil {
+		return nil, nil, err
+	}
+	return res, &Result{Index: idx, Digest: digest, Descriptor: v1.Descriptor{MediaType: mt, Digest: digest, Size: size}, Stats: res.stats}, nil
+}
+
+// solveRetrying is solveImage, started over (as solveAndWrite does) when a
+// cache blob turns out corrupt or missing.
+func solveRetrying(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink) (*solve.Result, v1.Image, v1.Image, error) {
+	for attempt := 0; ; attempt++ {
+		res, img, pushImg, err := solveImage(ctx, opts, g, solver)
+		var bad *solve.BadBlobError
+		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
+			solver.MarkBad(bad.Digest)
+			continue
+		}
+		return res, img, pushImg, err
+	}
+}
