@@ -129,7 +129,7 @@ func New(opts Options) (*Client, error) {
 	if _, ok := opts.Transport.(*http.Transport); opts.Transport != nil && !ok && (pool != nil || len(opts.Insecure) > 0) {
 		return nil, errors.New("remote: CAFile and Insecure need Options.Transport to be an *http.Transport or nil")
 	}
-	c.transport = &manifestCap{next: &headErrorBody{next: transport.New(transport.Options{
+	c.transport = newPingMemo(&manifestCap{next: &headErrorBody{next: transport.New(transport.Options{
 		Base:                  opts.Transport,
 		Policy:                c.policy,
 		RootCAs:               pool,
@@ -139,7 +139,7 @@ func New(opts Options) (*Client, error) {
 		Resumable:             blobRequest,
 		Logger:                c.logger,
 		Sleep:                 opts.Sleep,
-	})}}
+	})}})
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
 	shared := c.baseOptions()
 	if c.puller, err = ggcrremote.NewPuller(shared...); err != nil {

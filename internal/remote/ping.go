@@ -1,0 +1,144 @@
+package remote
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// maxPingBody bounds the body of a /v2/ answer kept in memory (registries
+// send "{}" or a short error document).
+const maxPingBody = 64 << 10
+
+// pingMemo answers the registry version check (GET /v2/) once per scheme
+// and host for the whole process. ggcr pings a registry for every
+// repository it reads or writes and again for pushes, each time first over
+// HTTPS and, for a registry that may be reached over plain HTTP, then over
+// HTTP; the answer (200, or 401 and its challenge) is the same every time.
+// So the first ping of a scheme and host goes to the network, concurrent
+// ones wait for it, and later ones get a copy of its answer. Once a host
+// has answered over plain HTTP, an HTTPS ping to it fails at once: the
+// fallback is decided once, not once per repository.
+//
+// Only answers are kept: a ping that failed (no response) is not, except
+// the HTTPS attempt of a host that has since answered over HTTP.
+type pingMemo struct {
+	next http.RoundTripper
+
+	mu        sync.Mutex
+	pings     map[string]*pingCall // by scheme://host
+	plainHTTP map[string]bool      // hosts that answered a ping over http
+}
+
+// pingCall is one ping to the network; done is closed when it ended.
+type pingCall struct {
+	done   chan struct{}
+	status int
+	header http.Header
+	body   []byte
+	err    error
+	// proto fields copied into each answer
+	proto      string
+	protoMajor int
+	protoMinor int
+}
+
+func newPingMemo(next http.RoundTripper) *pingMemo {
+	return &pingMemo{next: next, pings: map[string]*pingCall{}, plainHTTP: map[string]bool{}}
+}
+
+// isPing reports whether req is a registry version check: a bare GET of
+// /v2/ without credentials (ggcr's ping sends none).
+func isPing(req *http.Request) bool {
+	return req.Method == http.MethodGet && req.URL.Path == "/v2/" && req.URL.RawQuery == "" &&
+		req.Header.Get("Authorization") == ""
+}
+
+func (p *pingMemo) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !isPing(req) {
+		return p.next.RoundTrip(req)
+	}
+	host := req.URL.Host
+	key := req.URL.Scheme + "://" + host
+	p.mu.Lock()
+	if req.URL.Scheme == "https" && p.plainHTTP[host] {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("registry %s answers over plain HTTP (found at this build's first ping): %w", host, errPlainHTTP)
+	}
+	call, ok := p.pings[key]
+	if !ok {
+		call = &pingCall{done: make(chan struct{})}
+		p.pings[key] = call
+	}
+	p.mu.Unlock()
+	if ok {
+		select {
+		case <-call.done:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+		if call.err != nil {
+			// Callers that waited share the failure; the next one pings again.
+			return nil, call.err
+		}
+		return call.response(req), nil
+	}
+	p.do(req, key, call)
+	if call.err != nil {
+		return nil, call.err
+	}
+	return call.response(req), nil
+}
+
+// errPlainHTTP marks the HTTPS ping of a host that speaks plain HTTP.
+var errPlainHTTP = errors.New("not pinged again over HTTPS")
+
+// do sends the ping and records its answer in call.
+func (p *pingMemo) do(req *http.Request, key string, call *pingCall) {
+	defer close(call.done)
+	resp, err := p.next.RoundTrip(req)
+	if err == nil {
+		call.body, err = io.ReadAll(io.LimitReader(resp.Body, maxPingBody))
+		resp.Body.Close()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		call.err = err
+		delete(p.pings, key) // a failed ping is tried again by the next caller
+		return
+	}
+	call.status, call.header = resp.StatusCode, resp.Header.Clone()
+	call.proto, call.protoMajor, call.protoMinor = resp.Proto, resp.ProtoMajor, resp.ProtoMinor
+	if req.URL.Scheme == "http" {
+		p.plainHTTP[req.URL.Host] = true
+	}
+}
+
+// response is a fresh copy of the recorded answer, for req.
+func (c *pingCall) response(req *http.Request) *http.Response {
+	return &http.Response{
+		Status:        fmt.Sprintf("%d %s", c.status, http.StatusText(c.status)),
+		StatusCode:    c.status,
+		Proto:         c.proto,
+		ProtoMajor:    c.protoMajor,
+		ProtoMinor:    c.protoMinor,
+		Header:        c.header.Clone(),
+		Body:          io.NopCloser(bytes.NewReader(c.body)),
+		ContentLength: int64(len(c.body)),
+		Request:       req,
+	}
+}
+
+// Unwrap returns the transport below, so its capabilities stay visible.
+func (p *pingMemo) Unwrap() http.RoundTripper { return p.next }
+
+// CloseIdleConnections forwards to the transport below.
+func (p *pingMemo) CloseIdleConnections() {
+	if c, ok := p.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
