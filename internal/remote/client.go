@@ -95,6 +95,8 @@ type Client struct {
 	// request (with token auth that is most of a warm build's requests).
 	puller *ggcrremote.Puller
 	pusher *ggcrremote.Pusher
+	// held is the manifest last read or written at each tag (HeldManifest).
+	held heldManifests
 }
 
 // New validates opts and returns a Client. It fails when CAFile cannot be
