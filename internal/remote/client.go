@@ -141,7 +141,7 @@ func New(opts Options) (*Client, error) {
 		Resumable:             blobRequest,
 		Logger:                c.logger,
 		Sleep:                 opts.Sleep,
-	})}})
+	})}}, c.allowHTTP)
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
 	shared := c.baseOptions()
 	if c.puller, err = ggcrremote.NewPuller(shared...); err != nil {

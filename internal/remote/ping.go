@@ -23,10 +23,17 @@ const maxPingBody = 64 << 10
 // has answered over plain HTTP, an HTTPS ping to it fails at once: the
 // fallback is decided once, not once per repository.
 //
+// The first HTTPS ping of a host that may be reached over plain HTTP
+// (allowHTTP) sends the HTTP ping at the same time, instead of after the
+// HTTPS attempt failed, so that the fallback costs no round trip of its own.
+//
 // Only answers are kept: a ping that failed (no response) is not, except
-// the HTTPS attempt of a host that has since answered over HTTP.
+// the HTTPS attempt of a host that has since answered over HTTP. Only a
+// registry's answer (200 or 401) over HTTP marks a host as plain HTTP: a
+// TLS registry answers a plain request with 400.
 type pingMemo struct {
-	next http.RoundTripper
+	next      http.RoundTripper
+	allowHTTP func(hostport string) bool
 
 	mu        sync.Mutex
 	pings     map[string]*pingCall // by scheme://host
@@ -46,8 +53,8 @@ type pingCall struct {
 	protoMinor int
 }
 
-func newPingMemo(next http.RoundTripper) *pingMemo {
-	return &pingMemo{next: next, pings: map[string]*pingCall{}, plainHTTP: map[string]bool{}}
+func newPingMemo(next http.RoundTripper, allowHTTP func(string) bool) *pingMemo {
+	return &pingMemo{next: next, allowHTTP: allowHTTP, pings: map[string]*pingCall{}, plainHTTP: map[string]bool{}}
 }
 
 // isPing reports whether req is a registry version check: a bare GET of
@@ -73,7 +80,20 @@ func (p *pingMemo) RoundTrip(req *http.Request) (*http.Response, error) {
 		call = &pingCall{done: make(chan struct{})}
 		p.pings[key] = call
 	}
+	var plain *http.Request
+	var plainCall *pingCall
+	if !ok && req.URL.Scheme == "https" && p.allowHTTP != nil && p.allowHTTP(host) {
+		if _, started := p.pings["http://"+host]; !started {
+			plain = req.Clone(req.Context())
+			plain.URL.Scheme = "http"
+			plainCall = &pingCall{done: make(chan struct{})}
+			p.pings["http://"+host] = plainCall
+		}
+	}
 	p.mu.Unlock()
+	if plain != nil {
+		go p.do(plain, "http://"+host, plainCall)
+	}
 	if ok {
 		select {
 		case <-call.done:
@@ -108,13 +128,32 @@ func (p *pingMemo) do(req *http.Request, key string, call *pingCall) {
 	defer p.mu.Unlock()
 	if err != nil {
 		call.err = err
-		delete(p.pings, key) // a failed ping is tried again by the next caller
+		// A failed ping is tried again by the next caller; but the HTTPS
+		// attempt of a host whose HTTP ping is on its way is kept until
+		// that answers, so no caller in between tries HTTPS again.
+		if plain, ok := p.pings["http://"+req.URL.Host]; ok && req.URL.Scheme == "https" {
+			go p.forgetAfter(key, call, req.URL.Host, plain)
+			return
+		}
+		delete(p.pings, key)
 		return
 	}
 	call.status, call.header = resp.StatusCode, resp.Header.Clone()
 	call.proto, call.protoMajor, call.protoMinor = resp.Proto, resp.ProtoMajor, resp.ProtoMinor
-	if req.URL.Scheme == "http" {
+	if req.URL.Scheme == "http" && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized) {
 		p.plainHTTP[req.URL.Host] = true
+	}
+}
+
+// forgetAfter drops the failed HTTPS ping call of host once its HTTP ping
+// plain has ended, unless that showed the host speaks plain HTTP (then
+// HTTPS pings fail at once anyway).
+func (p *pingMemo) forgetAfter(key string, call *pingCall, host string, plain *pingCall) {
+	<-plain.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.plainHTTP[host] && p.pings[key] == call {
+		delete(p.pings, key)
 	}
 }
 
