@@ -25,8 +25,8 @@ type tracingProxy struct {
 	// answered, as a registry far away would: requests sent together then
 	// overlap, requests sent one after the other do not.
 	latency time.Duration
-	mu   sync.Mutex
-	reqs []tracedRequest
+	mu      sync.Mutex
+	reqs    []tracedRequest
 }
 
 type tracedRequest struct {
