@@ -56,6 +56,8 @@ type options struct {
 	// up to memoryMax instructions.
 	memory    bool
 	memoryMax int
+	// latency: added to every registry round trip (the registry section).
+	latency time.Duration
 }
 
 func main() {
@@ -75,6 +77,7 @@ func run() int {
 	fs.BoolVar(&o.registry, "registry", true, "measure the build-push-action registry workflows against a local docker-registry")
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
 	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV and LABEL lines")
+	fs.DurationVar(&o.latency, "latency", 0, "registry section: the proxy waits this long before forwarding each request, as a registry far away would (e.g. 25ms)")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -146,7 +149,7 @@ func runBench(ctx context.Context, o options) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	b := &bench{kiln: kiln, work: work, runs: o.runs, edits: o.edits, keep: o.keep, log: io.Discard, say: os.Stderr}
+	b := &bench{kiln: kiln, work: work, runs: o.runs, edits: o.edits, keep: o.keep, log: io.Discard, say: os.Stderr, latency: o.latency}
 	if o.v {
 		b.log = os.Stderr
 	}
