@@ -8,8 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,24 +63,28 @@ func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File
 // digest is Digest, calling each (when set) with every entry's real path
 // and its digest line less the entry's name.
 func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
-	h := sha256.New()
-	links := map[inode]string{} // first place of each multiply-linked file
+	walked := make([][]entry, len(matches))
 	for i, m := range matches {
 		ents, err := t.walk(ctx, m)
 		if err != nil {
 			return "", fmt.Errorf("digesting COPY source: %w", err)
 		}
+		walked[i] = ents
+	}
+	sums, err := t.fileSums(ctx, walked)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	links := map[inode]string{} // first place of each multiply-linked file
+	for i, m := range matches {
+		ents := walked[i]
 		fmt.Fprintf(h, "match %q dir=%t n=%d\n", m.Name, m.Dir, len(ents))
-		for _, e := range ents {
-			if err := ctx.Err(); err != nil {
-				return "", err
-			}
+		for j, e := range ents {
 			content := ""
 			switch mode := e.fi.Mode(); {
 			case mode.IsRegular():
-				if content, err = t.fileSum(e); err != nil {
-					return "", fmt.Errorf("digesting %s: %w", e.src, err)
-				}
+				content = sums[i][j]
 				if e.st.Nlink > 1 {
 					ino := inode{e.st.Dev, e.st.Ino}
 					if first, ok := links[ino]; ok {
@@ -102,6 +109,59 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// fileSums returns the content sum of every regular file of walked (""
+// for other entries), hashed on all cores: files are handed out in order
+// to GOMAXPROCS workers, and the digest is then made from the sums in
+// order, so it does not depend on how many there were. The error is that
+// of the first file, in order, that could not be hashed.
+func (t *Tree) fileSums(ctx context.Context, walked [][]entry) ([][]string, error) {
+	type job struct{ i, j int }
+	var jobs []job
+	sums := make([][]string, len(walked))
+	for i, ents := range walked {
+		sums[i] = make([]string, len(ents))
+		for j, e := range ents {
+			if e.fi.Mode().IsRegular() {
+				jobs = append(jobs, job{i, j})
+			}
+		}
+	}
+	errs := make([]error, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(jobs) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errs[k] = err
+					continue
+				}
+				e := walked[jobs[k].i][jobs[k].j]
+				sum, err := t.fileSum(e)
+				if err != nil {
+					errs[k] = fmt.Errorf("digesting %s: %w", e.src, err)
+					continue
+				}
+				sums[jobs[k].i][jobs[k].j] = sum
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
 }
 
 // modeBits are the mode bits a copy keeps.
