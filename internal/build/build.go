@@ -191,6 +191,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		waitImports(progress.Discard())
 		return nil, err
 	}
+	stopPrefetch := prefetchContext(ctx, g, tree)
+	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,

@@ -60,6 +60,14 @@ func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File
 	return d, files, nil
 }
 
+// Prefetch hashes the files a copy of matches copies, on all cores, so
+// that a Digest of them later (on this Tree) reads only their stats. It is
+// Digest without the result: call it in the background, ahead of the step
+// that needs the digest. An error is left for that Digest to report.
+func (t *Tree) Prefetch(ctx context.Context, matches []Match) {
+	_, _ = t.digest(ctx, matches, nil)
+}
+
 // digest is Digest, calling each (when set) with every entry's real path
 // and its digest line less the entry's name.
 func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
@@ -187,6 +195,14 @@ func typeChar(m fs.FileMode) byte {
 
 // fileSum returns the hex sha256 of a regular file's content, from the
 // checksum cache when the file's stat is unchanged.
+//
+// Within one Tree each file is hashed once: a file whose stat is what it
+// was when this Tree last hashed it gets that sum, and a caller that asks
+// while another hashes it waits for that answer (Prefetch hashes while the
+// build runs other steps; the COPY that needs the digest then reads
+// nothing). Unlike the checksum cache this holds sums of files changed
+// just before they were hashed: the Tree's directory must not change
+// while it is used.
 func (t *Tree) fileSum(e entry) (string, error) {
 	st := statKey{
 		Size:  e.st.Size,
@@ -195,6 +211,45 @@ func (t *Tree) fileSum(e entry) (string, error) {
 		Ino:   e.st.Ino,
 		Dev:   uint64(e.st.Dev),
 	}
+	t.memoMu.Lock()
+	if c, ok := t.memo[e.src]; ok && c.st == st {
+		t.memoMu.Unlock()
+		<-c.done
+		if c.err == nil {
+			return c.sum, nil
+		}
+		return t.hashFile(e, st)
+	}
+	c := &sumCall{st: st, done: make(chan struct{})}
+	if t.memo == nil {
+		t.memo = map[string]*sumCall{}
+	}
+	t.memo[e.src] = c
+	t.memoMu.Unlock()
+	c.sum, c.err = t.hashFile(e, st)
+	if c.err != nil {
+		t.memoMu.Lock()
+		if t.memo[e.src] == c {
+			delete(t.memo, e.src)
+		}
+		t.memoMu.Unlock()
+	}
+	close(c.done)
+	return c.sum, c.err
+}
+
+// sumCall is one hashing of a file by a Tree: done is closed when sum or
+// err is set.
+type sumCall struct {
+	st   statKey
+	done chan struct{}
+	sum  string
+	err  error
+}
+
+// hashFile is fileSum without the Tree's memory of sums: the checksum
+// cache, else the file's bytes.
+func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 	if t.cache != nil {
 		if sum, ok := t.cache.get(e.src, st); ok {
 			return sum, nil

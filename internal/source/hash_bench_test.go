@@ -101,3 +101,55 @@ func TestDigestSameOnAnyCores(t *testing.T) {
 		t.Error("digest unchanged after a file changed")
 	}
 }
+
+// TestPrefetch: a Digest after (or while) Prefetch hashes the same files
+// reads none of them again and gives the digest a fresh Tree gives; a
+// file changed since it was prefetched is read again.
+func TestPrefetch(t *testing.T) {
+	dir := t.TempDir()
+	bigTree(t, dir, 300, 5000)
+	ctx := context.Background()
+	fresh, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := fresh.Select([]string{"."})
+	want, err := fresh.Digest(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := tr.Select([]string{"."})
+	done := make(chan struct{})
+	go func() { tr.Prefetch(ctx, m); close(done) }()
+	got, err := tr.Digest(ctx, m) // while the prefetch runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got != want {
+		t.Errorf("digest beside a prefetch: %s, want %s", got, want)
+	}
+	if n := tr.reads.Load(); n != 300 {
+		t.Errorf("prefetch and digest together read %d files, want each of the 300 once", n)
+	}
+	if got, _ := tr.Digest(ctx, m); got != want {
+		t.Errorf("second digest: %s, want %s", got, want)
+	}
+	if n := tr.reads.Load(); n != 300 {
+		t.Errorf("second digest read files again: %d reads", n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d001", "f00150"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tr.Digest(ctx, m); got == want {
+		t.Error("digest unchanged after a file changed")
+	}
+	if n := tr.reads.Load(); n != 301 {
+		t.Errorf("after one file changed: %d reads, want 301", n)
+	}
+}
