@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -216,12 +215,24 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	}
 	defer closeNamed()
 
+	// The caches are imported and every base image is resolved while the
+	// Dockerfile is planned: each is a round trip or more to a registry,
+	// and none needs another.
+	importCtx, cancelImports := context.WithCancel(ctx)
+	defer cancelImports()
+	waitImports := startImports(importCtx, opts)
 	images := newImages(opts.Remote)
-	graphs, err := planPlatforms(ctx, opts, df, dfPath, images)
+	platforms := targetPlatforms(opts)
+	images.prefetch(ctx, opts, df, dfPath, platforms)
+	graphs, err := planPlatforms(ctx, opts, df, dfPath, images, platforms)
 	if err != nil {
+		cancelImports()
+		waitImports(progress.Discard())
 		return nil, err
 	}
-	imports, skipped := importCaches(ctx, opts, sink)
+	stopPrefetch := prefetchContext(ctx, graphs[0], tree)
+	defer stopPrefetch()
+	imports, skipped := waitImports(sink)
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,
 		Store:            st,
@@ -577,63 +588,6 @@ func displayName(dfPath, ctxDir string) string {
 		return rel
 	}
 	return dfPath
-}
-
-// images resolves and remembers registry images for one build.
-type images struct {
-	remote *remote.Client
-	mu     sync.Mutex
-	byRef  map[imageAt]*plan.Image
-	byDig  map[v1.Hash]v1.Image
-}
-
-// imageAt is a reference resolved for one platform.
-type imageAt struct{ ref, platform string }
-
-func newImages(r *remote.Client) *images {
-	return &images{remote: r, byRef: map[imageAt]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
-}
-
-func (im *images) resolve(ctx context.Context, ref string, platform v1.Platform) (*plan.Image, error) {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	at := imageAt{ref, plan.FormatPlatform(platform)}
-	if pi, ok := im.byRef[at]; ok {
-		return pi, nil
-	}
-	if im.remote == nil {
-		return nil, fmt.Errorf("image %s: no registry client", ref)
-	}
-	img, digest, err := im.remote.ImageFor(ctx, ref, platform)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
-	}
-	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf, Platform: plan.NormalizePlatform(platform)}
-	im.byRef[at] = pi
-	im.byDig[digest] = img
-	return pi, nil
-}
-
-func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
-	im.mu.Lock()
-	img, ok := im.byDig[pi.Digest]
-	im.mu.Unlock()
-	if ok {
-		return img, nil
-	}
-	if _, err := im.resolve(ctx, pi.Ref, pi.Platform); err != nil {
-		return nil, err
-	}
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	if img, ok := im.byDig[pi.Digest]; ok {
-		return img, nil
-	}
-	return nil, fmt.Errorf("image %s changed while building (want %s)", pi.Ref, pi.Digest)
 }
 
 // Metadata is what --metadata-file receives.

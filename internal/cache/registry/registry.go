@@ -136,7 +136,21 @@ func (r *repo) PutLayer(ctx context.Context, l v1.Layer) error {
 	return c.WriteLayer(ctx, r.repo, l)
 }
 
+// Root is the manifest at the ref. An export asks for it only to learn
+// whether it would publish what is there already; when this process has
+// just read the ref (the import of the same ref) or written it, that answer
+// is used and the registry is not asked again.
 func (r *repo) Root(ctx context.Context) ([]byte, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	if raw, mt, found, ok := c.HeldManifest(r.ref); ok && !mt.IsIndex() {
+		if !found {
+			return nil, fmt.Errorf("%s: %w", r.ref, cache.ErrNotFound)
+		}
+		return raw, nil
+	}
 	raw, _, err := r.manifest(ctx)
 	return raw, err
 }
