@@ -8,7 +8,7 @@ const path = require('node:path');
 // WHY holds, for every input kiln cannot honour yet, the one warning it
 // gets when set. The text says what happens instead.
 const WHY = {
-  allow: 'kiln grants no entitlements: RUN steps use the host network by default (network.host) and security.insecure is not supported; ignored',
+  allow: 'kiln grants no entitlements: RUN --network=host needs no network.host, and security.insecure is not supported; ignored',
   attests: 'kiln writes no attestations yet; ignored',
   'cgroup-parent': 'kiln does not place RUN steps in a chosen cgroup yet; ignored',
   provenance: 'kiln writes no provenance attestation yet; ignored',
@@ -98,15 +98,15 @@ function plan(inputs, ctx) {
   switch (inputs.network) {
     case '':
       break;
+    case 'default':
     case 'host':
     case 'none':
+      // default is BuildKit's sandbox network: kiln's default, a network
+      // namespace of the build's own with outbound access.
       args.push('--network', inputs.network);
       break;
-    case 'default':
-      args.push('--network', 'host');
-      break;
     default:
-      warn('network', `kiln's RUN steps use host or none, not "${inputs.network}"; the default (host) is used`);
+      warn('network', `kiln's RUN steps use default, host or none, not "${inputs.network}"; kiln's default (the build's own network namespace) is used`);
   }
 
   for (const s of inputs.secrets) {

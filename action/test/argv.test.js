@@ -88,6 +88,11 @@ test('each input kiln cannot honour gets exactly one warning naming it', async (
     assert.match(p.warnings[0], /^annotations: .*index:a, index-descriptor:c/);
     assert.deepEqual(p.args.filter((a, i) => p.args[i - 1] === '--annotation'), ['manifest:b=2']);
   });
+  await t.test('network default is kiln\'s default', () => {
+    const p = plan(inputsOf({ network: 'default' }), ctx);
+    assert.deepEqual(p.warnings, []);
+    assert.deepEqual(p.args.slice(p.args.indexOf('--network'), p.args.indexOf('--network') + 2), ['--network', 'default']);
+  });
   await t.test('an unknown network', () => {
     const p = plan(inputsOf({ network: 'bridge' }), ctx);
     assert.equal(p.warnings.length, 1);

@@ -137,7 +137,8 @@ type Result struct {
 	Descriptor v1.Descriptor
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
-	// Summary is the end-of-build summary, as the Done event carried it.
+	// Summary is the end-of-build summary, as the Done event carried it;
+	// after a failure it is the only field set, with Summary.Failure.
 	Summary *progress.Summary
 }
 
@@ -159,8 +160,9 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 // open the state dir, plan, solve and write the outputs, export the
 // caches and report.
 //
-// A build that fails still appends a summary to StepSummary: the step
-// that failed, with the line kiln ends with, and what ran until then.
+// A build that fails returns, with its error, a Result that holds only
+// its Summary: the step that failed, with the line kiln ends with, and
+// what ran until then. It is appended to StepSummary too.
 func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	start := time.Now()
 	if opts.Progress == nil {
@@ -168,10 +170,11 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	}
 	var made *solve.Solver // once made: what it did until a failure
 	defer func() {
-		if err == nil || opts.StepSummary == "" {
+		if err == nil {
 			return
 		}
-		if serr := appendStepSummary(opts.StepSummary, failedSummary(opts, made, err, time.Since(start))); serr != nil {
+		out = &Result{Summary: failedSummary(opts, made, err, time.Since(start))}
+		if serr := appendStepSummary(opts.StepSummary, out.Summary); serr != nil {
 			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: serr.Error()})
 		}
 	}()

@@ -40,9 +40,12 @@ func failedBuild(t *testing.T, df string) (error, string) {
 		}
 	}
 	stepSummary := filepath.Join(t.TempDir(), "summary.md")
-	_, err := Run(context.Background(), Options{ContextDir: ctxDir, StateDir: t.TempDir(), StepSummary: stepSummary})
+	res, err := Run(context.Background(), Options{ContextDir: ctxDir, StateDir: t.TempDir(), StepSummary: stepSummary})
 	if err == nil {
 		t.Fatal("the build did not fail")
+	}
+	if res == nil || res.Summary == nil || res.Summary.Failure == nil || res.Image != nil {
+		t.Errorf("a failed build returned %+v, want a Result with only its Summary and Failure", res)
 	}
 	b, rerr := os.ReadFile(stepSummary)
 	if rerr != nil {

@@ -216,18 +216,32 @@ func (in RunInput) Inputs() []Input {
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
 	}
-	for _, h := range in.Hosts {
-		name, _, _ := strings.Cut(h, ":")
-		out = append(out, Input{Name: "addHost:" + name, Digest: digestOf(h)})
-	}
+	out = append(out, byName("addHost:", in.Hosts, ":")...)
 	if in.ShmSize != 0 {
 		out = append(out, Input{Name: "shmSize", Digest: digestOf(in.ShmSize)})
 	}
-	for _, u := range in.Ulimits {
-		name, _, _ := strings.Cut(u, "=")
-		out = append(out, Input{Name: "ulimit:" + name, Digest: digestOf(u)})
-	}
+	out = append(out, byName("ulimit:", in.Ulimits, "=")...)
 	return sortInputs(out)
+}
+
+// byName is one input per name of entries "NAME<sep>…" (a host given
+// twice, for IPv4 and IPv6, is one input), its digest over that name's
+// entries in order, so that input names stay unique.
+func byName(prefix string, entries []string, sep string) []Input {
+	var names []string
+	of := map[string][]string{}
+	for _, e := range entries {
+		name, _, _ := strings.Cut(e, sep)
+		if _, ok := of[name]; !ok {
+			names = append(names, name)
+		}
+		of[name] = append(of[name], e)
+	}
+	out := make([]Input, 0, len(names))
+	for _, n := range names {
+		out = append(out, Input{Name: prefix + n, Digest: digestOf(of[n])})
+	}
+	return out
 }
 
 // Inputs returns the digest of each input of a COPY or ADD other than its

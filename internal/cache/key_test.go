@@ -95,6 +95,24 @@ func TestKeyLimitsOnlyWhenSet(t *testing.T) {
 			t.Errorf("inputs %v lack %s", names, want)
 		}
 	}
+	// A host given twice (IPv4 and IPv6) is one input, whose digest
+	// changes with either address.
+	r.Hosts = []string{"db:10.0.0.5", "db:fd00::5"}
+	n, d := 0, ""
+	for _, in := range r.Inputs() {
+		if in.Name == "addHost:db" {
+			n, d = n+1, in.Digest
+		}
+	}
+	r.Hosts[1] = "db:fd00::6"
+	for _, in := range r.Inputs() {
+		if in.Name == "addHost:db" && in.Digest == d {
+			t.Errorf("changing the second address of db kept its input digest")
+		}
+	}
+	if n != 1 {
+		t.Errorf("db given twice is %d inputs, want 1", n)
+	}
 }
 
 func TestKeyChangesWithEveryInput(t *testing.T) {

@@ -107,6 +107,11 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	res, err := build.Run(ctx, opts)
 	closeSink()
 	if err != nil {
+		// A failed build's summary goes to the log group too; the error
+		// line, printed after it, stays the last.
+		if res != nil && logGroup(env, f.progress) {
+			_ = progress.WriteLogGroup(env.Stderr, res.Summary)
+		}
 		return err
 	}
 	if logGroup(env, f.progress) {

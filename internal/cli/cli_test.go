@@ -213,3 +213,28 @@ func silentRegistryError(t *testing.T) error {
 	}
 	return err
 }
+
+// TestFailedBuildLogGroup: under GitHub Actions a failed build writes its
+// summary as a log group too, and kiln's error line stays the last line.
+func TestFailedBuildLogGroup(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\nCOPY missing.txt /m\n", "a.txt": "a\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"GITHUB_ACTIONS": "true", "KILN_STATE": t.TempDir()}
+	code, _, stderr := run(t, func(k string) string { return env[k] }, "build", "--progress", "plain", dir)
+	if code != 2 { // a COPY source missing from the context is an input error
+		t.Fatalf("exit %d, want 2:\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "kiln: Dockerfile:3: COPY missing.txt /m: ") {
+		t.Errorf("last line %q, want kiln's error", last)
+	}
+	group := strings.Index(stderr, "::group::kiln build summary")
+	if group < 0 || !strings.Contains(stderr[group:], "   failed #2 "+last+"\n::endgroup::\n") {
+		t.Errorf("no log group naming the failure before the last line:\n%s", stderr)
+	}
+}

@@ -156,6 +156,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		defer n.Close() // after the container is deleted (defers run last first)
 		spec.NetNS = n
 	}
+	if err := checkRaise(spec.Ulimits, hasCap(capSysResource), hardLimit); err != nil {
+		return err
+	}
 	uid, gid, groups, err := ResolveUser(spec.Root, spec.User)
 	if err != nil {
 		return err

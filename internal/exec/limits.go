@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultShmSize is the size of a step's /dev/shm when Spec.ShmSize is 0,
@@ -72,6 +73,50 @@ func (u Ulimit) String() string {
 		return strconv.FormatUint(n, 10)
 	}
 	return u.Name + "=" + v(u.Soft) + ":" + v(u.Hard)
+}
+
+// ulimitResources are the resource numbers of the limits, for checking
+// them against kiln's own.
+var ulimitResources = map[string]int{
+	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
+	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
+	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
+	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
+	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
+}
+
+// checkRaise refuses, with one line, a ulimit whose hard limit is above
+// kiln's own when kiln lacks CAP_SYS_RESOURCE (in a container or a
+// sandbox): the runtime would fail to start the step with a message about
+// rlimit numbers instead.
+func checkRaise(ulimits []Ulimit, canRaise bool, current func(resource int) (uint64, error)) error {
+	if canRaise {
+		return nil
+	}
+	for _, u := range ulimits {
+		max, err := current(ulimitResources[u.Name])
+		if err != nil || u.Hard <= max {
+			continue
+		}
+		return fmt.Errorf("--ulimit %s: the hard limit %s is above kiln's own (%s), and kiln lacks CAP_SYS_RESOURCE to raise it", u, limitString(u.Hard), limitString(max))
+	}
+	return nil
+}
+
+// hardLimit is this process's hard limit of resource.
+func hardLimit(resource int) (uint64, error) {
+	var l unix.Rlimit
+	if err := unix.Getrlimit(resource, &l); err != nil {
+		return 0, err
+	}
+	return l.Max, nil
+}
+
+func limitString(n uint64) string {
+	if n == Unlimited {
+		return "unlimited"
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 // ulimitNames are the limits Docker accepts, by name, with their rlimit.
@@ -162,3 +207,6 @@ func validateLimits(spec *Spec) error {
 	}
 	return nil
 }
+
+// capSysResource is the capability that raises hard limits.
+const capSysResource = unix.CAP_SYS_RESOURCE

@@ -108,3 +108,45 @@ func TestConfigLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRaise: a hard limit above kiln's own is refused with one line
+// when kiln cannot raise it, and left to the runtime when it can.
+func TestCheckRaise(t *testing.T) {
+	own := func(int) (uint64, error) { return 1024, nil }
+	ul := []Ulimit{{Name: "nofile", Soft: 512, Hard: 1024}, {Name: "nproc", Soft: 10, Hard: Unlimited}}
+	err := checkRaise(ul, false, own)
+	want := "--ulimit nproc=10:-1: the hard limit unlimited is above kiln's own (1024), and kiln lacks CAP_SYS_RESOURCE to raise it"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if err := checkRaise(ul, true, own); err != nil {
+		t.Errorf("with CAP_SYS_RESOURCE: %v", err)
+	}
+	if err := checkRaise(ul[:1], false, own); err != nil {
+		t.Errorf("within kiln's own limit: %v", err)
+	}
+}
+
+// TestRunUlimitAboveOwn: a real step asked for more than kiln's own hard
+// limit either gets it (kiln has CAP_SYS_RESOURCE) or fails before the
+// runtime starts, naming the limit.
+func TestRunUlimitAboveOwn(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		own, err := hardLimit(ulimitResources["nproc"])
+		if err != nil || own == Unlimited {
+			t.Skipf("nproc hard limit %d (%v): nothing above it", own, err)
+		}
+		spec := Spec{Runtime: rt, Args: []string{"/bin/sh", "-c", "grep '^Max processes' /proc/self/limits"},
+			Ulimits: []Ulimit{{Name: "nproc", Soft: own, Hard: Unlimited}}}
+		out, _, err := run(t, spec)
+		if hasCap(capSysResource) {
+			if err != nil || !strings.Contains(out, "unlimited") {
+				t.Errorf("with CAP_SYS_RESOURCE: %q, %v; want an unlimited hard limit", out, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), "--ulimit nproc=") || !strings.Contains(err.Error(), "lacks CAP_SYS_RESOURCE") {
+			t.Errorf("without CAP_SYS_RESOURCE: %v, want the one-line refusal", err)
+		}
+	})
+}
