@@ -29,16 +29,20 @@ func (c *Client) ImageFor(ctx context.Context, ref string, platform v1.Platform)
 		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
 	}
 	want := plan.FormatPlatform(plan.NormalizePlatform(platform))
+	var img v1.Image
 	if desc.MediaType.IsIndex() {
 		d, err := pickManifest(desc.Manifest, platform)
 		if err != nil {
 			return nil, v1.Hash{}, fmt.Errorf("image %s: %w", ref, err)
 		}
 		r = r.Context().Digest(d.String())
-	}
-	img, err := ggcrremote.Image(r, c.remoteOptions(ctx)...)
-	if err != nil {
-		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
+		if img, err = ggcrremote.Image(r, c.remoteOptions(ctx)...); err != nil {
+			return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
+		}
+	} else if img, err = desc.Image(); err != nil {
+		// The manifest is in hand: asking for it again is a round trip
+		// a warm rebuild does not need.
+		return nil, v1.Hash{}, fmt.Errorf("resolving image %s: %w", ref, err)
 	}
 	h, err := img.Digest()
 	if err != nil {
