@@ -129,6 +129,35 @@ type CopyInput struct {
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
 }
 
+// MkdirInput is everything that decides the result of a WORKDIR that makes
+// its directory (plan.KindMkdir).
+type MkdirInput struct {
+	// Parent is the key of the state the directory is made on.
+	Parent Key `json:"parent"`
+	// Dir is the absolute directory.
+	Dir string `json:"dir"`
+	// User is the USER the missing directories are owned by, as written.
+	User string `json:"user"`
+	// SourceDateEpoch is as for RunInput.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+}
+
+// MkdirKey returns the key of a WORKDIR that makes its directory.
+func MkdirKey(in MkdirInput) Key { return keyOf("mkdir", in) }
+
+// Inputs returns the digest of each input of a WORKDIR other than its
+// parent, sorted by name: dir, user, sourceDateEpoch.
+func (in MkdirInput) Inputs() []Input {
+	out := []Input{
+		{Name: "dir", Digest: digestOf(in.Dir)},
+		{Name: "user", Digest: digestOf(in.User)},
+	}
+	if in.SourceDateEpoch != nil {
+		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
+	}
+	return sortInputs(out)
+}
+
 // RunKey returns the key of a RUN step.
 func RunKey(in RunInput) Key {
 	in.Args = nonNil(in.Args)

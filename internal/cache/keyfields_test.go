@@ -41,8 +41,14 @@ func TestKeyCoversEveryField(t *testing.T) {
 			inputs: func(v reflect.Value) []Input { return v.Interface().(CopyInput).Inputs() },
 			parent: func(v reflect.Value) Key { return v.Interface().(CopyInput).Parent },
 		},
+		"MkdirInput": {
+			key:    func(v reflect.Value) Key { return MkdirKey(v.Interface().(MkdirInput)) },
+			inputs: func(v reflect.Value) []Input { return v.Interface().(MkdirInput).Inputs() },
+			parent: func(v reflect.Value) Key { return v.Interface().(MkdirInput).Parent },
+		},
 	}
-	for name, base := range map[string]any{"RunInput": run, "CopyInput": cp} {
+	mk := MkdirInput{Parent: ScratchKey(), Dir: "/app", User: "app", SourceDateEpoch: &epoch}
+	for name, base := range map[string]any{"RunInput": run, "CopyInput": cp, "MkdirInput": mk} {
 		k := kinds[name]
 		bv := reflect.ValueOf(base)
 		baseKey, baseInputs := k.key(bv), k.inputs(bv)
@@ -69,7 +75,11 @@ func TestKeyCoversEveryField(t *testing.T) {
 				t.Errorf("changing %s leaves every input digest unchanged", path)
 			}
 		})
-		if n < 8 {
+		want := 8
+		if name == "MkdirInput" {
+			want = 4
+		}
+		if n < want {
 			t.Errorf("%s: only %d fields visited", name, n)
 		}
 	}

@@ -42,6 +42,9 @@ type state struct {
 	// sharedEnv is set when cfg.Env's array is shared with a step's
 	// Config: the next in-place change copies it first (see snapshot).
 	sharedEnv bool
+	// mkdir is the directory the WORKDIR being dispatched names, for its
+	// step (see makeTrailingWorkdirs).
+	mkdir *plan.Mkdir
 }
 
 // snapshot returns the config for a step: it shares cfg's slices and its
@@ -129,6 +132,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		}
 		out.Steps = append(out.Steps, step)
 	}
+	makeTrailingWorkdirs(out.Steps)
 	out.Config = st.cfg.Image()
 	out.Author = st.author
 	out.HealthStartInterval = st.healthStart
@@ -234,8 +238,29 @@ func (p *planner) dispatch(ctx context.Context, s *stage, st *state, c cmd) (*pl
 	if err != nil {
 		return nil, err
 	}
+	step.Mkdir, st.mkdir = st.mkdir, nil
 	step.Config = st.snapshot()
 	return step, nil
+}
+
+// makeTrailingWorkdirs turns the WORKDIRs after a stage's last RUN, COPY
+// and ADD into KindMkdir steps, so that their directories exist in the
+// image as BuildKit makes them (owned by the USER at each); no later step
+// of the stage would make them. The other WORKDIRs stay config steps and
+// lose their Mkdir: a RUN makes its own working directory.
+func makeTrailingWorkdirs(steps []*plan.Step) {
+	trailing := true
+	for i := len(steps) - 1; i >= 0; i-- {
+		st := steps[i]
+		switch {
+		case st.Kind != plan.KindConfig:
+			trailing = false
+		case st.Mkdir != nil && trailing:
+			st.Kind = plan.KindMkdir
+		default:
+			st.Mkdir = nil
+		}
+	}
 }
 
 // expand substitutes ARG and ENV references in the instruction's words,
@@ -287,6 +312,9 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 		st.author = ic.Maintainer
 	case *instructions.WorkdirCommand:
 		st.cfg.WorkingDir = resolveWorkdir(st.workdir(), ic.Path)
+		if st.cfg.WorkingDir != "/" {
+			st.mkdir = &plan.Mkdir{Dir: st.cfg.WorkingDir, User: st.cfg.User}
+		}
 	case *instructions.UserCommand:
 		st.cfg.User = ic.User
 	case *instructions.ExposeCommand:

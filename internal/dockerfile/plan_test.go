@@ -506,3 +506,34 @@ func TestMetadataLinear(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailingWorkdirs: the WORKDIRs after a stage's last RUN, COPY and
+// ADD make their directories (KindMkdir, owned by the USER at each, as
+// BuildKit's); earlier ones stay config steps, and WORKDIR / makes
+// nothing.
+func TestTrailingWorkdirs(t *testing.T) {
+	g := mustPlan(t, "FROM busybox\nWORKDIR /a\nRUN x\nWORKDIR /b\nUSER app\nWORKDIR c\nWORKDIR /\nENV X=1\n", Options{})
+	type got struct {
+		Kind  plan.Kind
+		Mkdir *plan.Mkdir
+	}
+	var steps []got
+	for _, st := range g.Target.Steps {
+		steps = append(steps, got{st.Kind, st.Mkdir})
+	}
+	want := []got{
+		{plan.KindConfig, nil},
+		{plan.KindRun, nil},
+		{plan.KindMkdir, &plan.Mkdir{Dir: "/b"}},
+		{plan.KindConfig, nil},
+		{plan.KindMkdir, &plan.Mkdir{Dir: "/b/c", User: "app"}},
+		{plan.KindConfig, nil},
+		{plan.KindConfig, nil},
+	}
+	if diff := cmp.Diff(want, steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	if wd := g.Target.Steps[4].Config.WorkingDir; wd != "/b/c" {
+		t.Errorf("the WORKDIR step's config has WorkingDir %q, want /b/c", wd)
+	}
+}

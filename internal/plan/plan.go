@@ -106,12 +106,18 @@ const (
 	// KindCopy copies files from the context, a stage or an image (COPY and
 	// ADD); its result is a layer.
 	KindCopy
+	// KindMkdir is a WORKDIR that makes its directory, as BuildKit's does:
+	// the missing directories, mode 0755, owned by the USER at that point
+	// (Step.Mkdir); its result is a layer. It is a WORKDIR after the last
+	// RUN, COPY and ADD of its stage; an earlier WORKDIR is a KindConfig
+	// step, whose directory the RUN that runs in it makes.
+	KindMkdir
 )
 
 // Step is one instruction after FROM.
 type Step struct {
-	// Kind is what the step does; it decides which of Run and Copy is set
-	// (neither for KindConfig). It is never the zero Kind.
+	// Kind is what the step does; it decides which of Run, Copy and Mkdir
+	// is set (none for KindConfig). It is never the zero Kind.
 	Kind Kind
 	// Number is the step's 1-based position in the whole graph.
 	Number int
@@ -127,10 +133,21 @@ type Step struct {
 	Run *Run
 	// Copy is set for KindCopy.
 	Copy *Copy
+	// Mkdir is set for KindMkdir.
+	Mkdir *Mkdir
 	// Config is the image config after this step. For RUN and COPY it is
 	// the config before the step, unchanged. Steps share what did not
 	// change between them: treat it as read-only.
 	Config Config
+}
+
+// Mkdir is the directory a WORKDIR makes.
+type Mkdir struct {
+	// Dir is the absolute directory.
+	Dir string
+	// User is USER as written after expansion ("" means root): the owner
+	// of the directories made.
+	User string
 }
 
 // Run is a RUN instruction, resolved.
