@@ -65,6 +65,17 @@ type RunInput struct {
 	// SourceDateEpoch, when set, clamps the layer's times: a build with it
 	// must not reuse a result made without it, or with another epoch.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+	// Mkdirs are the directories of earlier WORKDIRs the step makes first
+	// (plan.Step.Mkdirs); none leaves the key as it was without them.
+	Mkdirs []DirInput `json:"mkdirs,omitempty"`
+}
+
+// DirInput is a directory a WORKDIR names, made before a step.
+type DirInput struct {
+	// Dir is the absolute directory.
+	Dir string `json:"dir"`
+	// User is the USER the directories made are owned by, as written.
+	User string `json:"user"`
 }
 
 // FileInput is an inline file a step uses.
@@ -127,6 +138,8 @@ type CopyInput struct {
 	Content string `json:"content"`
 	// SourceDateEpoch is as for RunInput.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+	// Mkdirs are as for RunInput.
+	Mkdirs []DirInput `json:"mkdirs,omitempty"`
 }
 
 // MkdirInput is everything that decides the result of a WORKDIR that makes
@@ -199,7 +212,8 @@ func keyOf(kind string, v any) Key {
 
 // Inputs returns the digest of each input of a RUN other than its parent,
 // sorted by name: args, env:NAME per variable, workdir, user, network,
-// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch.
+// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch,
+// mkdir:N per directory of an earlier WORKDIR.
 func (in RunInput) Inputs() []Input {
 	out := []Input{
 		{Name: "args", Digest: digestOf(nonNil(in.Args))},
@@ -220,12 +234,14 @@ func (in RunInput) Inputs() []Input {
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
 	}
+	out = append(out, dirInputs(in.Mkdirs)...)
 	return sortInputs(out)
 }
 
 // Inputs returns the digest of each input of a COPY or ADD other than its
 // parent, sorted by name: source:PATH per source, content (of the selected
-// files), dest, chown, chmod, link, add, sourceDateEpoch.
+// files), dest, chown, chmod, link, add, sourceDateEpoch, mkdir:N per
+// directory of an earlier WORKDIR.
 func (in CopyInput) Inputs() []Input {
 	out := []Input{
 		{Name: "content", Digest: digestOf(in.Content)},
@@ -241,7 +257,17 @@ func (in CopyInput) Inputs() []Input {
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
 	}
+	out = append(out, dirInputs(in.Mkdirs)...)
 	return sortInputs(out)
+}
+
+// dirInputs are the inputs of a step's WORKDIR directories, mkdir:N.
+func dirInputs(ds []DirInput) []Input {
+	var out []Input
+	for i, d := range ds {
+		out = append(out, Input{Name: fmt.Sprintf("mkdir:%d", i), Digest: digestOf(d)})
+	}
+	return out
 }
 
 func sortInputs(in []Input) []Input {

@@ -22,8 +22,10 @@ func TestKeyCoversEveryField(t *testing.T) {
 	run.Files = []FileInput{{Name: "script", Data: "echo hi"}}
 	run.Mounts[0] = MountInput{Type: "cache", Target: "/c", Source: "s", ID: "id", Content: "sha256:aa", Mode: 0o755, UID: 1, GID: 2, Env: "E"}
 	run.SourceDateEpoch = &epoch
+	run.Mkdirs = []DirInput{{Dir: "/app", User: "app"}}
 	cp := baseCopy()
 	cp.SourceDateEpoch = &epoch
+	cp.Mkdirs = []DirInput{{Dir: "/app", User: "app"}}
 
 	type keyed struct {
 		key    func(v reflect.Value) Key

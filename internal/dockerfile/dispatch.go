@@ -43,8 +43,10 @@ type state struct {
 	// Config: the next in-place change copies it first (see snapshot).
 	sharedEnv bool
 	// mkdir is the directory the WORKDIR being dispatched names, for its
-	// step (see makeTrailingWorkdirs).
-	mkdir *plan.Mkdir
+	// step (see makeTrailingWorkdirs); pending are those of the WORKDIRs
+	// since the last RUN, COPY or ADD, which the next one makes first.
+	mkdir   *plan.Mkdir
+	pending []plan.Mkdir
 }
 
 // snapshot returns the config for a step: it shares cfg's slices and its
@@ -238,16 +240,23 @@ func (p *planner) dispatch(ctx context.Context, s *stage, st *state, c cmd) (*pl
 	if err != nil {
 		return nil, err
 	}
-	step.Mkdir, st.mkdir = st.mkdir, nil
+	switch {
+	case st.mkdir != nil:
+		step.Mkdirs = []plan.Mkdir{*st.mkdir}
+		st.pending = append(st.pending, *st.mkdir)
+		st.mkdir = nil
+	case step.Kind != plan.KindConfig:
+		step.Mkdirs, st.pending = st.pending, nil
+	}
 	step.Config = st.snapshot()
 	return step, nil
 }
 
 // makeTrailingWorkdirs turns the WORKDIRs after a stage's last RUN, COPY
 // and ADD into KindMkdir steps, so that their directories exist in the
-// image as BuildKit makes them (owned by the USER at each); no later step
-// of the stage would make them. The other WORKDIRs stay config steps and
-// lose their Mkdir: a RUN makes its own working directory.
+// image as BuildKit makes them (owned by the USER at each): no later step
+// of the stage makes them. The other WORKDIRs stay config steps and lose
+// their Mkdirs, which the next RUN, COPY or ADD carries.
 func makeTrailingWorkdirs(steps []*plan.Step) {
 	trailing := true
 	for i := len(steps) - 1; i >= 0; i-- {
@@ -255,10 +264,10 @@ func makeTrailingWorkdirs(steps []*plan.Step) {
 		switch {
 		case st.Kind != plan.KindConfig:
 			trailing = false
-		case st.Mkdir != nil && trailing:
+		case st.Mkdirs != nil && trailing:
 			st.Kind = plan.KindMkdir
 		default:
-			st.Mkdir = nil
+			st.Mkdirs = nil
 		}
 	}
 }

@@ -507,33 +507,36 @@ func TestMetadataLinear(t *testing.T) {
 	}
 }
 
-// TestTrailingWorkdirs: the WORKDIRs after a stage's last RUN, COPY and
-// ADD make their directories (KindMkdir, owned by the USER at each, as
-// BuildKit's); earlier ones stay config steps, and WORKDIR / makes
-// nothing.
-func TestTrailingWorkdirs(t *testing.T) {
-	g := mustPlan(t, "FROM busybox\nWORKDIR /a\nRUN x\nWORKDIR /b\nUSER app\nWORKDIR c\nWORKDIR /\nENV X=1\n", Options{})
+// TestWorkdirMkdirs: the WORKDIRs after a stage's last RUN, COPY and ADD
+// make their directories (KindMkdir, owned by the USER at each, as
+// BuildKit's); the next RUN, COPY or ADD makes those of the earlier ones
+// first, in order; WORKDIR / makes nothing.
+func TestWorkdirMkdirs(t *testing.T) {
+	g := mustPlan(t, "FROM busybox\nWORKDIR /a\nUSER app\nWORKDIR b\nRUN x\nCOPY f .\nWORKDIR /c\nUSER 1:2\nWORKDIR d\nWORKDIR /\nENV X=1\n", Options{})
 	type got struct {
-		Kind  plan.Kind
-		Mkdir *plan.Mkdir
+		Kind   plan.Kind
+		Mkdirs []plan.Mkdir
 	}
 	var steps []got
 	for _, st := range g.Target.Steps {
-		steps = append(steps, got{st.Kind, st.Mkdir})
+		steps = append(steps, got{st.Kind, st.Mkdirs})
 	}
 	want := []got{
 		{plan.KindConfig, nil},
-		{plan.KindRun, nil},
-		{plan.KindMkdir, &plan.Mkdir{Dir: "/b"}},
 		{plan.KindConfig, nil},
-		{plan.KindMkdir, &plan.Mkdir{Dir: "/b/c", User: "app"}},
+		{plan.KindConfig, nil},
+		{plan.KindRun, []plan.Mkdir{{Dir: "/a"}, {Dir: "/a/b", User: "app"}}},
+		{plan.KindCopy, nil},
+		{plan.KindMkdir, []plan.Mkdir{{Dir: "/c", User: "app"}}},
+		{plan.KindConfig, nil},
+		{plan.KindMkdir, []plan.Mkdir{{Dir: "/c/d", User: "1:2"}}},
 		{plan.KindConfig, nil},
 		{plan.KindConfig, nil},
 	}
 	if diff := cmp.Diff(want, steps); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
-	if wd := g.Target.Steps[4].Config.WorkingDir; wd != "/b/c" {
-		t.Errorf("the WORKDIR step's config has WorkingDir %q, want /b/c", wd)
+	if wd := g.Target.Steps[7].Config.WorkingDir; wd != "/c/d" {
+		t.Errorf("the WORKDIR step's config has WorkingDir %q, want /c/d", wd)
 	}
 }

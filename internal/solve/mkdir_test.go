@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kiln-build/kiln/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/progress"
 )
@@ -33,25 +35,7 @@ func TestTrailingWorkdir(t *testing.T) {
 		{"made/here/own/ 1000:1001 755"},
 	}
 	for i, want := range wantLayers {
-		rc, err := res.Layers[i+1].Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Typeflag == tar.TypeDir && slices.Contains([]string{"made/", "made/here/", "made/here/own/"}, h.Name) {
-				got = append(got, fmt.Sprintf("%s %d:%d %o", h.Name, h.Uid, h.Gid, h.Mode&0o7777))
-			}
-		}
-		rc.Close()
+		got := layerEntries(t, res.Layers[i+1])
 		// The parent of a new directory is in its layer too (its mtime
 		// changed); what the step made is what it owns.
 		for _, w := range want {
@@ -66,5 +50,50 @@ func TestTrailingWorkdir(t *testing.T) {
 	_, b2 := e.solveOnce(ctxDir, df, Options{})
 	if got := b2.stepsBy(progress.StepCached); !slices.Equal(got, want) {
 		t.Errorf("second solve cached %q, want %q", got, want)
+	}
+}
+
+// TestWorkdirBeforeCopy: the COPY after WORKDIRs makes their directories
+// first, in its own layer, each owned by the USER at its WORKDIR (as
+// BuildKit's WORKDIR layers hold them); the WORKDIRs run nothing.
+func TestWorkdirBeforeCopy(t *testing.T) {
+	t.Parallel()
+	imagetest.Require(t, "root")
+	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n"})
+	df := "FROM scratch\nWORKDIR /w\nUSER 1000:1001\nWORKDIR sub\nCOPY a.txt .\n"
+	e := newEnv(t)
+	res, b := e.solveOnce(ctxDir, df, Options{})
+	if got, want := b.stepsBy(progress.StepDone), []string{"COPY a.txt ."}; !slices.Equal(got, want) {
+		t.Errorf("ran %q, want %q", got, want)
+	}
+	if len(res.Layers) != 1 {
+		t.Fatalf("%d layers, want 1", len(res.Layers))
+	}
+	got := layerEntries(t, res.Layers[0])
+	want := []string{"w/ 0:0 755", "w/sub/ 1000:1001 755", "w/sub/a.txt 0:0 644"}
+	if !slices.Equal(got, want) {
+		t.Errorf("layer %q, want %q", got, want)
+	}
+}
+
+// layerEntries lists a layer's entries as "NAME UID:GID MODE".
+func layerEntries(t *testing.T, l v1.Layer) []string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var out []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %d:%d %o", h.Name, h.Uid, h.Gid, h.Mode&0o7777))
 	}
 }

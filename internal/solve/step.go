@@ -46,7 +46,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	case plan.KindRun:
 		p, err = s.prepareRun(ctx, step, cur, runs)
 	case plan.KindMkdir:
-		p = s.prepareMkdir(step, cur)
+		p, err = s.prepareMkdir(step, cur)
 	default:
 		p, err = s.prepareCopy(ctx, step, cur, runs)
 	}
@@ -204,6 +204,9 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		return nil, fmt.Errorf("preparing rootfs: %w", err)
 	}
 	defer active.Release()
+	if err := makeWorkdirs(active.Root(), step.Mkdirs); err != nil {
+		return nil, err
+	}
 	if err := p.exec(ctx, active.Root()); err != nil {
 		return nil, err
 	}
