@@ -39,9 +39,9 @@ type state struct {
 	// cmdSet is true once this stage has its own CMD, so that a later
 	// ENTRYPOINT keeps it (an inherited CMD is reset by ENTRYPOINT).
 	cmdSet bool
-	// sharedEnv is set when cfg.Env's array is shared with a step's
-	// Config: the next in-place change copies it first (see snapshot).
-	sharedEnv bool
+	// vars is what a reference to a variable of cfg's Env finds (see
+	// setEnv), so that no lookup walks the whole list.
+	vars envVars
 	// mkdir is the directory the WORKDIR being dispatched names, for its
 	// step (see makeTrailingWorkdirs); pending are those of the WORKDIRs
 	// since the last RUN, COPY or ADD, which the next one makes first.
@@ -50,22 +50,25 @@ type state struct {
 }
 
 // snapshot returns the config for a step: it shares cfg's slices and its
-// list of label, port and volume additions (plan.Config) instead of
+// list of ENV, LABEL, EXPOSE and VOLUME additions (plan.Config) instead of
 // copying the whole config per step, which made memory grow with the
-// square of the number of metadata instructions. Slices are capped at
-// their length, so an append to the step's copy never writes into cfg's
-// array; cfg itself only appends past every snapshot's end and copies a
-// slice before changing an element in place. The base's maps in cfg are
-// never written.
+// square of the number of metadata instructions. OnBuild is capped at its
+// length, so an append to the step's copy never writes into cfg's array;
+// cfg itself only appends past every snapshot's end. The base's Env and
+// maps in cfg are never written.
 func (st *state) snapshot() plan.Config {
 	c := st.cfg
-	c.Env = c.Env[:len(c.Env):len(c.Env)]
 	c.OnBuild = c.OnBuild[:len(c.OnBuild):len(c.OnBuild)]
-	st.sharedEnv = true
 	return c
 }
 
-func (st *state) env() env { return env{config: st.cfg.Env, args: st.args} }
+func (st *state) env() env { return env{config: st.cfg.Env, vars: st.vars, args: st.args} }
+
+// setEnv sets a variable of the config's Env.
+func (st *state) setEnv(key, value string) {
+	st.cfg = st.cfg.WithEnv(key, value)
+	st.vars.set(key, value)
+}
 
 func (st *state) workdir() string {
 	if st.cfg.WorkingDir == "" {
@@ -120,8 +123,9 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	}
 	st.cfg.OnBuild = nil
 	cmds := append(triggers, s.cmds...)
-	if _, ok := lookupEnv(st.cfg.Env, "PATH"); !ok {
-		st.cfg.Env = append(st.cfg.Env, "PATH="+defaultPath)
+	st.vars = newEnvVars(st.cfg.Config.Env)
+	if _, ok := st.vars.get("PATH"); !ok {
+		st.setEnv("PATH", defaultPath)
 	}
 	s.out = out
 	if s.baseCtx != "" {
@@ -307,11 +311,7 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	switch ic := c.(type) {
 	case *instructions.EnvCommand:
 		for _, kv := range ic.Env {
-			if _, ok := lookupEnv(st.cfg.Env, kv.Key); ok && st.sharedEnv {
-				// setEnv replaces in place: not in an array a step shares.
-				st.cfg.Env, st.sharedEnv = slices.Clone(st.cfg.Env), false
-			}
-			st.cfg.Env = setEnv(st.cfg.Env, kv.Key, kv.Value)
+			st.setEnv(kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
 		for _, kv := range ic.Labels {

@@ -188,7 +188,7 @@ func (s *Solver) inputChanges(m *progress.Miss, step *plan.Step, old cache.Recor
 	}
 	changed, added, removed := cache.DiffInputs(old.Inputs, p.inputs)
 	configEnv := map[string]bool{}
-	for _, e := range step.Config.Env {
+	for _, e := range step.Config.Env() {
 		name, _, _ := strings.Cut(e, "=")
 		configEnv[name] = true
 	}
