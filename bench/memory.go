@@ -16,7 +16,7 @@ import (
 // memoryCase is one metadata-heavy Dockerfile: FROM scratch and n
 // instructions of one kind, each adding one key.
 type memoryCase struct {
-	kind string // ENV, LABEL, EXPOSE or VOLUME
+	kind string // ENV, LABEL, EXPOSE, VOLUME, or ENV-again: n/2 ENV, then the first set again n/2 times
 	n    int
 }
 
@@ -29,6 +29,12 @@ func (c memoryCase) dockerfile() []byte {
 			fmt.Fprintf(&b, "EXPOSE %d\n", i+1)
 		case "VOLUME":
 			fmt.Fprintf(&b, "VOLUME /v%d\n", i)
+		case "ENV-again":
+			if i < c.n/2 {
+				fmt.Fprintf(&b, "ENV K%d=value-%d\n", i, i)
+			} else {
+				fmt.Fprintf(&b, "ENV K0=again-%d\n", i)
+			}
 		default:
 			fmt.Fprintf(&b, "%s K%d=value-%d\n", c.kind, i, i)
 		}
@@ -39,7 +45,7 @@ func (c memoryCase) dockerfile() []byte {
 // memoryCases are the sizes -memory measures, up to max instructions.
 func memoryCases(max int) []memoryCase {
 	var out []memoryCase
-	for _, kind := range []string{"ENV", "LABEL", "EXPOSE", "VOLUME"} {
+	for _, kind := range []string{"ENV", "ENV-again", "LABEL", "EXPOSE", "VOLUME"} {
 		for _, n := range []int{1000, 2500, 5000, 10000} {
 			if n <= max {
 				out = append(out, memoryCase{kind, n})

@@ -175,7 +175,8 @@ func kilnRSS(t *testing.T, d time.Duration, state string, env []string, args ...
 	return r, rss
 }
 
-// hostileDockerfile is a small build on a base from a good registry.
+// hostileContext is a context whose Dockerfile is a small build on base
+// (an image in a good registry, unless the test says otherwise).
 func hostileContext(t *testing.T, base string) string {
 	t.Helper()
 	dir := t.TempDir()

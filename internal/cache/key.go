@@ -88,6 +88,17 @@ type RunInput struct {
 	// Ulimits are the resource limits (--ulimit) as NAME=SOFT:HARD, in
 	// order.
 	Ulimits []string `json:"ulimits,omitempty"`
+	// Mkdirs are the directories of earlier WORKDIRs the step makes first
+	// (plan.Step.Mkdirs); none leaves the key as it was without them.
+	Mkdirs []DirInput `json:"mkdirs,omitempty"`
+}
+
+// DirInput is a directory a WORKDIR names, made before a step.
+type DirInput struct {
+	// Dir is the absolute directory.
+	Dir string `json:"dir"`
+	// User is the USER the directories made are owned by, as written.
+	User string `json:"user"`
 }
 
 // FileInput is an inline file a step uses.
@@ -150,6 +161,37 @@ type CopyInput struct {
 	Content string `json:"content"`
 	// SourceDateEpoch is as for RunInput.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+	// Mkdirs are as for RunInput.
+	Mkdirs []DirInput `json:"mkdirs,omitempty"`
+}
+
+// MkdirInput is everything that decides the result of a WORKDIR that makes
+// its directory (plan.KindMkdir).
+type MkdirInput struct {
+	// Parent is the key of the state the directory is made on.
+	Parent Key `json:"parent"`
+	// Dir is the absolute directory.
+	Dir string `json:"dir"`
+	// User is the USER the missing directories are owned by, as written.
+	User string `json:"user"`
+	// SourceDateEpoch is as for RunInput.
+	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+}
+
+// MkdirKey returns the key of a WORKDIR that makes its directory.
+func MkdirKey(in MkdirInput) Key { return keyOf("mkdir", in) }
+
+// Inputs returns the digest of each input of a WORKDIR other than its
+// parent, sorted by name: dir, user, sourceDateEpoch.
+func (in MkdirInput) Inputs() []Input {
+	out := []Input{
+		{Name: "dir", Digest: digestOf(in.Dir)},
+		{Name: "user", Digest: digestOf(in.User)},
+	}
+	if in.SourceDateEpoch != nil {
+		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
+	}
+	return sortInputs(out)
 }
 
 // RunKey returns the key of a RUN step.
@@ -194,8 +236,8 @@ func keyOf(kind string, v any) Key {
 // Inputs returns the digest of each input of a RUN other than its parent,
 // sorted by name: args, env:NAME per variable, workdir, user, network,
 // mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch,
-// and, when set, addHost:HOST per host entry, shmSize and ulimit:NAME per
-// limit.
+// addHost:HOST per host entry, shmSize and ulimit:NAME per limit when set,
+// and mkdir:N per directory of an earlier WORKDIR.
 func (in RunInput) Inputs() []Input {
 	out := []Input{
 		{Name: "args", Digest: digestOf(nonNil(in.Args))},
@@ -221,6 +263,7 @@ func (in RunInput) Inputs() []Input {
 		out = append(out, Input{Name: "shmSize", Digest: digestOf(in.ShmSize)})
 	}
 	out = append(out, byName("ulimit:", in.Ulimits, "=")...)
+	out = append(out, dirInputs(in.Mkdirs)...)
 	return sortInputs(out)
 }
 
@@ -246,7 +289,8 @@ func byName(prefix string, entries []string, sep string) []Input {
 
 // Inputs returns the digest of each input of a COPY or ADD other than its
 // parent, sorted by name: source:PATH per source, content (of the selected
-// files), dest, chown, chmod, link, add, sourceDateEpoch.
+// files), dest, chown, chmod, link, add, sourceDateEpoch, mkdir:N per
+// directory of an earlier WORKDIR.
 func (in CopyInput) Inputs() []Input {
 	out := []Input{
 		{Name: "content", Digest: digestOf(in.Content)},
@@ -262,7 +306,17 @@ func (in CopyInput) Inputs() []Input {
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
 	}
+	out = append(out, dirInputs(in.Mkdirs)...)
 	return sortInputs(out)
+}
+
+// dirInputs are the inputs of a step's WORKDIR directories, mkdir:N.
+func dirInputs(ds []DirInput) []Input {
+	var out []Input
+	for i, d := range ds {
+		out = append(out, Input{Name: fmt.Sprintf("mkdir:%d", i), Digest: digestOf(d)})
+	}
+	return out
 }
 
 func sortInputs(in []Input) []Input {

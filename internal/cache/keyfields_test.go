@@ -22,8 +22,10 @@ func TestKeyCoversEveryField(t *testing.T) {
 	run.Files = []FileInput{{Name: "script", Data: "echo hi"}}
 	run.Mounts[0] = MountInput{Type: "cache", Target: "/c", Source: "s", ID: "id", Content: "sha256:aa", Mode: 0o755, UID: 1, GID: 2, Env: "E"}
 	run.SourceDateEpoch = &epoch
+	run.Mkdirs = []DirInput{{Dir: "/app", User: "app"}}
 	cp := baseCopy()
 	cp.SourceDateEpoch = &epoch
+	cp.Mkdirs = []DirInput{{Dir: "/app", User: "app"}}
 
 	type keyed struct {
 		key    func(v reflect.Value) Key
@@ -41,8 +43,14 @@ func TestKeyCoversEveryField(t *testing.T) {
 			inputs: func(v reflect.Value) []Input { return v.Interface().(CopyInput).Inputs() },
 			parent: func(v reflect.Value) Key { return v.Interface().(CopyInput).Parent },
 		},
+		"MkdirInput": {
+			key:    func(v reflect.Value) Key { return MkdirKey(v.Interface().(MkdirInput)) },
+			inputs: func(v reflect.Value) []Input { return v.Interface().(MkdirInput).Inputs() },
+			parent: func(v reflect.Value) Key { return v.Interface().(MkdirInput).Parent },
+		},
 	}
-	for name, base := range map[string]any{"RunInput": run, "CopyInput": cp} {
+	mk := MkdirInput{Parent: ScratchKey(""), Dir: "/app", User: "app", SourceDateEpoch: &epoch}
+	for name, base := range map[string]any{"RunInput": run, "CopyInput": cp, "MkdirInput": mk} {
 		k := kinds[name]
 		bv := reflect.ValueOf(base)
 		baseKey, baseInputs := k.key(bv), k.inputs(bv)
@@ -69,7 +77,11 @@ func TestKeyCoversEveryField(t *testing.T) {
 				t.Errorf("changing %s leaves every input digest unchanged", path)
 			}
 		})
-		if n < 8 {
+		want := 8
+		if name == "MkdirInput" {
+			want = 4
+		}
+		if n < want {
 			t.Errorf("%s: only %d fields visited", name, n)
 		}
 	}

@@ -73,13 +73,14 @@ func (a *argScope) Keys() []string {
 // config's Env, then the ARGs in scope. ENV wins over an ARG of the same
 // name, as Docker documents.
 type env struct {
-	config []string
+	config func() []string // the config's Env, built on demand
+	vars   envVars
 	args   *argScope
 }
 
 // Get implements shell.EnvGetter.
 func (e env) Get(key string) (string, bool) {
-	if v, ok := lookupEnv(e.config, key); ok {
+	if v, ok := e.vars.get(key); ok {
 		return v, true
 	}
 	return e.args.Get(key)
@@ -89,7 +90,7 @@ func (e env) Get(key string) (string, bool) {
 func (e env) Keys() []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, kv := range e.config {
+	for _, kv := range e.config() {
 		k, _, _ := strings.Cut(kv, "=")
 		if !seen[k] {
 			seen[k] = true
@@ -108,9 +109,9 @@ func (e env) Keys() []string {
 // list is the environment of a RUN: the config's Env in order, then the
 // set ARGs the config does not override, in declaration order.
 func (e env) list() []string {
-	out := slices.Clone(e.config)
+	out := e.config()
 	for _, k := range e.args.Keys() {
-		if _, ok := lookupEnv(e.config, k); ok {
+		if _, ok := e.vars.get(k); ok {
 			continue
 		}
 		out = append(out, k+"="+e.args.vals[k])
@@ -118,26 +119,36 @@ func (e env) list() []string {
 	return out
 }
 
-// lookupEnv finds key in a KEY=VALUE list; the last entry wins.
-func lookupEnv(list []string, key string) (string, bool) {
-	for i := len(list) - 1; i >= 0; i-- {
-		k, v, _ := strings.Cut(list[i], "=")
-		if k == key {
-			return v, true
-		}
-	}
-	return "", false
+// envVars is what lookupEnv finds in a config's Env as ENV changes it
+// (plan.Config.WithEnv): the last entry of a key wins, and a key the base
+// lists twice keeps its last entry's value, since setting it replaces the
+// first. It belongs to one stage's dispatch, never to a step.
+type envVars struct {
+	vals   map[string]string
+	pinned map[string]bool // keys the base lists more than once
 }
 
-// setEnv sets key in a KEY=VALUE list, in place if it is there.
-func setEnv(list []string, key, value string) []string {
-	for i, kv := range list {
-		if k, _, _ := strings.Cut(kv, "="); k == key {
-			list[i] = key + "=" + value
-			return list
+func newEnvVars(base []string) envVars {
+	v := envVars{vals: make(map[string]string, len(base)), pinned: map[string]bool{}}
+	for _, kv := range base {
+		k, val, _ := strings.Cut(kv, "=")
+		if _, ok := v.vals[k]; ok {
+			v.pinned[k] = true
 		}
+		v.vals[k] = val
 	}
-	return append(list, key+"="+value)
+	return v
+}
+
+func (v envVars) get(key string) (string, bool) {
+	val, ok := v.vals[key]
+	return val, ok
+}
+
+func (v envVars) set(key, value string) {
+	if !v.pinned[key] {
+		v.vals[key] = value
+	}
 }
 
 // predefinedArgs are the args BuildKit defines in the global scope. Like

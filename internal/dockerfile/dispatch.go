@@ -39,28 +39,36 @@ type state struct {
 	// cmdSet is true once this stage has its own CMD, so that a later
 	// ENTRYPOINT keeps it (an inherited CMD is reset by ENTRYPOINT).
 	cmdSet bool
-	// sharedEnv is set when cfg.Env's array is shared with a step's
-	// Config: the next in-place change copies it first (see snapshot).
-	sharedEnv bool
+	// vars is what a reference to a variable of cfg's Env finds (see
+	// setEnv), so that no lookup walks the whole list.
+	vars envVars
+	// mkdir is the directory the WORKDIR being dispatched names, for its
+	// step (see makeTrailingWorkdirs); pending are those of the WORKDIRs
+	// since the last RUN, COPY or ADD, which the next one makes first.
+	mkdir   *plan.Mkdir
+	pending []plan.Mkdir
 }
 
 // snapshot returns the config for a step: it shares cfg's slices and its
-// list of label, port and volume additions (plan.Config) instead of
+// list of ENV, LABEL, EXPOSE and VOLUME additions (plan.Config) instead of
 // copying the whole config per step, which made memory grow with the
-// square of the number of metadata instructions. Slices are capped at
-// their length, so an append to the step's copy never writes into cfg's
-// array; cfg itself only appends past every snapshot's end and copies a
-// slice before changing an element in place. The base's maps in cfg are
-// never written.
+// square of the number of metadata instructions. OnBuild is capped at its
+// length, so an append to the step's copy never writes into cfg's array;
+// cfg itself only appends past every snapshot's end. The base's Env and
+// maps in cfg are never written.
 func (st *state) snapshot() plan.Config {
 	c := st.cfg
-	c.Env = c.Env[:len(c.Env):len(c.Env)]
 	c.OnBuild = c.OnBuild[:len(c.OnBuild):len(c.OnBuild)]
-	st.sharedEnv = true
 	return c
 }
 
-func (st *state) env() env { return env{config: st.cfg.Env, args: st.args} }
+func (st *state) env() env { return env{config: st.cfg.Env, vars: st.vars, args: st.args} }
+
+// setEnv sets a variable of the config's Env.
+func (st *state) setEnv(key, value string) {
+	st.cfg = st.cfg.WithEnv(key, value)
+	st.vars.set(key, value)
+}
 
 func (st *state) workdir() string {
 	if st.cfg.WorkingDir == "" {
@@ -115,8 +123,9 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	}
 	st.cfg.OnBuild = nil
 	cmds := append(triggers, s.cmds...)
-	if _, ok := lookupEnv(st.cfg.Env, "PATH"); !ok {
-		st.cfg.Env = append(st.cfg.Env, "PATH="+defaultPath)
+	st.vars = newEnvVars(st.cfg.Config.Env)
+	if _, ok := st.vars.get("PATH"); !ok {
+		st.setEnv("PATH", defaultPath)
 	}
 	s.out = out
 	if s.baseCtx != "" {
@@ -129,6 +138,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		}
 		out.Steps = append(out.Steps, step)
 	}
+	makeTrailingWorkdirs(out.Steps)
 	out.Config = st.cfg.Image()
 	out.Author = st.author
 	out.HealthStartInterval = st.healthStart
@@ -235,8 +245,36 @@ func (p *planner) dispatch(ctx context.Context, s *stage, st *state, c cmd) (*pl
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case st.mkdir != nil:
+		step.Mkdirs = []plan.Mkdir{*st.mkdir}
+		st.pending = append(st.pending, *st.mkdir)
+		st.mkdir = nil
+	case step.Kind != plan.KindConfig:
+		step.Mkdirs, st.pending = st.pending, nil
+	}
 	step.Config = st.snapshot()
 	return step, nil
+}
+
+// makeTrailingWorkdirs turns the WORKDIRs after a stage's last RUN, COPY
+// and ADD into KindMkdir steps, so that their directories exist in the
+// image as BuildKit makes them (owned by the USER at each): no later step
+// of the stage makes them. The other WORKDIRs stay config steps and lose
+// their Mkdirs, which the next RUN, COPY or ADD carries.
+func makeTrailingWorkdirs(steps []*plan.Step) {
+	trailing := true
+	for i := len(steps) - 1; i >= 0; i-- {
+		st := steps[i]
+		switch {
+		case st.Kind != plan.KindConfig:
+			trailing = false
+		case st.Mkdirs != nil && trailing:
+			st.Kind = plan.KindMkdir
+		default:
+			st.Mkdirs = nil
+		}
+	}
 }
 
 // expand substitutes ARG and ENV references in the instruction's words,
@@ -274,11 +312,7 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	switch ic := c.(type) {
 	case *instructions.EnvCommand:
 		for _, kv := range ic.Env {
-			if _, ok := lookupEnv(st.cfg.Env, kv.Key); ok && st.sharedEnv {
-				// setEnv replaces in place: not in an array a step shares.
-				st.cfg.Env, st.sharedEnv = slices.Clone(st.cfg.Env), false
-			}
-			st.cfg.Env = setEnv(st.cfg.Env, kv.Key, kv.Value)
+			st.setEnv(kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
 		for _, kv := range ic.Labels {
@@ -288,6 +322,9 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 		st.author = ic.Maintainer
 	case *instructions.WorkdirCommand:
 		st.cfg.WorkingDir = resolveWorkdir(st.workdir(), ic.Path)
+		if st.cfg.WorkingDir != "/" {
+			st.mkdir = &plan.Mkdir{Dir: st.cfg.WorkingDir, User: st.cfg.User}
+		}
 	case *instructions.UserCommand:
 		st.cfg.User = ic.User
 	case *instructions.ExposeCommand:

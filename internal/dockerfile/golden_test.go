@@ -138,8 +138,11 @@ func dump(g *plan.Graph) string {
 }
 
 func dumpStep(b *strings.Builder, st *plan.Step) {
-	kind := map[plan.Kind]string{plan.KindConfig: "CONFIG", plan.KindRun: "RUN", plan.KindCopy: "COPY"}[st.Kind]
+	kind := map[plan.Kind]string{plan.KindConfig: "CONFIG", plan.KindRun: "RUN", plan.KindCopy: "COPY", plan.KindMkdir: "MKDIR"}[st.Kind]
 	fmt.Fprintf(b, "  [%d] %s line %d %q\n", st.Number, kind, st.Pos.Line, st.Text)
+	for _, m := range st.Mkdirs {
+		fmt.Fprintf(b, "      mkdir dir=%q user=%q\n", m.Dir, m.User)
+	}
 	if r := st.Run; r != nil {
 		fmt.Fprintf(b, "      args=%s\n", js(r.Args))
 		fmt.Fprintf(b, "      env=%s\n", js(r.Env))

@@ -411,7 +411,7 @@ func TestStepConfig(t *testing.T) {
 			t.Errorf("step %d: Kind = %d, want %d", st.Number, st.Kind, kinds[i])
 		}
 	}
-	if diff := cmp.Diff([]string{path0, "A=1"}, steps[1].Config.Env); diff != "" {
+	if diff := cmp.Diff([]string{path0, "A=1"}, steps[1].Config.Env()); diff != "" {
 		t.Errorf("RUN step config Env (-want +got):\n%s", diff)
 	}
 	if steps[1].Config.User != "" || steps[2].Config.User != "app" {
@@ -426,11 +426,12 @@ func TestStepConfig(t *testing.T) {
 	if diff := cmp.Diff([]string{"x"}, g.Target.Config.Cmd); diff != "" {
 		t.Errorf("final Cmd (-want +got):\n%s", diff)
 	}
-	// Steps share unchanged config (issue 11 item 3) but an append to one
-	// step's Env never shows in another's.
-	_ = append(steps[0].Config.Env, "CHANGED=1")
-	if len(steps[1].Config.Env) > 2 && steps[1].Config.Env[2] == "CHANGED=1" {
-		t.Errorf("an append to one step's Env shows in the next")
+	// Steps share unchanged config (issue 11 item 3) but a write to the
+	// Env one step returns never shows in another's.
+	e := steps[0].Config.Env()
+	e[0] = "CHANGED=1"
+	if steps[0].Config.Env()[0] == "CHANGED=1" || steps[1].Config.Env()[0] == "CHANGED=1" {
+		t.Errorf("a write to one step's Env shows in a step")
 	}
 }
 
@@ -514,23 +515,31 @@ func TestOnBuild(t *testing.T) {
 	}
 }
 
-// TestMetadataLinear: planning n LABEL, EXPOSE or VOLUME lines allocates
-// in proportion to n (issue 11 item 3). Each step's config used to copy
-// the maps before writing, so 4n lines took 16 times the bytes of n; the
-// steps now share one list of additions. Each step still sees its own
-// keys only.
+// TestMetadataLinear: planning n ENV, LABEL, EXPOSE or VOLUME lines
+// allocates in proportion to n (issue 11 item 3). Each step's config used
+// to copy the maps before writing, and the Env before changing a variable
+// it held, so 4n lines took 16 times the bytes of n; the steps now share
+// one list of additions. Each step still sees its own keys only.
 func TestMetadataLinear(t *testing.T) {
-	kinds := map[string]func(i int) string{
-		"LABEL":  func(i int) string { return fmt.Sprintf("LABEL K%d=value-%d", i, i) },
-		"EXPOSE": func(i int) string { return fmt.Sprintf("EXPOSE %d", i+1) },
-		"VOLUME": func(i int) string { return fmt.Sprintf("VOLUME /v%d", i) },
+	kinds := map[string]func(i, n int) string{
+		"LABEL":  func(i, _ int) string { return fmt.Sprintf("LABEL K%d=value-%d", i, i) },
+		"EXPOSE": func(i, _ int) string { return fmt.Sprintf("EXPOSE %d", i+1) },
+		"VOLUME": func(i, _ int) string { return fmt.Sprintf("VOLUME /v%d", i) },
+		"ENV":    func(i, _ int) string { return fmt.Sprintf("ENV K%d=value-%d", i, i) },
+		// n/2 variables, then the first one set again n/2 times.
+		"ENV set again": func(i, n int) string {
+			if i < n/2 {
+				return fmt.Sprintf("ENV K%d=value-%d", i, i)
+			}
+			return fmt.Sprintf("ENV K0=again-%d", i)
+		},
 	}
 	for kind, line := range kinds {
 		df := func(n int) string {
 			var b strings.Builder
 			b.WriteString("FROM scratch\n")
 			for i := range n {
-				b.WriteString(line(i) + "\n")
+				b.WriteString(line(i, n) + "\n")
 			}
 			return b.String()
 		}
@@ -552,10 +561,63 @@ func TestMetadataLinear(t *testing.T) {
 		}
 		for _, i := range []int{0, 999, 1999} {
 			c := g.Target.Steps[i].Config
-			n := len(c.Labels()) + len(c.ExposedPorts()) + len(c.Volumes())
-			if n != i+1 {
-				t.Errorf("%s: step %d has %d keys, want %d", kind, i+1, n, i+1)
+			n := len(c.Labels()) + len(c.ExposedPorts()) + len(c.Volumes()) + len(c.Env()) - 1 // PATH
+			want := i + 1
+			if kind == "ENV set again" {
+				want = min(i+1, 1000)
+			}
+			if n != want {
+				t.Errorf("%s: step %d has %d keys, want %d", kind, i+1, n, want)
+			}
+		}
+		if kind == "ENV set again" {
+			if v, _ := env1(g.Target.Steps[1999].Config.Env(), "K0"); v != "again-1999" {
+				t.Errorf("%s: K0=%q at the last step, want again-1999", kind, v)
 			}
 		}
 	}
+}
+
+// TestWorkdirMkdirs: the WORKDIRs after a stage's last RUN, COPY and ADD
+// make their directories (KindMkdir, owned by the USER at each, as
+// BuildKit's); the next RUN, COPY or ADD makes those of the earlier ones
+// first, in order; WORKDIR / makes nothing.
+func TestWorkdirMkdirs(t *testing.T) {
+	g := mustPlan(t, "FROM busybox\nWORKDIR /a\nUSER app\nWORKDIR b\nRUN x\nCOPY f .\nWORKDIR /c\nUSER 1:2\nWORKDIR d\nWORKDIR /\nENV X=1\n", Options{})
+	type got struct {
+		Kind   plan.Kind
+		Mkdirs []plan.Mkdir
+	}
+	var steps []got
+	for _, st := range g.Target.Steps {
+		steps = append(steps, got{st.Kind, st.Mkdirs})
+	}
+	want := []got{
+		{plan.KindConfig, nil},
+		{plan.KindConfig, nil},
+		{plan.KindConfig, nil},
+		{plan.KindRun, []plan.Mkdir{{Dir: "/a"}, {Dir: "/a/b", User: "app"}}},
+		{plan.KindCopy, nil},
+		{plan.KindMkdir, []plan.Mkdir{{Dir: "/c", User: "app"}}},
+		{plan.KindConfig, nil},
+		{plan.KindMkdir, []plan.Mkdir{{Dir: "/c/d", User: "1:2"}}},
+		{plan.KindConfig, nil},
+		{plan.KindConfig, nil},
+	}
+	if diff := cmp.Diff(want, steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	if wd := g.Target.Steps[7].Config.WorkingDir; wd != "/c/d" {
+		t.Errorf("the WORKDIR step's config has WorkingDir %q, want /c/d", wd)
+	}
+}
+
+// env1 finds key in a KEY=VALUE list.
+func env1(list []string, key string) (string, bool) {
+	for _, kv := range list {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
 }

@@ -13,6 +13,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// MakeDir makes dir (absolute, resolved inside root: a symlink on the
+// way never leads out) and its missing parents, each with mode 0755 and
+// owner uid:gid; existing directories are left as they are. It is what a
+// RUN does for its working directory, and what WORKDIR does in BuildKit.
+func MakeDir(root, dir string, uid, gid uint32) error { return makeCwd(root, dir, uid, gid) }
+
 // makeCwd creates the working directory in root if it is missing: each
 // missing directory on the way gets mode 0755 and owner uid:gid (the
 // step's user), as BuildKit's WORKDIR does, so that a USER can write in

@@ -2,23 +2,27 @@ package plan
 
 import (
 	"maps"
+	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Config is the image config at one step of a stage.
 //
-// Steps share it. The keys LABEL, EXPOSE and VOLUME add are kept as a list
-// of additions, each step's linked to the step's before, so n such
-// instructions cost n entries: a map per step, copied before each write,
-// made memory grow with the square of n (10,000 LABEL lines took 3 GiB).
-// The maps are built only when asked for, by Labels, ExposedPorts, Volumes
-// and Image, with the same content as maps written in order would have.
+// Steps share it. The variables ENV sets and the keys LABEL, EXPOSE and
+// VOLUME add are kept as a list of additions, each step's linked to the
+// step's before, so n such instructions cost n entries: a map per step,
+// copied before each write, made memory grow with the square of n (10,000
+// LABEL lines took 3 GiB), and so did an Env slice copied before each
+// change of a variable it held. Env, Labels, ExposedPorts, Volumes and
+// Image build them only when asked for, with the same content as writing
+// them in order gives.
 //
-// The embedded v1.Config holds every other field; its Labels, ExposedPorts
-// and Volumes are the base's, before the additions, and the methods of the
-// same names shadow them so that c.Labels is never read by mistake. Treat
-// its slices and maps as read-only: steps share them.
+// The embedded v1.Config holds every other field; its Env, Labels,
+// ExposedPorts and Volumes are the base's, before the additions, and the
+// methods of the same names shadow them so that c.Labels is never read by
+// mistake. Treat its slices and maps as read-only: steps share them.
 type Config struct {
 	v1.Config
 	// last is the newest addition, nil for none.
@@ -38,11 +42,43 @@ const (
 	fieldLabel field = iota
 	fieldPort
 	fieldVolume
+	fieldEnv
 )
 
 // NewConfig returns c with no additions. c's slices and maps are shared,
 // not copied.
 func NewConfig(c v1.Config) Config { return Config{Config: c} }
+
+// WithEnv returns c with the variable key set to value, c unchanged: in
+// the place of its first entry when it has one, else last.
+func (c Config) WithEnv(key, value string) Config { return c.with(fieldEnv, key, value) }
+
+// Env returns the environment as KEY=VALUE: the base's, then each
+// addition in order, a variable set again keeping the place of its first
+// entry. The slice is new on each call.
+func (c Config) Env() []string {
+	adds := additions(c.last, fieldEnv)
+	out := slices.Clone(c.Config.Env)
+	if len(adds) == 0 {
+		return out
+	}
+	at := make(map[string]int, len(out)+len(adds))
+	for i := len(out) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(out[i], "=")
+		at[k] = i // the first entry of a key wins
+	}
+	for i := len(adds) - 1; i >= 0; i-- {
+		a := adds[i]
+		kv := a.key + "=" + a.value
+		if j, ok := at[a.key]; ok {
+			out[j] = kv
+			continue
+		}
+		at[a.key] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
 
 // WithLabel returns c with the label key set to value, c unchanged.
 func (c Config) WithLabel(key, value string) Config { return c.with(fieldLabel, key, value) }
@@ -78,6 +114,7 @@ func (c Config) Volumes() map[string]struct{} {
 // Image returns the config as a v1.Config whose maps are new.
 func (c Config) Image() v1.Config {
 	out := c.Config
+	out.Env = c.Env()
 	out.Labels = c.Labels()
 	out.ExposedPorts = c.ExposedPorts()
 	out.Volumes = c.Volumes()
@@ -88,12 +125,7 @@ func (c Config) Image() v1.Config {
 // first. Like the map writes it replaces, it clones base (nil stays nil)
 // and makes a map as soon as there is one addition.
 func collect[V any](base map[string]V, last *addition, f field, value func(*addition) V) map[string]V {
-	var adds []*addition
-	for a := last; a != nil; a = a.prev {
-		if a.field == f {
-			adds = append(adds, a)
-		}
-	}
+	adds := additions(last, f)
 	out := maps.Clone(base)
 	if len(adds) > 0 && out == nil {
 		out = make(map[string]V, len(adds))
@@ -102,4 +134,15 @@ func collect[V any](base map[string]V, last *addition, f field, value func(*addi
 		out[adds[i].key] = value(adds[i])
 	}
 	return out
+}
+
+// additions returns the additions of field f, newest first.
+func additions(last *addition, f field) []*addition {
+	var adds []*addition
+	for a := last; a != nil; a = a.prev {
+		if a.field == f {
+			adds = append(adds, a)
+		}
+	}
+	return adds
 }

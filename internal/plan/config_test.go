@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,16 +38,29 @@ func (m *mapConfig) add(f field, k, v string) {
 			m.c.Volumes = map[string]struct{}{}
 		}
 		m.c.Volumes[k] = struct{}{}
+	case fieldEnv:
+		// kiln's setEnv before Config: the first entry of the key is
+		// replaced in place, else the variable is appended.
+		m.c.Env = slices.Clone(m.c.Env)
+		for i, kv := range m.c.Env {
+			if name, _, _ := strings.Cut(kv, "="); name == k {
+				m.c.Env[i] = k + "=" + v
+				return
+			}
+		}
+		m.c.Env = append(m.c.Env, k+"="+v)
 	}
 }
 
-// TestConfigMatchesMaps: after any sequence of LABEL, EXPOSE and VOLUME
-// additions on any base, every step's Image equals the map-based config
-// of that step, and marshals to the same bytes (so image digests stay).
+// TestConfigMatchesMaps: after any sequence of ENV, LABEL, EXPOSE and
+// VOLUME additions on any base, every step's Image equals the config made
+// by writing slices and maps in order, and marshals to the same bytes (so
+// image digests stay).
 func TestConfigMatchesMaps(t *testing.T) {
 	bases := map[string]v1.Config{
-		"nil maps":   {Env: []string{"A=1"}},
-		"empty maps": {Labels: map[string]string{}, ExposedPorts: map[string]struct{}{}, Volumes: map[string]struct{}{}},
+		"nil maps":     {Env: []string{"A=1"}},
+		"empty maps":   {Env: []string{}, Labels: map[string]string{}, ExposedPorts: map[string]struct{}{}, Volumes: map[string]struct{}{}},
+		"twice in Env": {Env: []string{"k1=a", "PATH=/bin", "k1=b"}},
 		"full maps": {Labels: map[string]string{"k1": "base", "base": "b"},
 			ExposedPorts: map[string]struct{}{"80/tcp": {}}, Volumes: map[string]struct{}{"/data": {}}},
 	}
@@ -53,14 +68,14 @@ func TestConfigMatchesMaps(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			for seed := range uint64(20) {
 				r := rand.New(rand.NewPCG(seed, 11))
-				baseCopy := v1.Config{Labels: maps.Clone(base.Labels), ExposedPorts: maps.Clone(base.ExposedPorts), Volumes: maps.Clone(base.Volumes)}
+				baseCopy := v1.Config{Env: slices.Clone(base.Env), Labels: maps.Clone(base.Labels), ExposedPorts: maps.Clone(base.ExposedPorts), Volumes: maps.Clone(base.Volumes)}
 				c := NewConfig(base)
-				model := mapConfig{c: v1.Config{Env: base.Env, Labels: maps.Clone(base.Labels),
+				model := mapConfig{c: v1.Config{Env: slices.Clone(base.Env), Labels: maps.Clone(base.Labels),
 					ExposedPorts: maps.Clone(base.ExposedPorts), Volumes: maps.Clone(base.Volumes)}}
 				var steps []Config
 				var want []v1.Config
 				for i := range 60 + r.IntN(60) {
-					f := field(r.IntN(3))
+					f := field(r.IntN(4))
 					k, v := fmt.Sprintf("k%d", r.IntN(8)), fmt.Sprintf("v%d", i)
 					switch f {
 					case fieldLabel:
@@ -71,6 +86,8 @@ func TestConfigMatchesMaps(t *testing.T) {
 					case fieldVolume:
 						k = "/" + k
 						c = c.WithVolume(k)
+					case fieldEnv:
+						c = c.WithEnv(k, v)
 					}
 					model.add(f, k, v)
 					steps, want = append(steps, c), append(want, model.c)
@@ -86,8 +103,8 @@ func TestConfigMatchesMaps(t *testing.T) {
 						t.Fatalf("seed %d step %d: JSON %s, want %s", seed, i, gb, wb)
 					}
 				}
-				if diff := cmp.Diff(baseCopy, v1.Config{Labels: base.Labels, ExposedPorts: base.ExposedPorts, Volumes: base.Volumes}); diff != "" {
-					t.Fatalf("the base's maps were written (-before +after):\n%s", diff)
+				if diff := cmp.Diff(baseCopy, v1.Config{Env: base.Env, Labels: base.Labels, ExposedPorts: base.ExposedPorts, Volumes: base.Volumes}); diff != "" {
+					t.Fatalf("the base's Env or maps were written (-before +after):\n%s", diff)
 				}
 			}
 		})

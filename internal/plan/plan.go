@@ -117,12 +117,19 @@ const (
 	// KindCopy copies files from the context, a stage or an image (COPY and
 	// ADD); its result is a layer.
 	KindCopy
+	// KindMkdir is a WORKDIR that makes its directory, as BuildKit's does:
+	// the missing directories, mode 0755, owned by the USER at that point
+	// (Step.Mkdirs); its result is a layer. It is a WORKDIR after the last
+	// RUN, COPY and ADD of its stage; an earlier WORKDIR is a KindConfig
+	// step, whose directory the next RUN, COPY or ADD makes first
+	// (Step.Mkdirs), so that it costs no layer of its own.
+	KindMkdir
 )
 
 // Step is one instruction after FROM.
 type Step struct {
 	// Kind is what the step does; it decides which of Run and Copy is set
-	// (neither for KindConfig). It is never the zero Kind.
+	// (neither for KindConfig or KindMkdir). It is never the zero Kind.
 	Kind Kind
 	// Number is the step's 1-based position in the whole graph.
 	Number int
@@ -138,10 +145,24 @@ type Step struct {
 	Run *Run
 	// Copy is set for KindCopy.
 	Copy *Copy
+	// Mkdirs are the directories WORKDIRs name that the step makes first,
+	// in order, as BuildKit makes each at its WORKDIR: for KindMkdir its
+	// own; for RUN and COPY those of the WORKDIRs since the stage's
+	// previous RUN, COPY or ADD. Config steps have none.
+	Mkdirs []Mkdir
 	// Config is the image config after this step. For RUN and COPY it is
 	// the config before the step, unchanged. Steps share what did not
 	// change between them: treat it as read-only.
 	Config Config
+}
+
+// Mkdir is the directory a WORKDIR makes.
+type Mkdir struct {
+	// Dir is the absolute directory.
+	Dir string
+	// User is USER as written after expansion ("" means root): the owner
+	// of the directories made.
+	User string
 }
 
 // Run is a RUN instruction, resolved.

@@ -25,6 +25,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	in := cache.CopyInput{
 		Parent: cur.key, Add: c.Add, Sources: c.Sources, Dest: c.Dest,
 		Chown: c.Chown, Chmod: c.Chmod, Link: c.Link, SourceDateEpoch: s.epoch(),
+		Mkdirs: dirInputs(step.Mkdirs),
 	}
 	p := &prepared{release: func() {}}
 	// The source tree is opened on first need: for COPY --from, a hit by

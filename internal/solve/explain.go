@@ -190,13 +190,19 @@ func (s *Solver) inputChanges(m *progress.Miss, step *plan.Step, old cache.Recor
 	}
 	changed, added, removed := cache.DiffInputs(old.Inputs, p.inputs)
 	configEnv := map[string]bool{}
-	for _, e := range step.Config.Env {
+	for _, e := range step.Config.Env() {
 		name, _, _ := strings.Cut(e, "=")
 		configEnv[name] = true
 	}
 	var parts []string
 	instruction := false
 	describe := func(names []string, verb string) {
+		// An earlier WORKDIR's directory last: the step's own WORKDIR,
+		// when it changed too, has said it.
+		names = slices.Clone(names)
+		slices.SortStableFunc(names, func(a, b string) int {
+			return boolInt(strings.HasPrefix(a, "mkdir:")) - boolInt(strings.HasPrefix(b, "mkdir:"))
+		})
 		for _, name := range names {
 			what, label := describeInput(name, configEnv)
 			switch what {
@@ -209,7 +215,9 @@ func (s *Solver) inputChanges(m *progress.Miss, step *plan.Step, old cache.Recor
 				continue
 			}
 			m.Inputs = append(m.Inputs, label)
-			parts = append(parts, what+" "+verb)
+			if part := what + " " + verb; !slices.Contains(parts, part) {
+				parts = append(parts, part)
+			}
 		}
 	}
 	describe(changed, "changed")
@@ -237,6 +245,8 @@ func describeInput(name string, configEnv map[string]bool) (what, label string) 
 		return "heredoc " + quoteName(rest), name
 	case "workdir":
 		return "WORKDIR", name
+	case "mkdir":
+		return "WORKDIR", name // a directory an earlier WORKDIR makes
 	case "user":
 		return "USER", name
 	case "network":
@@ -356,4 +366,11 @@ func (s *Solver) slowestSteps() []progress.StepTime {
 		return a.Step - b.Step
 	})
 	return out[:min(len(out), slowest)]
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

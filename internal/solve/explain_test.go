@@ -92,8 +92,10 @@ func TestExplainConfig(t *testing.T) {
 	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := writeContext(t, map[string]string{"a.txt": "a\n"})
 	df := func(mode, dir, user, file string) string {
+		// USER before WORKDIR: the directory is the user's, as BuildKit
+		// makes it, so the RUN may write there.
 		return "FROM scratch\nCOPY busybox /bin/busybox\n" + installBusybox + "\nENV MODE=" + mode +
-			"\nWORKDIR " + dir + "\nUSER " + user + "\nCOPY [\"" + file + "\", \"/f\"]\nRUN cat /f > out\n"
+			"\nCOPY [\"" + file + "\", \"/f\"]\nUSER " + user + "\nWORKDIR " + dir + "\nRUN cat /f > out\n"
 	}
 	e := newEnv(t)
 	e.solveOnce(ctxDir, df("value-one", "/w", "0", "a.txt"), Options{})

@@ -34,6 +34,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 	}
 	in := runInput(r, cur.key, network, s.epoch(), ms)
 	s.limitInputs(&in)
+	in.Mkdirs = dirInputs(step.Mkdirs)
 	key := cache.RunKey(in)
 	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, inputs: in.Inputs(), release: cl.run}
 	p.exec = func(ctx context.Context, root string) error {

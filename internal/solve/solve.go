@@ -237,7 +237,7 @@ func (s *Solver) solveStage(ctx context.Context, st *plan.Stage, runs map[*plan.
 		switch step.Kind {
 		case plan.KindConfig:
 			cur = cur.withConfig(step, s.historyTime(cur))
-		case plan.KindRun, plan.KindCopy:
+		case plan.KindRun, plan.KindCopy, plan.KindMkdir:
 			next, err := s.solveStep(ctx, step, cur, runs)
 			if err != nil {
 				return nil, err

@@ -38,7 +38,7 @@ type prepared struct {
 	release func()
 }
 
-// solveStep solves one RUN, COPY or ADD: key, then a hit from the store or
+// solveStep solves one RUN, COPY, ADD or WORKDIR that makes its directory: key, then a hit from the store or
 // an imported cache, or an execution.
 func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, runs map[*plan.Stage]*stageRun) (*state, error) {
 	var p *prepared
@@ -46,6 +46,8 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	switch step.Kind {
 	case plan.KindRun:
 		p, err = s.prepareRun(ctx, step, cur, runs)
+	case plan.KindMkdir:
+		p, err = s.prepareMkdir(step, cur)
 	default:
 		p, err = s.prepareCopy(ctx, step, cur, runs)
 	}
@@ -223,6 +225,9 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		return nil, fmt.Errorf("preparing rootfs: %w", err)
 	}
 	defer active.Release()
+	if err := makeWorkdirs(active.Root(), step.Mkdirs); err != nil {
+		return nil, err
+	}
 	if err := p.exec(ctx, active.Root()); err != nil {
 		return nil, err
 	}
