@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -125,9 +126,32 @@ func TestPlatformBuild(t *testing.T) {
 	md := filepath.Join(t.TempDir(), "md.json")
 	tag := reg + "/app/multi:1"
 	r := mustKiln(t, state, nil, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
+		"--annotation", "all=1", "--annotation", "manifest[linux/aarch64]:arm=only", "--annotation", "index:idx=i",
+		"--annotation", "manifest-descriptor:desc=d",
 		"--push", "-t", tag, "--metadata-file", md, ctxDir)
 
 	idx, imgs := pulledIndex(t, tag)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Annotations["idx"] != "i" {
+		t.Errorf("index annotations %v, want idx=i", im.Annotations)
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["desc"] != "d" {
+			t.Errorf("%s descriptor annotations %v, want desc=d", d.Platform.Architecture, d.Annotations)
+		}
+	}
+	for arch, want := range map[string]map[string]string{"amd64": {"all": "1"}, "arm64": {"all": "1", "arm": "only"}} {
+		m, err := imgs[arch].Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, m.Annotations); diff != "" {
+			t.Errorf("%s manifest annotations (-want +got):\n%s", arch, diff)
+		}
+	}
 	if len(imgs) != 2 || imgs["amd64"] == nil || imgs["arm64"] == nil {
 		t.Fatalf("index has images for %v, want amd64 and arm64", keys(imgs))
 	}

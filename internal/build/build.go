@@ -53,8 +53,16 @@ type Options struct {
 	BuildArgs map[string]string
 	// Labels are the --label values, added to the image config.
 	Labels map[string]string
-	// Annotations are the --annotation values, set on the image manifest.
+	// Annotations are the --annotation values, set on the image manifest
+	// (every platform's).
 	Annotations map[string]string
+	// PlatformAnnotations are set on one platform's image manifest
+	// (--annotation manifest[linux/arm64]:K=V), by os/arch[/variant].
+	PlatformAnnotations map[string]map[string]string
+	// IndexAnnotations are set on the image index of a build of several
+	// platforms (--annotation index:K=V); DescriptorAnnotations on each of
+	// its manifest descriptors (manifest-descriptor:K=V).
+	IndexAnnotations, DescriptorAnnotations map[string]string
 	// Contexts are the named build contexts (--build-context), by name.
 	Contexts map[string]BuildContext
 	// NoCache ignores every cache; results are still recorded.
@@ -519,7 +527,16 @@ func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error
 			}
 		}
 	}
-	return annotate(img, opts.Annotations), nil
+	platform := plan.FormatPlatform(plan.NormalizePlatform(v1.Platform{OS: spec.OS, Architecture: spec.Architecture, Variant: spec.Variant}))
+	ann := opts.Annotations
+	if extra := opts.PlatformAnnotations[platform]; len(extra) > 0 {
+		ann = maps.Clone(ann)
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		maps.Copy(ann, extra)
+	}
+	return annotate(img, ann), nil
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific

@@ -213,11 +213,12 @@ func solveAndWriteMulti(ctx context.Context, opts Options, graphs []*plan.Graph,
 		res.add(r)
 		images = append(images, output.PlatformImage{Platform: g.Platform, Dir: plan.PlatformDir(g.Platform), Image: img, PushImage: pushImg})
 	}
+	ann := output.IndexAnnotations{Index: opts.IndexAnnotations, Descriptor: opts.DescriptorAnnotations}
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
-		Stdout: opts.Stdout, Remote: opts.Remote, Platforms: images}); err != nil {
+		Stdout: opts.Stdout, Remote: opts.Remote, Platforms: images, IndexAnnotations: ann}); err != nil {
 		return nil, nil, err
 	}
-	idx := output.Index(images, false)
+	idx := output.Index(images, false, ann)
 	digest, err := idx.Digest()
 	if err != nil {
 		return nil, nil, err
