@@ -344,6 +344,10 @@ func TestPlatformCaches(t *testing.T) {
 			[]string{"--cache-from", "type=local,src=" + localCache}},
 		{"gha", full, srv.env(2, token), []string{"--cache-to", "type=gha,mode=max,scope=multi"},
 			[]string{"--cache-from", "type=gha,scope=multi"}},
+		{"registry min", single, nil, []string{"--cache-to", "type=registry,ref=" + reg + "/cache/multi:min"},
+			[]string{"--cache-from", "type=registry,ref=" + reg + "/cache/multi:min"}},
+		{"local min", single, nil, []string{"--cache-to", "type=local,dest=" + localCache + "-min"},
+			[]string{"--cache-from", "type=local,src=" + localCache + "-min"}},
 		{"inline", single, nil, []string{"--cache-to", "type=inline", "--push", "-t", reg + "/app/inline:1"},
 			// The warm build writes inline cache too, so its images match.
 			[]string{"--cache-from", "type=registry,ref=" + reg + "/app/inline:1", "--cache-to", "type=inline", "--push", "-t", reg + "/app/inline:1"}},
