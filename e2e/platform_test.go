@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -307,6 +308,30 @@ func TestPlatformMissingBinfmt(t *testing.T) {
 	show = mustKiln(t, state, nil, "binfmt")
 	if !strings.Contains(show.stdout, "linux/arm64\temulated: ") {
 		t.Errorf("kiln binfmt on this machine (which has the arm64 handler):\n%s", show.stdout)
+	}
+
+	// kiln binfmt --install writes qemu-user-static's handlers, with the F
+	// flag, to the register file of the binfmt dir it is pointed at (a
+	// stand-in here: the test must not change the machine's handlers).
+	fake := t.TempDir()
+	for _, f := range []string{"status", "register"} {
+		if err := os.WriteFile(filepath.Join(fake, f), []byte(map[string]string{"status": "enabled\n"}[f]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst := mustKiln(t, state, []string{"KILN_BINFMT_DIR=" + fake}, "binfmt", "--install")
+	if !regexp.MustCompile(`(?m)^qemu-aarch64\tarm64\t\S+\tregistered$`).MatchString(inst.stdout) {
+		t.Errorf("kiln binfmt --install did not register qemu-aarch64:\n%s", inst.stdout)
+	}
+	reg, err := os.ReadFile(filepath.Join(fake, "register"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^:qemu-aarch64:M::\\x7f\\x45\\x4c\\x46[^\n]*:[A-Z]*F[A-Z]*$`).Match(reg) {
+		t.Errorf("register file lacks the qemu-aarch64 line with the F flag:\n%s", reg)
+	}
+	if strings.Contains(string(reg), ":qemu-x86_64:") {
+		t.Errorf("--install registered a handler for the host's own architecture:\n%s", reg)
 	}
 }
 
