@@ -485,6 +485,16 @@ func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	img, pushImg, err := imageOf(opts, g, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return res, img, pushImg, nil
+}
+
+// imageOf assembles the image of g's solved target res, and the same
+// image as pushed.
+func imageOf(opts Options, g *plan.Graph, res *solve.Result) (v1.Image, v1.Image, error) {
 	cfg := res.Config
 	if len(opts.Labels) > 0 {
 		cfg.Labels = maps.Clone(cfg.Labels)
@@ -501,16 +511,16 @@ func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.
 	}
 	img, err := assemble(spec, opts, res)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// The image to push is the same image, whose layers from a registry
 	// cache are the registry's own (mountable) values.
 	spec.Layers = res.PushLayers()
 	pushImg, err := assemble(spec, opts, res)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return res, img, pushImg, nil
+	return img, pushImg, nil
 }
 
 // assemble builds the image and lets every --cache-to that keeps its cache
