@@ -177,6 +177,12 @@ func TestPlatformBuild(t *testing.T) {
 		t.Errorf("summary steps/ran/cached = %d/%d/%d, want 6/5/1 (the BUILDPLATFORM stage runs once)",
 			meta.Summary.Steps, meta.Summary.Ran, meta.Summary.Cached)
 	}
+	// --no-cache reruns every step, the BUILDPLATFORM stage still once.
+	mustKiln(t, state, nil, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", "--no-cache",
+		"--metadata-file", md+".nc", ctxDir)
+	if nc := readSummary(t, md+".nc"); nc.Summary.Ran != 5 || nc.Summary.Cached != 1 {
+		t.Errorf("--no-cache: ran/cached = %d/%d, want 5/1", nc.Summary.Ran, nc.Summary.Cached)
+	}
 	want, _ := idx.Digest()
 	if meta.Digest != want.String() || strings.TrimSpace(r.stdout) != want.String() {
 		t.Errorf("metadata digest %s, stdout %q, want the index digest %s", meta.Digest, r.stdout, want)

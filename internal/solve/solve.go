@@ -81,6 +81,9 @@ type Solver struct {
 	misses   []progress.Miss
 	times    []progress.StepTime
 	netns    lazyNetNS
+	// ran holds the keys of the steps this solver executed, which
+	// --no-cache still reuses.
+	ran sync.Map
 }
 
 // Stats counts what one Solve did.
