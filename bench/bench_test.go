@@ -234,7 +234,7 @@ func TestWriteReport(t *testing.T) {
 		project: "p", workflow: "registry", steps: 3,
 		runs: []regRun{{cold: 4 * time.Second, warm: 200 * time.Millisecond, warmCached: 3,
 			coldTraffic: split{upLayers: 12_000_000, upOther: 3000},
-			warmTraffic: split{requests: 9, downOther: 2500, upOther: 1200}}},
+			warmTraffic: split{requests: 9, depth: 4, downOther: 2500, upOther: 1200}}},
 	}}}
 	checks := evaluate(r, []buildFact{
 		{kind: kindCold, group: 1, ran: 3, digest: "sha256:a"},
@@ -258,7 +258,7 @@ func TestWriteReport(t *testing.T) {
 		"- registry: docker-registry 2.8 on 127.0.0.1",
 		"- inline: `--push -t REG/app:latest --cache-from type=registry,ref=REG/app:latest --cache-to type=inline`",
 		"| p       | registry |     3 | 4.00 s | 0.20 s |     20.0× |           3 / 0 |",
-		"| p       | registry | 12.0 MB |             9 |               0 B |                         2.5 kB |             0 B |                       1.2 kB |",
+		"| p       | registry | 12.0 MB |             9 |          4 |               0 B |                         2.5 kB |             0 B |                       1.2 kB |",
 		"- NOTE p inline: only the final stage",
 	} {
 		if !strings.Contains(out, want) {
@@ -361,7 +361,7 @@ func TestCountingProxy(t *testing.T) {
 		}
 	}))
 	defer fake.Close()
-	p, err := newCountingProxy(strings.TrimPrefix(fake.URL, "http://"), io.Discard)
+	p, err := newCountingProxy(strings.TrimPrefix(fake.URL, "http://"), 0, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestCountingProxy(t *testing.T) {
 		t.Errorf("uploads: %v, unfinished %d, manifests %d", got.upBlobs, got.upUnfinished, got.upManifests)
 	}
 	s := got.splitBy(map[string]bool{layer: true})
-	want := split{requests: 11, downLayers: 1000, downOther: 150, upLayers: 517, upOther: 100}
+	want := split{requests: 11, depth: 11, downLayers: 1000, downOther: 150, upLayers: 517, upOther: 100}
 	if s != want {
 		t.Errorf("split = %+v, want %+v", s, want)
 	}
@@ -463,6 +463,33 @@ func TestRegistryVersion(t *testing.T) {
 	for _, tt := range tests {
 		if got := registryVersion(tt.in); got != tt.want {
 			t.Errorf("registryVersion(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestDepth: the sequential depth of round trips counts only those that
+// wait for the one before them.
+func TestDepth(t *testing.T) {
+	at := func(a, b int) span {
+		base := time.Unix(0, 0)
+		return span{base.Add(time.Duration(a) * time.Millisecond), base.Add(time.Duration(b) * time.Millisecond)}
+	}
+	for _, c := range []struct {
+		spans []span
+		want  int
+	}{
+		{nil, 0},
+		{[]span{at(0, 10)}, 1},
+		{[]span{at(0, 10), at(0, 10), at(1, 9)}, 1},                // all at once
+		{[]span{at(0, 10), at(10, 20), at(20, 30)}, 3},             // one after the other
+		{[]span{at(20, 30), at(0, 10), at(10, 20), at(5, 25)}, 3},  // unsorted, one overlapping
+		{[]span{at(0, 10), at(11, 20), at(11, 20), at(21, 30)}, 3}, // two in the middle at once
+		{[]span{at(0, 100), at(0, 10), at(10, 20), at(20, 30)}, 3}, // a long one beside a chain
+		{[]span{at(0, 10), at(5, 15), at(10, 20), at(15, 25)}, 2},  // staggered
+		{[]span{at(0, 10), at(10, 20), at(10, 20), at(10, 20)}, 2}, // fan-out
+	} {
+		if got := depth(c.spans); got != c.want {
+			t.Errorf("depth(%v) = %d, want %d", c.spans, got, c.want)
 		}
 	}
 }

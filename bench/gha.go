@@ -50,7 +50,7 @@ func (b *bench) ghaSection(ctx context.Context) (*ghaReport, []check, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		proxy, err := newCountingProxy(srv.addr, b.log)
+		proxy, err := newCountingProxy(srv.addr, 0, b.log)
 		if err != nil {
 			srv.stop()
 			return nil, nil, err

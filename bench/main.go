@@ -59,6 +59,8 @@ type options struct {
 	memoryMax int
 	// platforms: only time the two-platform build, cold and warm.
 	platforms bool
+	// latency: added to every registry round trip (the registry section).
+	latency time.Duration
 }
 
 func main() {
@@ -77,7 +79,8 @@ func run() int {
 	fs.BoolVar(&o.v, "v", false, "show kiln's output")
 	fs.BoolVar(&o.registry, "registry", true, "measure the build-push-action registry workflows against a local docker-registry")
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
-	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV and LABEL lines")
+	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV, LABEL, EXPOSE and VOLUME lines")
+	fs.DurationVar(&o.latency, "latency", 0, "registry section: the proxy waits this long before forwarding each request, as a registry far away would (e.g. 25ms)")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	fs.BoolVar(&o.platforms, "platforms", false, "only time a linux/amd64 + linux/arm64 build (arm64 RUN under QEMU), cold and warm")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -159,7 +162,7 @@ func runBench(ctx context.Context, o options) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	b := &bench{kiln: kiln, work: work, runs: o.runs, edits: o.edits, keep: o.keep, log: io.Discard, say: os.Stderr}
+	b := &bench{kiln: kiln, work: work, runs: o.runs, edits: o.edits, keep: o.keep, log: io.Discard, say: os.Stderr, latency: o.latency}
 	if o.v {
 		b.log = os.Stderr
 	}

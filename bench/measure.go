@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // bench runs the builds of every project in a work dir of its own.
@@ -16,9 +17,11 @@ type bench struct {
 	work  string
 	runs  int
 	edits int
-	keep  bool      // keep state dirs, caches and tarballs
-	log   io.Writer // kiln's own output
-	say   io.Writer // the bench's progress lines
+	keep  bool // keep state dirs, caches and tarballs
+	// latency is added to every registry round trip by the proxy.
+	latency time.Duration
+	log     io.Writer // kiln's own output
+	say     io.Writer // the bench's progress lines
 	// problems are things seen in kiln that are not targets (leaked
 	// mounts, …); they are reported but do not fail the bench.
 	problems []string

@@ -16,7 +16,7 @@ import (
 // memoryCase is one metadata-heavy Dockerfile: FROM scratch and n
 // instructions of one kind, each adding one key.
 type memoryCase struct {
-	kind string // ENV or LABEL
+	kind string // ENV, LABEL, EXPOSE or VOLUME
 	n    int
 }
 
@@ -24,7 +24,14 @@ func (c memoryCase) dockerfile() []byte {
 	var b bytes.Buffer
 	b.WriteString("FROM scratch\n")
 	for i := range c.n {
-		fmt.Fprintf(&b, "%s K%d=value-%d\n", c.kind, i, i)
+		switch c.kind {
+		case "EXPOSE":
+			fmt.Fprintf(&b, "EXPOSE %d\n", i+1)
+		case "VOLUME":
+			fmt.Fprintf(&b, "VOLUME /v%d\n", i)
+		default:
+			fmt.Fprintf(&b, "%s K%d=value-%d\n", c.kind, i, i)
+		}
 	}
 	return b.Bytes()
 }
@@ -32,7 +39,7 @@ func (c memoryCase) dockerfile() []byte {
 // memoryCases are the sizes -memory measures, up to max instructions.
 func memoryCases(max int) []memoryCase {
 	var out []memoryCase
-	for _, kind := range []string{"ENV", "LABEL"} {
+	for _, kind := range []string{"ENV", "LABEL", "EXPOSE", "VOLUME"} {
 		for _, n := range []int{1000, 2500, 5000, 10000} {
 			if n <= max {
 				out = append(out, memoryCase{kind, n})

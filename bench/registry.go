@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,7 +146,12 @@ var (
 
 // traffic is what went through the proxy between two resets.
 type traffic struct {
+	// requests counts round trips: HTTP requests and HTTPS attempts.
 	requests int
+	// hellos counts the HTTPS attempts (TLS hellos) among them.
+	hellos int
+	// spans are the round trips' times, for their sequential depth.
+	spans []span
 	// downBlobs maps a blob digest to the GET response bytes served for it.
 	downBlobs map[string]int64
 	// downManifests is the GET response bytes of manifests.
@@ -164,6 +170,8 @@ type traffic struct {
 // (manifests, image configs, cache configs).
 type split struct {
 	requests   int
+	hellos     int
+	depth      int
 	downLayers int64
 	downOther  int64
 	upLayers   int64
@@ -173,7 +181,7 @@ type split struct {
 // splitBy divides t by the set of layer digests. Upload bytes not tied to
 // a digest count as layer bytes (an aborted upload is most likely one).
 func (t traffic) splitBy(layers map[string]bool) split {
-	s := split{requests: t.requests, downOther: t.downManifests, upOther: t.upManifests, upLayers: t.upUnfinished}
+	s := split{requests: t.requests, hellos: t.hellos, depth: depth(t.spans), downOther: t.downManifests, upOther: t.upManifests, upLayers: t.upUnfinished}
 	for d, n := range t.downBlobs {
 		if layers[d] {
 			s.downLayers += n
@@ -198,6 +206,7 @@ func (s split) up() int64 { return s.upLayers + s.upOther }
 // bodies) and of uploads (PATCH, PUT and POST request bodies).
 type countingProxy struct {
 	addr     string // host:port kiln talks to
+	latency  time.Duration
 	srv      *http.Server
 	rp       *httputil.ReverseProxy
 	inflight atomic.Int64
@@ -208,8 +217,9 @@ type countingProxy struct {
 }
 
 // newCountingProxy listens on a free port of 127.0.0.1 and forwards to
-// the registry at target (host:port). Proxy errors go to errLog.
-func newCountingProxy(target string, errLog io.Writer) (*countingProxy, error) {
+// the registry at target (host:port), each request (and HTTPS attempt)
+// after waiting latency. Proxy errors go to errLog.
+func newCountingProxy(target string, latency time.Duration, errLog io.Writer) (*countingProxy, error) {
 	u, err := url.Parse("http://" + target)
 	if err != nil {
 		return nil, err
@@ -218,7 +228,7 @@ func newCountingProxy(target string, errLog io.Writer) (*countingProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the counting proxy: %w", err)
 	}
-	p := &countingProxy{addr: l.Addr().String()}
+	p := &countingProxy{addr: l.Addr().String(), latency: latency}
 	p.reset()
 	// The Host header is left as the proxy's, so the registry's upload
 	// Locations point back through the proxy.
@@ -226,7 +236,13 @@ func newCountingProxy(target string, errLog io.Writer) (*countingProxy, error) {
 	p.rp.ErrorLog = log.New(errLog, "bench: proxy: ", 0)
 	p.rp.ModifyResponse = p.countResponse
 	p.srv = &http.Server{Handler: p, ErrorLog: p.rp.ErrorLog}
-	go p.srv.Serve(l)
+	go p.srv.Serve(&helloListener{Listener: l, latency: latency, hello: func(s span) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.t.requests++
+		p.t.hellos++
+		p.t.spans = append(p.t.spans, s)
+	}})
 	return p, nil
 }
 
@@ -250,6 +266,7 @@ func (p *countingProxy) snapshot() traffic {
 	defer p.mu.Unlock()
 	t := p.t
 	t.downBlobs, t.upBlobs = maps.Clone(p.t.downBlobs), maps.Clone(p.t.upBlobs)
+	t.spans = slices.Clone(p.t.spans)
 	for _, n := range p.sessions {
 		t.upUnfinished += n
 	}
@@ -259,9 +276,16 @@ func (p *countingProxy) snapshot() traffic {
 func (p *countingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
+	start := time.Now()
+	defer func() {
+		p.mu.Lock()
+		p.t.spans = append(p.t.spans, span{start, time.Now()})
+		p.mu.Unlock()
+	}()
 	p.mu.Lock()
 	p.t.requests++
 	p.mu.Unlock()
+	time.Sleep(p.latency)
 	var sent atomic.Int64
 	upload := r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost
 	if upload && r.Body != nil && r.Body != http.NoBody {

@@ -67,6 +67,7 @@ type regResult struct {
 type registryReport struct {
 	skipped string // why the section did not run, if it did not
 	version string // docker-registry --version
+	latency time.Duration
 	results []*regResult
 }
 
@@ -85,7 +86,7 @@ func (b *bench) registrySection(ctx context.Context) (*registryReport, []check, 
 		return nil, nil, err
 	}
 	defer reg.stop()
-	proxy, err := newCountingProxy(reg.addr, b.log)
+	proxy, err := newCountingProxy(reg.addr, b.latency, b.log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -97,7 +98,7 @@ func (b *bench) registrySection(ctx context.Context) (*registryReport, []check, 
 	}
 	rb := &regBench{bench: b, proxy: proxy, env: []string{"DOCKER_CONFIG=" + dockerConfig},
 		client: registryClient{addr: reg.addr, client: &http.Client{Timeout: time.Minute}}}
-	report := &registryReport{version: reg.version}
+	report := &registryReport{version: reg.version, latency: b.latency}
 	var checks []check
 	for _, p := range projects() {
 		pdir := filepath.Join(dir, p.name)
@@ -268,6 +269,9 @@ func writeRegistrySection(w io.Writer, rr *registryReport) {
 	}
 	fmt.Fprintf(w, "- registry: %s on 127.0.0.1, filesystem storage in the work dir, behind a counting reverse proxy; "+
 		"a new repository REG/app for every project, workflow and run\n", rr.version)
+	if rr.latency > 0 {
+		fmt.Fprintf(w, "- latency: the proxy waits %s before it forwards each request (and answers each HTTPS attempt), as a registry far away would\n", rr.latency)
+	}
 	for _, wf := range workflows {
 		fmt.Fprintf(w, "- %s: `%s`\n", wf.name, strings.Join(wf.args("REG/app"), " "))
 	}
@@ -276,7 +280,9 @@ func writeRegistrySection(w io.Writer, rr *registryReport) {
 		"the same workflow again (its --cache-from finds what the cold run pushed). "+
 		"hits / ran: the warm run's cached and executed steps.\n")
 	fmt.Fprintf(w, "\n#### Registry traffic (counted by the proxy, median)\n\n%s", registryTrafficTable(rr.results))
-	fmt.Fprintf(w, "\ndown: GET response bodies of blobs and manifests; up: POST, PATCH and PUT request bodies. "+
+	fmt.Fprintf(w, "\nwarm requests: round trips to the registry (HTTP requests, and HTTPS attempts before the fallback to HTTP); "+
+		"warm depth: the longest chain of them each sent after the one before it was answered (the build waits at least depth × latency). ")
+	fmt.Fprintf(w, "down: GET response bodies of blobs and manifests; up: POST, PATCH and PUT request bodies. "+
 		"layers: blobs listed as layers in the pushed image or cache manifest; the rest is manifests and configs.\n")
 }
 
@@ -308,6 +314,7 @@ func registryTrafficTable(results []*regResult) string {
 			r.project, r.workflow,
 			fmtBytes(regMedian(r.runs, func(x regRun) int64 { return x.coldTraffic.up() })),
 			fmt.Sprint(regMedian(r.runs, func(x regRun) int { return x.warmTraffic.requests })),
+			fmt.Sprint(regMedian(r.runs, func(x regRun) int { return x.warmTraffic.depth })),
 			med(func(s split) int64 { return s.downLayers }),
 			med(func(s split) int64 { return s.downOther }),
 			med(func(s split) int64 { return s.upLayers }),
@@ -315,7 +322,7 @@ func registryTrafficTable(results []*regResult) string {
 		})
 	}
 	return markdownTable(
-		[]string{"project", "workflow", "cold up", "warm requests", "warm down: layers", "warm down: manifests + configs",
+		[]string{"project", "workflow", "cold up", "warm requests", "warm depth", "warm down: layers", "warm down: manifests + configs",
 			"warm up: layers", "warm up: manifests + configs"},
-		[]bool{false, false, true, true, true, true, true, true}, rows)
+		[]bool{false, false, true, true, true, true, true, true, true}, rows)
 }

@@ -306,6 +306,7 @@ func TestActionOutputsAndFailure(t *testing.T) {
 		"Dockerfile": "FROM " + base + "\nCOPY a.txt /a.txt\n",
 		"a.txt":      "a\n",
 		"Bad":        "FROM " + base + "\nFROB x\n",
+		"Fail":       "FROM " + base + "\nCOPY a.txt /a.txt\nRUN echo boom-output >&2; exit 3\n",
 	})
 	kilnDir := stampedKiln(t, "0000000000000000000000000000000000000000")
 	outFile := filepath.Join(dir, "output")
@@ -314,7 +315,7 @@ func TestActionOutputsAndFailure(t *testing.T) {
 			"PATH=" + kilnDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 			"GITHUB_ACTION_REF=0000000000000000000000000000000000000000",
 			"GITHUB_OUTPUT=" + outFile, "RUNNER_TEMP=" + dir, "KILN_STATE=" + filepath.Join(dir, "state"),
-			"INPUT_CONTEXT=" + filepath.Join(dir, "ctx"), "INPUT_SHM-SIZE=2g", "INPUT_BUILDER=b1",
+			"INPUT_CONTEXT=" + filepath.Join(dir, "ctx"), "INPUT_SHM-SIZE=2g", "INPUT_CGROUP-PARENT=/ci", "INPUT_BUILDER=b1",
 			"INPUT_ANNOTATIONS=manifest:org.example.a=1\nindex:org.example.b=2",
 		}, extra...)
 	}
@@ -326,8 +327,8 @@ func TestActionOutputsAndFailure(t *testing.T) {
 		t.Fatalf("action: %v\n%s", err, out)
 	}
 	if n := strings.Count(string(out), "::warning::"); n != 2 ||
-		!strings.Contains(string(out), "::warning::shm-size: ") || !strings.Contains(string(out), "::warning::annotations: ") {
-		t.Errorf("want one warning each for shm-size and annotations, got %d:\n%s", n, out)
+		!strings.Contains(string(out), "::warning::cgroup-parent: ") || !strings.Contains(string(out), "::warning::annotations: ") {
+		t.Errorf("want one warning each for cgroup-parent and annotations (none for shm-size, which works), got %d:\n%s", n, out)
 	}
 	b, err := os.ReadFile(outFile)
 	if err != nil {
@@ -352,6 +353,27 @@ func TestActionOutputsAndFailure(t *testing.T) {
 	want := fmt.Sprintf("::error::kiln failed with: kiln: %s:2: unknown instruction: FROB", "Bad")
 	if !strings.Contains(string(out), want) {
 		t.Errorf("failure does not end with kiln's own line %q:\n%s", want, out)
+	}
+
+	// A RUN that fails: the step fails with kiln's message line (not the
+	// RUN's output quoted after it), and the job summary says the same.
+	summary := filepath.Join(dir, "summary.md")
+	cmd = exec.Command("node", filepath.Join(repoRoot(), "action", "main.js"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env("INPUT_FILE="+filepath.Join(dir, "ctx", "Fail"), "GITHUB_STEP_SUMMARY="+summary)...)
+	out, err = cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a failing RUN did not fail the step:\n%s", out)
+	}
+	line := "kiln: Fail:3: RUN echo boom-output >&2; exit 3: exit code 3"
+	if !strings.Contains(string(out), "::error::kiln failed with: "+line+"\n") {
+		t.Errorf("failure does not end with kiln's line %q:\n%s", line, out)
+	}
+	md := readFile(t, summary)
+	for _, want := range []string{"| Result | **failed** at step #2 |", "\n" + line + "\n", "\nboom-output\n", "| Steps cached | 1 of 2 (50%) |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the job summary of the failed build lacks %q:\n%s", want, md)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,10 +20,12 @@ import (
 )
 
 // countingProxy sits in front of a registry and counts the bytes of every
-// blob it serves (GET) and receives (PATCH/PUT bodies), by digest.
+// blob it serves (GET) and receives (PATCH/PUT bodies), by digest, and
+// every request.
 type countingProxy struct {
-	addr string
-	mu   sync.Mutex
+	addr     string
+	requests atomic.Int64
+	mu       sync.Mutex
 	// served maps a blob digest to the bytes served for it.
 	served   map[string]int64
 	uploaded int64
@@ -48,6 +51,7 @@ func newCountingProxy(t *testing.T, registry string) *countingProxy {
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.requests.Add(1)
 		if r.Method == http.MethodPatch || r.Method == http.MethodPut {
 			r.Body = &countBody{rc: r.Body, add: func(n int64) {
 				p.mu.Lock()
@@ -61,6 +65,9 @@ func newCountingProxy(t *testing.T, registry string) *countingProxy {
 	p.addr = strings.TrimPrefix(srv.URL, "http://")
 	return p
 }
+
+// takeRequests returns the requests seen since the last call.
+func (p *countingProxy) takeRequests() int64 { return p.requests.Swap(0) }
 
 func (p *countingProxy) reset() {
 	p.mu.Lock()

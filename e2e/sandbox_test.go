@@ -303,3 +303,59 @@ RUN grep '^Seccomp:' /proc/self/status > /seccomp && (unshare -U true 2>/dev/nul
 		})
 	}
 }
+
+// cgroupProbe prints "cgroupfs N", N the cgroup and cgroup2 mounts at or
+// under /sys/fs/cgroup, after one line for each of them that is not
+// read-only ("rw MOUNTPOINT"), each cgroup.procs or tasks file a process
+// could move itself into ("wrote FILE") and each hierarchy it could make
+// a cgroup in ("made DIR"). internal/exec's sandbox test runs the same.
+const cgroupProbe = `n=0
+while read -r id parent dev root mp opts rest; do
+  fs=${rest#*- }; fs=${fs%% *}
+  case "$mp" in /sys/fs/cgroup|/sys/fs/cgroup/*) ;; *) continue ;; esac
+  case "$fs" in cgroup|cgroup2) ;; *) continue ;; esac
+  n=$((n+1))
+  case ",$opts," in *,ro,*) ;; *) echo "rw $mp" ;; esac
+  if mkdir "$mp/kiln-probe" 2>/dev/null; then echo "made $mp/kiln-probe"; fi
+  for f in "$mp/cgroup.procs" "$mp/tasks"; do
+    if [ -e "$f" ] && (echo $$ > "$f") 2>/dev/null; then echo "wrote $f"; fi
+  done
+done < /proc/self/mountinfo
+echo "cgroupfs $n"
+`
+
+// TestRunCgroupReadOnly: in a RUN step of a real build, with runc and
+// crun, /sys/fs/cgroup holds the step's cgroups read-only, as Docker's
+// default: no write there succeeds, neither moving a process nor making a
+// cgroup.
+func TestRunCgroupReadOnly(t *testing.T) {
+	_, base := setup(t)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{
+		"probe.sh": cgroupProbe,
+		// On cgroup v1 the tmpfs holding the hierarchies is writable, as in
+		// Docker: what a step leaves there must not reach its layer.
+		"Dockerfile": "FROM " + base + "\nCOPY probe.sh /probe.sh\nRUN sh /probe.sh > /cgroup-probe; touch /sys/fs/cgroup/left-here 2>/dev/null; true\n",
+	})
+	for _, rt := range []string{"runc", "crun"} {
+		t.Run(rt, func(t *testing.T) {
+			imagetest.Require(t, rt, "slirp4netns")
+			root := filepath.Join(t.TempDir(), "rootfs")
+			mustKiln(t, filepath.Join(t.TempDir(), "state"), nil, "build", "--progress", "plain", "--runtime", rt,
+				"-o", "type=local,dest="+root, ctxDir)
+			out := strings.TrimSpace(readFile(t, filepath.Join(root, "cgroup-probe")))
+			lines := strings.Split(out, "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "cgroupfs ") || last == "cgroupfs 0" {
+				t.Errorf("no cgroup filesystem at /sys/fs/cgroup in RUN: %q", out)
+			}
+			if len(lines) > 1 {
+				t.Errorf("/sys/fs/cgroup is writable in RUN:\n%s", out)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "sys")); err == nil {
+				t.Errorf("the RUN's layer holds /sys (a file written under /sys/fs/cgroup reached it?)")
+			}
+			t.Logf("%s: %s", rt, last)
+		})
+	}
+}

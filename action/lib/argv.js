@@ -8,15 +8,11 @@ const path = require('node:path');
 // WHY holds, for every input kiln cannot honour yet, the one warning it
 // gets when set. The text says what happens instead.
 const WHY = {
-  'add-hosts': 'kiln does not add /etc/hosts entries to RUN steps yet; ignored',
-  allow: 'kiln grants no entitlements: RUN steps use the host network by default (network.host) and security.insecure is not supported; ignored',
+  allow: 'kiln grants no entitlements: RUN --network=host needs no network.host, and security.insecure is not supported; ignored',
   attests: 'kiln writes no attestations yet; ignored',
   'cgroup-parent': 'kiln does not place RUN steps in a chosen cgroup yet; ignored',
-  'no-cache-filters': 'kiln cannot bypass the cache for single stages yet; those stages still use the cache (use no-cache for all)',
   provenance: 'kiln writes no provenance attestation yet; ignored',
   sbom: 'kiln writes no SBOM attestation yet; ignored',
-  'shm-size': "kiln's RUN steps keep their default /dev/shm size; ignored",
-  ulimit: "kiln's RUN steps keep their default limits; ignored",
 };
 
 // plan maps inputs to the kiln command line.
@@ -72,6 +68,13 @@ function plan(inputs, ctx) {
   add('--cache-from', inputs['cache-from']);
   add('--cache-to', inputs['cache-to']);
   if (inputs['no-cache']) args.push('--no-cache');
+  add('--no-cache-filter', inputs['no-cache-filters']);
+  // RUN steps' /etc/hosts entries, /dev/shm and limits, as buildx passes
+  // them; kiln checks each and refuses host-gateway (RUN has a network
+  // namespace of its own).
+  add('--add-host', inputs['add-hosts']);
+  if (inputs['shm-size'] !== '') args.push('--shm-size', inputs['shm-size']);
+  add('--ulimit', inputs.ulimit);
   // pull: kiln has no local image store; every FROM is resolved in its
   // registry on every build, which is what pull asks for.
 
@@ -99,15 +102,15 @@ function plan(inputs, ctx) {
   switch (inputs.network) {
     case '':
       break;
+    case 'default':
     case 'host':
     case 'none':
+      // default is BuildKit's sandbox network: kiln's default, a network
+      // namespace of the build's own with outbound access.
       args.push('--network', inputs.network);
       break;
-    case 'default':
-      args.push('--network', 'host');
-      break;
     default:
-      warn('network', `kiln's RUN steps use host or none, not "${inputs.network}"; the default (host) is used`);
+      warn('network', `kiln's RUN steps use default, host or none, not "${inputs.network}"; kiln's default (the build's own network namespace) is used`);
   }
 
   for (const s of inputs.secrets) {

@@ -5,9 +5,15 @@
 
 const { spawn } = require('node:child_process');
 
-// lastLine is the last non-blank line of text.
+// lastLine is the last non-blank line of text that is not a quoted output
+// line: kiln ends a failed RUN's message ("kiln: Dockerfile:7: RUN make:
+// exit code 2") with the step's last output lines, each "  | …", and the
+// step fails with the message, as the job summary shows it.
 function lastLine(text) {
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!lines[i].startsWith('| ') && lines[i] !== '|') return lines[i];
+  }
   return lines.length > 0 ? lines[lines.length - 1] : '';
 }
 

@@ -24,6 +24,10 @@ test('the build-push-action inputs that work map to kiln flags', () => {
     'cache-from': 'type=registry,ref=reg/app:cache',
     'cache-to': 'type=registry,ref=reg/app:cache,mode=max',
     'no-cache': 'true',
+    'no-cache-filters': 'build,test',
+    'add-hosts': 'db:10.0.0.2,cache=10.0.0.3',
+    'shm-size': '2g',
+    ulimit: 'nofile=1024:2048\nnproc=100',
     'build-contexts': 'src=./other\nbase=docker-image://reg/base:1\nself={{defaultContext}}:sub',
     network: 'none',
     outputs: 'type=oci,dest=/tmp/o.tar',
@@ -41,6 +45,10 @@ test('the build-push-action inputs that work map to kiln flags', () => {
     '--cache-from', 'type=registry,ref=reg/app:cache',
     '--cache-to', 'type=registry,ref=reg/app:cache,mode=max',
     '--no-cache',
+    '--no-cache-filter', 'build', '--no-cache-filter', 'test',
+    '--add-host', 'db:10.0.0.2', '--add-host', 'cache=10.0.0.3',
+    '--shm-size', '2g',
+    '--ulimit', 'nofile=1024:2048', '--ulimit', 'nproc=100',
     '--annotation', 'manifest:org.opencontainers.image.title=app', '--annotation', 'org.example=1',
     '--build-context', 'src=./other', '--build-context', 'base=docker-image://reg/base:1', '--build-context', 'self=/src/sub',
     '--network', 'none',
@@ -56,15 +64,11 @@ test('the build-push-action inputs that work map to kiln flags', () => {
 
 test('each input kiln cannot honour gets exactly one warning naming it', async (t) => {
   const values = {
-    'add-hosts': 'db:10.0.0.2,cache:10.0.0.3',
     allow: 'network.host,security.insecure',
     attests: 'type=sbom',
     'cgroup-parent': '/ci',
-    'no-cache-filters': 'build,test',
     provenance: 'mode=max',
     sbom: 'true',
-    'shm-size': '2g',
-    ulimit: 'nofile=1024:1024\nnproc=100',
   };
   assert.deepEqual(Object.keys(values).sort(), Object.keys(WHY).sort());
   for (const [name, v] of Object.entries(values)) {
@@ -90,12 +94,26 @@ test('each input kiln cannot honour gets exactly one warning naming it', async (
     assert.match(p.warnings[0], /^annotations: kiln writes no index descriptor annotations: index-descriptor:c/);
     assert.deepEqual(p.args.filter((a, i) => p.args[i - 1] === '--annotation'), ['index:a=1', 'manifest-descriptor:b=2']);
   });
+  await t.test('network default is kiln\'s default', () => {
+    const p = plan(inputsOf({ network: 'default' }), ctx);
+    assert.deepEqual(p.warnings, []);
+    assert.deepEqual(p.args.slice(p.args.indexOf('--network'), p.args.indexOf('--network') + 2), ['--network', 'default']);
+  });
   await t.test('an unknown network', () => {
     const p = plan(inputsOf({ network: 'bridge' }), ctx);
     assert.equal(p.warnings.length, 1);
     assert.match(p.warnings[0], /^network: /);
     assert.ok(!p.args.includes('--network'));
   });
+});
+
+test('ulimit splits on newlines only; add-hosts and no-cache-filters on commas too', () => {
+  const p = plan(inputsOf({ ulimit: 'nofile=1024:2048,nproc=10\ncore=-1', 'add-hosts': 'a:10.0.0.1\nb:10.0.0.2,c:10.0.0.3', 'no-cache-filters': 'x\ny,z' }), ctx);
+  const of = (flag) => p.args.filter((a, i) => p.args[i - 1] === flag);
+  assert.deepEqual(of('--ulimit'), ['nofile=1024:2048,nproc=10', 'core=-1']);
+  assert.deepEqual(of('--add-host'), ['a:10.0.0.1', 'b:10.0.0.2', 'c:10.0.0.3']);
+  assert.deepEqual(of('--no-cache-filter'), ['x', 'y', 'z']);
+  assert.deepEqual(p.warnings, []);
 });
 
 test('ssh and call are errors', () => {

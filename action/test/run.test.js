@@ -8,6 +8,8 @@ const { run, lastLine } = require('../lib/run');
 test('lastLine', () => {
   assert.equal(lastLine('a\nb\n\n  \n'), 'b');
   assert.equal(lastLine(''), '');
+  assert.equal(lastLine('#4 ERROR: exit code 2\nkiln: Dockerfile:7: RUN make: exit code 2\n  | make: *** [all] Error 2\n  |\n'), 'kiln: Dockerfile:7: RUN make: exit code 2');
+  assert.equal(lastLine('  | only output\n'), '| only output');
 });
 
 test('run streams output and keeps the last stderr line', async () => {

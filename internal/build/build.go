@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,6 +66,16 @@ type Options struct {
 	Contexts map[string]BuildContext
 	// NoCache ignores every cache; results are still recorded.
 	NoCache bool
+	// NoCacheStages are stage names (--no-cache-filter) whose steps ignore
+	// every cache; a name no built stage has is warned about.
+	NoCacheStages []string
+	// Hosts are extra /etc/hosts entries of RUN steps (--add-host).
+	Hosts []exec.Host
+	// ShmSize is the size of /dev/shm of RUN steps, in bytes (--shm-size);
+	// 0 is Docker's 64 MiB.
+	ShmSize int64
+	// Ulimits are resource limits of RUN steps (--ulimit).
+	Ulimits []exec.Ulimit
 	// Stdout receives an output whose dest is "-".
 	Stdout io.Writer
 	// MetadataFile, if set, receives the build's metadata as JSON.
@@ -136,7 +145,8 @@ type Result struct {
 	Descriptor v1.Descriptor
 	// Stats count the steps, hits and runs.
 	Stats solve.Stats
-	// Summary is the end-of-build summary, as the Done event carried it.
+	// Summary is the end-of-build summary, as the Done event carried it;
+	// after a failure it is the only field set, with Summary.Failure.
 	Summary *progress.Summary
 }
 
@@ -157,11 +167,25 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 // Run performs the build, in the phases of DESIGN.md §2: read the inputs,
 // open the state dir, plan, solve and write the outputs, export the
 // caches and report.
-func Run(ctx context.Context, opts Options) (*Result, error) {
+//
+// A build that fails returns, with its error, a Result that holds only
+// its Summary: the step that failed, with the line kiln ends with, and
+// what ran until then. It is appended to StepSummary too.
+func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	start := time.Now()
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard()
 	}
+	var made *solve.Solver // once made: what it did until a failure
+	defer func() {
+		if err == nil {
+			return
+		}
+		out = &Result{Summary: failedSummary(opts, made, err, time.Since(start))}
+		if serr := appendStepSummary(opts.StepSummary, out.Summary); serr != nil {
+			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: serr.Error()})
+		}
+	}()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -202,12 +226,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer closeNamed()
 
+	// The caches are imported and every base image is resolved while the
+	// Dockerfile is planned: each is a round trip or more to a registry,
+	// and none needs another.
+	importCtx, cancelImports := context.WithCancel(ctx)
+	defer cancelImports()
+	waitImports := startImports(importCtx, opts)
 	images := newImages(opts.Remote)
-	graphs, err := planPlatforms(ctx, opts, df, dfPath, images)
+	platforms := targetPlatforms(opts)
+	images.prefetch(ctx, opts, df, dfPath, platforms)
+	graphs, err := planPlatforms(ctx, opts, df, dfPath, images, platforms)
 	if err != nil {
+		cancelImports()
+		waitImports(progress.Discard())
 		return nil, err
 	}
-	imports, skipped := importCaches(ctx, opts, sink)
+	stopPrefetch := prefetchContext(ctx, graphs[0], tree)
+	defer stopPrefetch()
+	imports, skipped := waitImports(sink)
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,
 		Store:            st,
@@ -222,6 +258,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Network:          opts.Network,
 		Secrets:          opts.Secrets,
 		NoCache:          opts.NoCache,
+		NoCacheStages:    opts.NoCacheStages,
+		Hosts:            opts.Hosts,
+		ShmSize:          opts.ShmSize,
+		Ulimits:          opts.Ulimits,
 		SourceDateEpoch:  opts.SourceDateEpoch,
 		Compression:      layer.Compression(exportCompression(opts.CacheTo)),
 		CompressionLevel: exportCompressionLevel(opts.CacheTo),
@@ -229,8 +269,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	made = solver
 	var res *solved
-	var out *Result
 	if len(graphs) == 1 {
 		var r *solve.Result
 		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink)
@@ -578,63 +618,6 @@ func displayName(dfPath, ctxDir string) string {
 		return rel
 	}
 	return dfPath
-}
-
-// images resolves and remembers registry images for one build.
-type images struct {
-	remote *remote.Client
-	mu     sync.Mutex
-	byRef  map[imageAt]*plan.Image
-	byDig  map[v1.Hash]v1.Image
-}
-
-// imageAt is a reference resolved for one platform.
-type imageAt struct{ ref, platform string }
-
-func newImages(r *remote.Client) *images {
-	return &images{remote: r, byRef: map[imageAt]*plan.Image{}, byDig: map[v1.Hash]v1.Image{}}
-}
-
-func (im *images) resolve(ctx context.Context, ref string, platform v1.Platform) (*plan.Image, error) {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	at := imageAt{ref, plan.FormatPlatform(platform)}
-	if pi, ok := im.byRef[at]; ok {
-		return pi, nil
-	}
-	if im.remote == nil {
-		return nil, fmt.Errorf("image %s: no registry client", ref)
-	}
-	img, digest, err := im.remote.ImageFor(ctx, ref, platform)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
-	}
-	pi := &plan.Image{Ref: ref, Digest: digest, Config: cf, Platform: plan.NormalizePlatform(platform)}
-	im.byRef[at] = pi
-	im.byDig[digest] = img
-	return pi, nil
-}
-
-func (im *images) image(ctx context.Context, pi *plan.Image) (v1.Image, error) {
-	im.mu.Lock()
-	img, ok := im.byDig[pi.Digest]
-	im.mu.Unlock()
-	if ok {
-		return img, nil
-	}
-	if _, err := im.resolve(ctx, pi.Ref, pi.Platform); err != nil {
-		return nil, err
-	}
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	if img, ok := im.byDig[pi.Digest]; ok {
-		return img, nil
-	}
-	return nil, fmt.Errorf("image %s changed while building (want %s)", pi.Ref, pi.Digest)
 }
 
 // Metadata is what --metadata-file receives.

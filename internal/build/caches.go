@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,38 +17,75 @@ import (
 // a warning and a miss, never a failed build; one that its location's
 // policy skipped (cache.ErrSkipped) is one warning line too. Either is
 // listed in the summary's Skipped. --no-cache imports nothing.
+//
+// The imports run concurrently (each is a few round trips to its
+// location); their warnings and results come in the order given.
 func importCaches(ctx context.Context, opts Options, sink progress.Sink) ([]solve.Import, []progress.Notice) {
-	var out []solve.Import
-	var skipped []progress.Notice
-	for _, imp := range opts.CacheFrom {
-		if opts.NoCache {
-			skipped = append(skipped, progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: "--no-cache"})
-			continue
-		}
-		m, f, err := imp.Importer.Import(ctx)
-		if err != nil {
-			reason := fmt.Sprintf("could not be read: %v", err)
-			msg := fmt.Sprintf("cache %s: %v; building without it", imp.Name, err)
-			switch {
-			case errors.Is(err, cache.ErrSkipped):
-				reason = cache.SkipReason(err)
-				msg = fmt.Sprintf("cache %s: import skipped: %v", imp.Name, err)
-			case cache.IsMiss(err):
-				reason = "nothing to import yet"
-				msg = fmt.Sprintf("cache %s: nothing to import yet (%v)", imp.Name, err)
-			}
-			if msg != "" {
-				sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
-			}
-			skipped = append(skipped, progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: reason})
-			continue
-		}
-		out = append(out, solve.Import{Name: imp.Name, Manifest: m, Fetcher: f})
-	}
-	return out, skipped
+	return startImports(ctx, opts)(sink)
 }
 
-// requests is what a backend's RequestCounter says, nil without one.
+// importResult is one import's answer.
+type importResult struct {
+	m   *cache.Manifest
+	f   cache.Fetcher
+	err error
+}
+
+// startImports starts every import of opts.CacheFrom and returns the
+// function that waits for them and reports them (importCaches).
+func startImports(ctx context.Context, opts Options) func(progress.Sink) ([]solve.Import, []progress.Notice) {
+	results := make([]importResult, len(opts.CacheFrom))
+	var wg sync.WaitGroup
+	if !opts.NoCache {
+		for i, imp := range opts.CacheFrom {
+			wg.Go(func() {
+				m, f, err := imp.Importer.Import(ctx)
+				results[i] = importResult{m, f, err}
+			})
+		}
+	}
+	return func(sink progress.Sink) ([]solve.Import, []progress.Notice) {
+		wg.Wait()
+		var out []solve.Import
+		var skipped []progress.Notice
+		for i, imp := range opts.CacheFrom {
+			if opts.NoCache {
+				skipped = append(skipped, progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: "--no-cache"})
+				continue
+			}
+			r := results[i]
+			if r.err != nil {
+				skipped = append(skipped, importFailed(imp, r.err, sink))
+				continue
+			}
+			out = append(out, solve.Import{Name: imp.Name, Manifest: r.m, Fetcher: r.f})
+		}
+		return out, skipped
+	}
+}
+
+// importFailed warns that imp could not be imported and returns the
+// summary's notice for it.
+func importFailed(imp cache.Import, err error, sink progress.Sink) progress.Notice {
+	reason := fmt.Sprintf("could not be read: %v", err)
+	msg := fmt.Sprintf("cache %s: %v; building without it", imp.Name, err)
+	switch {
+	case errors.Is(err, cache.ErrSkipped):
+		reason = cache.SkipReason(err)
+		msg = fmt.Sprintf("cache %s: import skipped: %v", imp.Name, err)
+	case cache.IsMiss(err):
+		reason = "nothing to import yet"
+		msg = fmt.Sprintf("cache %s: nothing to import yet (%v)", imp.Name, err)
+	}
+	if msg != "" {
+		sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: msg})
+	}
+	return progress.Notice{Source: imp.Name, Direction: progress.DirectionImport, Reason: reason}
+}
+
+// requests is what a backend's RequestCounter says (the requests its
+// import or export made so far), nil for a backend that makes none of its
+// own (local, inline).
 func requests(v any) *int64 {
 	if c, ok := v.(cache.RequestCounter); ok {
 		n := c.Requests()
@@ -118,7 +156,8 @@ func exportCaches(ctx context.Context, opts Options, res *solved, sink progress.
 			// ignore-error says, and the build goes on.
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("cache %s: export skipped: %v", exp.Name, err)})
-			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error()})
+			stats = append(stats, progress.CacheStat{Source: exp.Name, Direction: progress.DirectionExport, Skipped: err.Error(),
+				Requests: requests(exp.Exporter)})
 			skipped = append(skipped, progress.Notice{Source: exp.Name, Direction: progress.DirectionExport, Reason: cache.SkipReason(err)})
 			continue
 		}

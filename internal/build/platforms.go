@@ -20,11 +20,9 @@ import (
 	"github.com/kiln-build/kiln/internal/solve"
 )
 
-// planPlatforms plans the Dockerfile once per target platform (the host's
-// when opts.Platforms is empty), after checking that the outputs can hold
-// that many platforms. Each graph is checked against the machine (runtime,
-// emulation) before any step runs.
-func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, images *images) ([]*plan.Graph, error) {
+// targetPlatforms is the build's platforms: opts.Platforms normalized,
+// each once, or the host's when there are none.
+func targetPlatforms(opts Options) []v1.Platform {
 	platforms := opts.Platforms
 	if len(platforms) == 0 {
 		platforms = []v1.Platform{plan.HostPlatform()}
@@ -41,6 +39,14 @@ func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, 
 		}
 	}
 	platforms = uniq
+	return platforms
+}
+
+// planPlatforms plans the Dockerfile once per target platform (the host's
+// when opts.Platforms is empty), after checking that the outputs can hold
+// that many platforms. Each graph is checked against the machine (runtime,
+// emulation) before any step runs.
+func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, images *images, platforms []v1.Platform) ([]*plan.Graph, error) {
 	if err := output.CheckPlatforms(opts.Outputs, len(platforms)); err != nil {
 		return nil, usageError{err}
 	}
@@ -53,6 +59,11 @@ func planPlatforms(ctx context.Context, opts Options, df []byte, dfPath string, 
 		graphs = append(graphs, g)
 	}
 	numberAcross(graphs)
+	for _, n := range opts.NoCacheStages {
+		if !slices.ContainsFunc(graphs[0].Stages, func(st *plan.Stage) bool { return strings.EqualFold(st.Name, n) }) {
+			opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("--no-cache-filter %q: no stage of that name is built", n)})
+		}
+	}
 	for _, a := range graphs[0].UnusedArgs {
 		opts.Progress.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(), Message: fmt.Sprintf("build arg %q was given but is not used by the Dockerfile", a)})
 	}

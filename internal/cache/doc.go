@@ -36,5 +36,6 @@
 //
 // An Importer or Exporter that deliberately does nothing returns a
 // *SkipError (an ErrSkipped), which the build lists in its summary; one that counts its
-// HTTP requests offers RequestCounter (CountRequests wraps a transport).
+// HTTP requests offers RequestCounter (CountedImporter and CountedExporter
+// count them through package transport).
 package cache

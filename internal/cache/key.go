@@ -78,6 +78,16 @@ type RunInput struct {
 	// SourceDateEpoch, when set, clamps the layer's times: a build with it
 	// must not reuse a result made without it, or with another epoch.
 	SourceDateEpoch *int64 `json:"sourceDateEpoch,omitempty"`
+	// Hosts are the extra /etc/hosts entries (--add-host) as HOST:IP, in
+	// order. Hosts, ShmSize and Ulimits enter the key only when set, so a
+	// build without them keeps the keys it had before they existed.
+	Hosts []string `json:"hosts,omitempty"`
+	// ShmSize is the size of /dev/shm in bytes (--shm-size); 0 is the
+	// default.
+	ShmSize int64 `json:"shmSize,omitempty"`
+	// Ulimits are the resource limits (--ulimit) as NAME=SOFT:HARD, in
+	// order.
+	Ulimits []string `json:"ulimits,omitempty"`
 }
 
 // FileInput is an inline file a step uses.
@@ -183,7 +193,9 @@ func keyOf(kind string, v any) Key {
 
 // Inputs returns the digest of each input of a RUN other than its parent,
 // sorted by name: args, env:NAME per variable, workdir, user, network,
-// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch.
+// mount:TARGET per mount, file:NAME per inline script, sourceDateEpoch,
+// and, when set, addHost:HOST per host entry, shmSize and ulimit:NAME per
+// limit.
 func (in RunInput) Inputs() []Input {
 	out := []Input{
 		{Name: "args", Digest: digestOf(nonNil(in.Args))},
@@ -204,7 +216,32 @@ func (in RunInput) Inputs() []Input {
 	if in.SourceDateEpoch != nil {
 		out = append(out, Input{Name: "sourceDateEpoch", Digest: digestOf(*in.SourceDateEpoch)})
 	}
+	out = append(out, byName("addHost:", in.Hosts, ":")...)
+	if in.ShmSize != 0 {
+		out = append(out, Input{Name: "shmSize", Digest: digestOf(in.ShmSize)})
+	}
+	out = append(out, byName("ulimit:", in.Ulimits, "=")...)
 	return sortInputs(out)
+}
+
+// byName is one input per name of entries "NAME<sep>…" (a host given
+// twice, for IPv4 and IPv6, is one input), its digest over that name's
+// entries in order, so that input names stay unique.
+func byName(prefix string, entries []string, sep string) []Input {
+	var names []string
+	of := map[string][]string{}
+	for _, e := range entries {
+		name, _, _ := strings.Cut(e, sep)
+		if _, ok := of[name]; !ok {
+			names = append(names, name)
+		}
+		of[name] = append(of[name], e)
+	}
+	out := make([]Input, 0, len(names))
+	for _, n := range names {
+		out = append(out, Input{Name: prefix + n, Digest: digestOf(of[n])})
+	}
+	return out
 }
 
 // Inputs returns the digest of each input of a COPY or ADD other than its

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -69,6 +70,51 @@ func TestKeySameInputsSameKey(t *testing.T) {
 	}
 }
 
+// TestKeyLimitsOnlyWhenSet: --add-host, --shm-size and --ulimit join a
+// RUN's key and inputs only when given, so builds without them keep the
+// keys (TestKeyStable) and the input lists they had before.
+func TestKeyLimitsOnlyWhenSet(t *testing.T) {
+	r := baseRun()
+	r.Hosts, r.Ulimits = []string{}, []string{}
+	if got := RunKey(r); got != "sha256:"+runHex {
+		t.Errorf("empty hosts and ulimits: key %s, want %s", got, runHex)
+	}
+	for _, in := range r.Inputs() {
+		switch in.Name {
+		case "shmSize", "addHost:", "ulimit:":
+			t.Errorf("input %s listed without its flag", in.Name)
+		}
+	}
+	r.Hosts, r.ShmSize, r.Ulimits = []string{"db:10.0.0.5"}, 64<<20, []string{"nofile=1024:2048"}
+	var names []string
+	for _, in := range r.Inputs() {
+		names = append(names, in.Name)
+	}
+	for _, want := range []string{"addHost:db", "shmSize", "ulimit:nofile"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("inputs %v lack %s", names, want)
+		}
+	}
+	// A host given twice (IPv4 and IPv6) is one input, whose digest
+	// changes with either address.
+	r.Hosts = []string{"db:10.0.0.5", "db:fd00::5"}
+	n, d := 0, ""
+	for _, in := range r.Inputs() {
+		if in.Name == "addHost:db" {
+			n, d = n+1, in.Digest
+		}
+	}
+	r.Hosts[1] = "db:fd00::6"
+	for _, in := range r.Inputs() {
+		if in.Name == "addHost:db" && in.Digest == d {
+			t.Errorf("changing the second address of db kept its input digest")
+		}
+	}
+	if n != 1 {
+		t.Errorf("db given twice is %d inputs, want 1", n)
+	}
+}
+
 func TestKeyChangesWithEveryInput(t *testing.T) {
 	runMods := map[string]func(*RunInput){
 		"parent (base digest)": func(r *RunInput) {
@@ -85,6 +131,9 @@ func TestKeyChangesWithEveryInput(t *testing.T) {
 		"heredoc script":          func(r *RunInput) { r.Files = []FileInput{{Name: "EOF", Data: "#!/bin/sh\necho two\n"}} },
 		"secret env name":         func(r *RunInput) { r.Mounts[0].Env = "TOKEN" },
 		"source date epoch":       func(r *RunInput) { e := int64(0); r.SourceDateEpoch = &e },
+		"add host":                func(r *RunInput) { r.Hosts = []string{"db:10.0.0.5"} },
+		"shm size":                func(r *RunInput) { r.ShmSize = 1 << 30 },
+		"ulimit":                  func(r *RunInput) { r.Ulimits = []string{"nofile=1024:2048"} },
 	}
 	base := RunKey(baseRun())
 	for name, mod := range runMods {

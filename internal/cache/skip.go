@@ -2,8 +2,6 @@ package cache
 
 import (
 	"errors"
-	"net/http"
-	"sync/atomic"
 )
 
 // SkipError is what an Importer or Exporter returns when it deliberately
@@ -34,27 +32,9 @@ func SkipReason(err error) string {
 
 // RequestCounter is an optional Importer/Exporter capability: how many
 // HTTP requests it has made so far, for the build summary. A backend that
-// speaks HTTP through Deps.Transport gets it by wrapping its transport with
-// CountRequests.
+// speaks HTTP through package transport gets it from CountedImporter and
+// CountedExporter. A backend without it makes no requests of its own
+// (local, inline), which the summary shows apart from a count of 0.
 type RequestCounter interface {
 	Requests() int64
-}
-
-// CountRequests returns rt (http.DefaultTransport when nil) counting in n
-// every request it carries, retries included.
-func CountRequests(rt http.RoundTripper, n *atomic.Int64) http.RoundTripper {
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	return countingTransport{rt: rt, n: n}
-}
-
-type countingTransport struct {
-	rt http.RoundTripper
-	n  *atomic.Int64
-}
-
-func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.rt.RoundTrip(r)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/internal/build"
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/cache/backends"
+	"github.com/kiln-build/kiln/internal/exec"
 	"github.com/kiln-build/kiln/internal/kv"
 	"github.com/kiln-build/kiln/internal/output"
 	"github.com/kiln-build/kiln/internal/plan"
@@ -35,6 +36,10 @@ type buildFlags struct {
 	cacheFrom    []string
 	cacheTo      []string
 	noCache      bool
+	noCacheStage []string
+	addHosts     []string
+	shmSize      string
+	ulimits      []string
 	progress     string
 	metadataFile string
 	network      string
@@ -74,6 +79,10 @@ func newBuildCmd(env Env, g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR | type=registry,ref=REF | … (repeatable)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export build cache: type=local,dest=DIR | type=registry,ref=REF | type=inline | … (repeatable)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "ignore every cache (results are still recorded and exported)")
+	fl.StringArrayVar(&f.noCacheStage, "no-cache-filter", nil, "ignore every cache for the steps of these stages, by AS name (repeatable or comma list)")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "extra /etc/hosts entry HOST:IP of RUN steps (repeatable)")
+	fl.StringVar(&f.shmSize, "shm-size", "", "size of /dev/shm of RUN steps, e.g. 64m, 1g (default 64m)")
+	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] of RUN steps, e.g. nofile=1024:2048; -1 is unlimited (repeatable)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto | tty | plain | json")
 	fl.StringVar(&f.metadataFile, "metadata-file", "", "write build metadata (digests, name, cache summary) as JSON to this file")
 	fl.StringVar(&f.network, "network", "default", "network for RUN steps: default (the build's own namespace, outbound only, through slirp4netns) | host | none")
@@ -99,6 +108,11 @@ func runBuild(ctx context.Context, env Env, g *globals, f *buildFlags, contextDi
 	res, err := build.Run(ctx, opts)
 	closeSink()
 	if err != nil {
+		// A failed build's summary goes to the log group too; the error
+		// line, printed after it, stays the last.
+		if res != nil && logGroup(env, f.progress) {
+			_ = progress.WriteLogGroup(env.Stderr, res.Summary)
+		}
 		return err
 	}
 	if logGroup(env, f.progress) {
@@ -153,6 +167,9 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 	default:
 		return fail(usagef("--network %q: want default, host or none", f.network))
 	}
+	if err := runLimits(&opts, f); err != nil {
+		return fail(err)
+	}
 	if opts.BuildArgs, err = kvMap("build-arg", f.buildArgs, env.Getenv); err != nil {
 		return fail(err)
 	}
@@ -194,17 +211,57 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 	if opts.SourceDateEpoch, err = sourceDateEpoch(env.Getenv, opts.BuildArgs); err != nil {
 		return fail(err)
 	}
+	bounds, err := readHTTPBounds(env.Getenv)
+	if err != nil {
+		return fail(err)
+	}
 	opts.Remote, err = remote.New(remote.Options{
-		Insecure:        insecure,
-		CAFile:          f.registryCA,
-		DockerConfigDir: dockerConfigDir(env.Getenv),
-		Logger:          opts.Logger,
-		UserAgent:       "kiln/" + Version,
+		Insecure:              insecure,
+		CAFile:                f.registryCA,
+		DockerConfigDir:       dockerConfigDir(env.Getenv),
+		Logger:                opts.Logger,
+		UserAgent:             "kiln/" + Version,
+		ResponseHeaderTimeout: bounds.header,
+		IdleTimeout:           bounds.idle,
 	})
 	if err != nil {
 		return fail(usagef("%v", err))
 	}
 	return opts, nil
+}
+
+// runLimits parses --no-cache-filter, --add-host, --shm-size and --ulimit
+// into opts.
+func runLimits(opts *build.Options, f *buildFlags) error {
+	for _, v := range f.noCacheStage {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				opts.NoCacheStages = append(opts.NoCacheStages, n)
+			}
+		}
+	}
+	for _, v := range f.addHosts {
+		h, err := exec.ParseHost(v)
+		if err != nil {
+			return usagef("--add-host %q: %v", v, err)
+		}
+		opts.Hosts = append(opts.Hosts, h)
+	}
+	if f.shmSize != "" {
+		n, err := parseSize(f.shmSize)
+		if err != nil || n <= 0 {
+			return usagef("--shm-size %q: want a size above 0 such as 64m or 1g", f.shmSize)
+		}
+		opts.ShmSize = n
+	}
+	for _, v := range f.ulimits {
+		u, err := exec.ParseUlimit(v)
+		if err != nil {
+			return usagef("--ulimit %q: %v", v, err)
+		}
+		opts.Ulimits = append(opts.Ulimits, u)
+	}
+	return nil
 }
 
 // parsePlatforms parses --platform values: comma-separated lists,

@@ -45,6 +45,8 @@ func Run(ctx context.Context, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
 	}
+	stopProfile := startProfile(env.Getenv, env.Stderr)
+	defer stopProfile()
 	root := newRoot(env)
 	root.SetArgs(env.Args)
 	root.SetIn(env.Stdin)

@@ -47,6 +47,13 @@ func TestUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"build", "--secret", "id=a", dir}, "src=PATH or env=VAR"},
 		{[]string{"build", "--secret", "id=a,env=NOPE_NOT_SET", dir}, "NOPE_NOT_SET is not set"},
 		{[]string{"build", "--bogus", dir}, "unknown flag"},
+		{[]string{"build", "--add-host", "gw:host-gateway", dir}, `--add-host "gw:host-gateway": host-gateway is not supported: RUN steps have their own network namespace`},
+		{[]string{"build", "--add-host", "db", dir}, `--add-host "db": want HOST:IP`},
+		{[]string{"build", "--add-host", "db:10.0.0.300", dir}, `--add-host "db:10.0.0.300": "10.0.0.300" is not an IP address`},
+		{[]string{"build", "--shm-size", "lots", dir}, `--shm-size "lots": want a size above 0`},
+		{[]string{"build", "--shm-size", "0", dir}, `--shm-size "0": want a size above 0`},
+		{[]string{"build", "--ulimit", "nofile=2048:1024", dir}, `--ulimit "nofile=2048:1024": soft limit 2048 is above the hard limit 1024`},
+		{[]string{"build", "--ulimit", "files=1", dir}, `--ulimit "files=1": unknown limit "files"`},
 		{[]string{"build", "--platform", "linux/amd64,linux//x", dir}, `--platform: invalid platform "linux//x"`},
 		{[]string{"build", "--platform", "windows/amd64", dir}, "--platform windows/amd64: kiln builds linux images only"},
 		{[]string{"prune"}, "--all or --keep-storage"},
@@ -205,4 +212,29 @@ func silentRegistryError(t *testing.T) error {
 		t.Fatalf("silent server: %v, want transport.ErrTimeout", err)
 	}
 	return err
+}
+
+// TestFailedBuildLogGroup: under GitHub Actions a failed build writes its
+// summary as a log group too, and kiln's error line stays the last line.
+func TestFailedBuildLogGroup(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\nCOPY missing.txt /m\n", "a.txt": "a\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"GITHUB_ACTIONS": "true", "KILN_STATE": t.TempDir()}
+	code, _, stderr := run(t, func(k string) string { return env[k] }, "build", "--progress", "plain", dir)
+	if code != 2 { // a COPY source missing from the context is an input error
+		t.Fatalf("exit %d, want 2:\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "kiln: Dockerfile:3: COPY missing.txt /m: ") {
+		t.Errorf("last line %q, want kiln's error", last)
+	}
+	group := strings.Index(stderr, "::group::kiln build summary")
+	if group < 0 || !strings.Contains(stderr[group:], "   failed #2 "+last+"\n::endgroup::\n") {
+		t.Errorf("no log group naming the failure before the last line:\n%s", stderr)
+	}
 }

@@ -30,6 +30,10 @@ func newLoginCmd(env Env, g *globals) *cobra.Command {
 			if !stdin {
 				return usagef("login: pass the password on standard input with --password-stdin")
 			}
+			bounds, err := readHTTPBounds(env.Getenv)
+			if err != nil {
+				return err
+			}
 			line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 			if err != nil && line == "" {
 				return usagef("login: no password on standard input")
@@ -39,10 +43,12 @@ func newLoginCmd(env Env, g *globals) *cobra.Command {
 				return usagef("login: empty password on standard input")
 			}
 			cl, err := remote.New(remote.Options{
-				Insecure:        insecure,
-				CAFile:          ca,
-				DockerConfigDir: dockerConfigDir(env.Getenv),
-				Logger:          g.logger(env.Stderr),
+				Insecure:              insecure,
+				CAFile:                ca,
+				DockerConfigDir:       dockerConfigDir(env.Getenv),
+				Logger:                g.logger(env.Stderr),
+				ResponseHeaderTimeout: bounds.header,
+				IdleTimeout:           bounds.idle,
 			})
 			if err != nil {
 				return usagef("%v", err)

@@ -42,6 +42,6 @@ func (p *planner) contextBaseStep(st *state, name string, line int) *plan.Step {
 		Text:   "FROM " + name + " (build context)",
 		Pos:    p.pos(line),
 		Copy:   &plan.Copy{FromContext: name, Sources: []string{"."}, Dest: "/"},
-		Config: cloneConfig(st.cfg),
+		Config: st.snapshot(),
 	}
 }

@@ -31,7 +31,7 @@ var defaultShell = []string{"/bin/sh", "-c"}
 // state is a stage being dispatched.
 type state struct {
 	stage  *plan.Stage
-	cfg    v1.Config
+	cfg    plan.Config
 	args   *argScope
 	author string
 	// healthStart is HEALTHCHECK --start-interval (plan.Stage.HealthStartInterval).
@@ -39,38 +39,25 @@ type state struct {
 	// cmdSet is true once this stage has its own CMD, so that a later
 	// ENTRYPOINT keeps it (an inherited CMD is reset by ENTRYPOINT).
 	cmdSet bool
-	// shared is set when cfg's maps are shared with a step's Config: the
-	// next write to one of them copies that one first (see snapshot).
-	shared struct{ labels, volumes, ports, env bool }
+	// sharedEnv is set when cfg.Env's array is shared with a step's
+	// Config: the next in-place change copies it first (see snapshot).
+	sharedEnv bool
 }
 
-// snapshot returns the config for a step: it shares cfg's slices and maps
-// instead of copying the whole config per step, which made memory grow
-// with the square of the number of metadata instructions. Slices are
-// capped at their length, so an append to the step's copy never writes
-// into cfg's array; cfg itself only appends past every snapshot's end and
-// copies a slice before changing an element in place, and copies a map
-// before its first write after a snapshot.
-func (st *state) snapshot() v1.Config {
+// snapshot returns the config for a step: it shares cfg's slices and its
+// list of label, port and volume additions (plan.Config) instead of
+// copying the whole config per step, which made memory grow with the
+// square of the number of metadata instructions. Slices are capped at
+// their length, so an append to the step's copy never writes into cfg's
+// array; cfg itself only appends past every snapshot's end and copies a
+// slice before changing an element in place. The base's maps in cfg are
+// never written.
+func (st *state) snapshot() plan.Config {
 	c := st.cfg
 	c.Env = c.Env[:len(c.Env):len(c.Env)]
 	c.OnBuild = c.OnBuild[:len(c.OnBuild):len(c.OnBuild)]
-	st.shared.labels, st.shared.volumes, st.shared.ports, st.shared.env = true, true, true, true
+	st.sharedEnv = true
 	return c
-}
-
-// ownMap returns m, copied first when shared says a step shares it, or a
-// new map when m is nil.
-func ownMap[V any](m map[string]V, shared *bool) map[string]V {
-	if m == nil {
-		*shared = false
-		return map[string]V{}
-	}
-	if *shared {
-		*shared = false
-		return maps.Clone(m)
-	}
-	return m
 }
 
 func (st *state) env() env { return env{config: st.cfg.Env, args: st.args} }
@@ -105,7 +92,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 	case s.baseStage != nil:
 		b := s.baseStage
 		out.Base.Stage = b.out
-		st.cfg = cloneConfig(b.out.Config)
+		st.cfg = plan.NewConfig(cloneConfig(b.out.Config))
 		st.args = b.args.clone()
 		st.author = b.out.Author
 		st.healthStart = b.out.HealthStartInterval
@@ -116,7 +103,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		}
 		out.Base.Image = img
 		if img.Config != nil {
-			st.cfg = cloneConfig(img.Config.Config)
+			st.cfg = plan.NewConfig(cloneConfig(img.Config.Config))
 			st.author = img.Config.Author
 		}
 	}
@@ -142,7 +129,7 @@ func (p *planner) dispatchStage(ctx context.Context, s *stage) error {
 		}
 		out.Steps = append(out.Steps, step)
 	}
-	out.Config = st.snapshot()
+	out.Config = st.cfg.Image()
 	out.Author = st.author
 	out.HealthStartInterval = st.healthStart
 	s.args = st.args
@@ -287,16 +274,15 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	switch ic := c.(type) {
 	case *instructions.EnvCommand:
 		for _, kv := range ic.Env {
-			if _, ok := lookupEnv(st.cfg.Env, kv.Key); ok && st.shared.env {
+			if _, ok := lookupEnv(st.cfg.Env, kv.Key); ok && st.sharedEnv {
 				// setEnv replaces in place: not in an array a step shares.
-				st.cfg.Env, st.shared.env = slices.Clone(st.cfg.Env), false
+				st.cfg.Env, st.sharedEnv = slices.Clone(st.cfg.Env), false
 			}
 			st.cfg.Env = setEnv(st.cfg.Env, kv.Key, kv.Value)
 		}
 	case *instructions.LabelCommand:
-		st.cfg.Labels = ownMap(st.cfg.Labels, &st.shared.labels)
 		for _, kv := range ic.Labels {
-			st.cfg.Labels[kv.Key] = kv.Value
+			st.cfg = st.cfg.WithLabel(kv.Key, kv.Value)
 		}
 	case *instructions.MaintainerCommand:
 		st.author = ic.Maintainer
@@ -307,12 +293,11 @@ func (p *planner) dispatchConfig(st *state, c instructions.Command) error {
 	case *instructions.ExposeCommand:
 		return p.dispatchExpose(st, ic)
 	case *instructions.VolumeCommand:
-		st.cfg.Volumes = ownMap(st.cfg.Volumes, &st.shared.volumes)
 		for _, v := range ic.Volumes {
 			if v == "" {
 				return errors.New("VOLUME specified can not be an empty string")
 			}
-			st.cfg.Volumes[v] = struct{}{}
+			st.cfg = st.cfg.WithVolume(v)
 		}
 	case *instructions.CmdCommand:
 		args := ic.CmdLine
@@ -374,14 +359,13 @@ func (p *planner) dispatchExpose(st *state, c *instructions.ExposeCommand) error
 		}
 		words = append(words, ws...)
 	}
-	st.cfg.ExposedPorts = ownMap(st.cfg.ExposedPorts, &st.shared.ports)
 	for _, w := range words {
 		ports, err := parsePort(w)
 		if err != nil {
 			return fmt.Errorf("invalid port %q: %w", w, err)
 		}
 		for _, pt := range ports {
-			st.cfg.ExposedPorts[pt] = struct{}{}
+			st.cfg = st.cfg.WithExposedPort(pt)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -510,5 +511,51 @@ func TestOnBuild(t *testing.T) {
 	}
 	if pos := g.Stages[1].Steps[0].Pos.Line; pos != 3 {
 		t.Errorf("trigger step at line %d, want the FROM line 3", pos)
+	}
+}
+
+// TestMetadataLinear: planning n LABEL, EXPOSE or VOLUME lines allocates
+// in proportion to n (issue 11 item 3). Each step's config used to copy
+// the maps before writing, so 4n lines took 16 times the bytes of n; the
+// steps now share one list of additions. Each step still sees its own
+// keys only.
+func TestMetadataLinear(t *testing.T) {
+	kinds := map[string]func(i int) string{
+		"LABEL":  func(i int) string { return fmt.Sprintf("LABEL K%d=value-%d", i, i) },
+		"EXPOSE": func(i int) string { return fmt.Sprintf("EXPOSE %d", i+1) },
+		"VOLUME": func(i int) string { return fmt.Sprintf("VOLUME /v%d", i) },
+	}
+	for kind, line := range kinds {
+		df := func(n int) string {
+			var b strings.Builder
+			b.WriteString("FROM scratch\n")
+			for i := range n {
+				b.WriteString(line(i) + "\n")
+			}
+			return b.String()
+		}
+		alloc := func(n int) (uint64, *plan.Graph) {
+			src := df(n)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			g := mustPlan(t, src, Options{})
+			runtime.ReadMemStats(&after)
+			return after.TotalAlloc - before.TotalAlloc, g
+		}
+		small, _ := alloc(500)
+		large, g := alloc(2000)
+		ratio := float64(large) / float64(small)
+		t.Logf("%s: 500 lines %d KiB, 2000 lines %d KiB allocated: x%.1f", kind, small>>10, large>>10, ratio)
+		if ratio > 8 {
+			t.Errorf("%s: 4 times the lines allocate %.1f times the bytes (%d then %d): quadratic, want about 4", kind, ratio, small, large)
+		}
+		for _, i := range []int{0, 999, 1999} {
+			c := g.Target.Steps[i].Config
+			n := len(c.Labels()) + len(c.ExposedPorts()) + len(c.Volumes())
+			if n != i+1 {
+				t.Errorf("%s: step %d has %d keys, want %d", kind, i+1, n, i+1)
+			}
+		}
 	}
 }

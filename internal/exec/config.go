@@ -101,9 +101,7 @@ func configFor(in configInput) *specs.Spec {
 				Effective: defaultCaps,
 				Permitted: defaultCaps,
 			},
-			Rlimits: []specs.POSIXRlimit{
-				{Type: "RLIMIT_NOFILE", Hard: in.nofile, Soft: in.nofile},
-			},
+			Rlimits:         rlimits(in.nofile, s.Ulimits),
 			NoNewPrivileges: false,
 		},
 		Root:     &specs.Root{Path: s.Root, Readonly: false},
@@ -140,10 +138,11 @@ func mountsFor(in configInput) []specs.Mount {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
 			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
-			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(shmSize(in.spec.ShmSize), 10)}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
 			Options: []string{"nosuid", "noexec", "nodev"}},
 		sysMount(in.spec.Network == NetworkHost && in.inUserNS),
+		cgroupMount,
 	}
 	resolv := in.resolvConf
 	if in.spec.Network == NetworkDefault {
@@ -175,6 +174,14 @@ func mountsFor(in configInput) []specs.Mount {
 	return ms
 }
 
+// shmSize is the size of /dev/shm for a Spec.ShmSize.
+func shmSize(n int64) int64 {
+	if n == 0 {
+		return DefaultShmSize
+	}
+	return n
+}
+
 // sysMount mounts a fresh read-only sysfs. A new sysfs instance can only be
 // mounted by a user namespace that owns the network namespace; when kiln
 // runs in a user namespace and the step shares the host's network
@@ -189,6 +196,14 @@ func sysMount(bindHost bool) specs.Mount {
 	return specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs",
 		Options: []string{"nosuid", "noexec", "nodev", "ro"}}
 }
+
+// cgroupMount is Docker's default /sys/fs/cgroup: the step's own cgroups,
+// read-only (on cgroup v2 with a private cgroup namespace, the step's
+// cgroup as the root; on v1, each hierarchy as the runtime binds it). A
+// step reads its limits there, as programs do in a container (the JVM,
+// Go's GOMAXPROCS), and can write none of them.
+var cgroupMount = specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
+	Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}}
 
 func roBind(src, dst string) specs.Mount {
 	return specs.Mount{Destination: dst, Type: "bind", Source: src,

@@ -3,6 +3,7 @@ package exec
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,10 +126,10 @@ func TestConfigFor(t *testing.T) {
 		wantSys    string
 		wantMounts int
 	}{
-		{"host", NetworkHost, false, "/etc/resolv.conf", false, "sysfs", 8},
-		{"none", NetworkNone, false, "/etc/resolv.conf", true, "sysfs", 8},
-		{"host in userns", NetworkHost, true, "", false, "bind", 7},
-		{"none in userns", NetworkNone, true, "", true, "sysfs", 7},
+		{"host", NetworkHost, false, "/etc/resolv.conf", false, "sysfs", 9},
+		{"none", NetworkNone, false, "/etc/resolv.conf", true, "sysfs", 9},
+		{"host in userns", NetworkHost, true, "", false, "bind", 8},
+		{"none in userns", NetworkNone, true, "", true, "sysfs", 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +141,23 @@ func TestConfigFor(t *testing.T) {
 			}
 			if got := sys(c); got != tc.wantSys {
 				t.Errorf("/sys mount type = %q, want %q", got, tc.wantSys)
+			}
+			// Docker's /sys/fs/cgroup, read-only, over whatever /sys holds
+			// there (the host's hierarchies, when /sys is a bind).
+			cg := -1
+			for i, m := range c.Mounts {
+				if m.Destination == "/sys/fs/cgroup" {
+					cg = i
+					if m.Type != "cgroup" || !slices.Contains(m.Options, "ro") {
+						t.Errorf("/sys/fs/cgroup mount %+v: want type cgroup, ro", m)
+					}
+				}
+				if m.Destination == "/sys" && cg >= 0 {
+					t.Errorf("/sys is mounted after /sys/fs/cgroup, hiding it")
+				}
+			}
+			if cg < 0 {
+				t.Errorf("no /sys/fs/cgroup mount")
 			}
 			if len(c.Mounts) != tc.wantMounts {
 				t.Errorf("%d mounts, want %d", len(c.Mounts), tc.wantMounts)

@@ -84,6 +84,14 @@ type Spec struct {
 	Hostname string
 	// Mounts are extra mounts, applied after the standard ones, in order.
 	Mounts []Mount
+	// Hosts are extra /etc/hosts entries, after the standard ones.
+	Hosts []Host
+	// ShmSize is the size of /dev/shm in bytes; 0 means DefaultShmSize.
+	ShmSize int64
+	// Ulimits are resource limits; one for nofile replaces the default
+	// (1048576, or the hard limit kiln itself has when it cannot raise
+	// it). Raising a hard limit above kiln's own needs CAP_SYS_RESOURCE.
+	Ulimits []Ulimit
 	// Stdout and Stderr receive the process's output as it is written
 	// (they are pipes, not a terminal). nil discards. Errors the runtime
 	// itself prints also go to Stderr.
@@ -148,6 +156,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		defer n.Close() // after the container is deleted (defers run last first)
 		spec.NetNS = n
 	}
+	if err := checkRaise(spec.Ulimits, hasCap(capSysResource), hardLimit); err != nil {
+		return err
+	}
 	uid, gid, groups, err := ResolveUser(spec.Root, spec.User)
 	if err != nil {
 		return err
@@ -156,7 +167,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return err
 	}
 	hosts := filepath.Join(spec.BundleDir, "hosts")
-	if err := os.WriteFile(hosts, hostsFile(spec.Hostname), 0o644); err != nil {
+	if err := os.WriteFile(hosts, hostsFile(spec.Hostname, spec.Hosts), 0o644); err != nil {
 		return fmt.Errorf("writing hosts file: %w", err)
 	}
 
@@ -247,6 +258,9 @@ func validate(spec *Spec) error {
 	if err := validateNetwork(spec); err != nil {
 		return err
 	}
+	if err := validateLimits(spec); err != nil {
+		return err
+	}
 	if spec.Hostname == "" {
 		spec.Hostname = DefaultHostname
 	}
@@ -280,8 +294,14 @@ func newID() (string, error) {
 	return "kiln-" + hex.EncodeToString(b[:]), nil
 }
 
-func hostsFile(hostname string) []byte {
-	return []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+// hostsFile is a step's /etc/hosts: localhost and the hostname, then the
+// extra entries, one line each ("IP\tNAME"), as Docker writes them.
+func hostsFile(hostname string, extra []Host) []byte {
+	b := []byte("127.0.0.1\tlocalhost " + hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range extra {
+		b = append(b, h.IP.String()+"\t"+h.Name+"\n"...)
+	}
+	return b
 }
 
 // hostResolvConf returns the host's /etc/resolv.conf, or "" if there is none.

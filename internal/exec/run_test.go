@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 )
 
 // applets are the busybox applets the test rootfs links.
-var applets = []string{"sh", "id", "env", "pwd", "cat", "echo", "sleep", "ls", "hostname", "grep", "true", "false", "test", "["}
+var applets = []string{"sh", "id", "env", "pwd", "cat", "echo", "sleep", "ls", "hostname", "grep", "true", "false", "test", "[", "df", "awk"}
 
 // newRoot builds a minimal rootfs from the host's busybox-static, with
 // users root (0), app (1000, also in group wheel) and groups root, wheel
@@ -205,7 +206,37 @@ func TestRunEnvCwdHostname(t *testing.T) {
 				name:   "hostname and hosts",
 				spec:   Spec{Hostname: "box"},
 				script: `hostname; cat /etc/hosts`,
-				want:   "box\n" + string(hostsFile("box")),
+				want:   "box\n" + string(hostsFile("box", nil)),
+			},
+			{
+				name: "extra hosts",
+				spec: Spec{Hostname: "box", Hosts: []Host{
+					{Name: "db.internal", IP: net.ParseIP("10.1.2.3")},
+					{Name: "v6", IP: net.ParseIP("fd00::7")},
+				}},
+				script: `cat /etc/hosts`,
+				want: "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+					"10.1.2.3\tdb.internal\nfd00::7\tv6\n",
+			},
+			{
+				name:   "default shm size",
+				script: `df -k /dev/shm | awk 'NR==2 {print $2}'`,
+				want:   "65536\n",
+			},
+			{
+				name:   "shm size",
+				spec:   Spec{ShmSize: 8 << 20},
+				script: `df -k /dev/shm | awk 'NR==2 {print $2}'`,
+				want:   "8192\n",
+			},
+			{
+				name: "ulimits",
+				spec: Spec{Ulimits: []Ulimit{
+					{Name: "nofile", Soft: 1024, Hard: 2048},
+					{Name: "nproc", Soft: 300, Hard: 400},
+				}},
+				script: `grep -E '^Max (open files|processes)' /proc/self/limits | awk '{print $(NF-2), $(NF-1)}'`,
+				want:   "300 400\n1024 2048\n",
 			},
 			{
 				// Docker's default capabilities are 0xa80425fb.

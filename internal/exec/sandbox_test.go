@@ -24,7 +24,7 @@ import (
 
 // sandboxApplets are the busybox applets the sandbox tests need beyond
 // newRoot's.
-var sandboxApplets = []string{"unshare", "nc", "readlink", "tail"}
+var sandboxApplets = []string{"unshare", "nc", "readlink", "tail", "mkdir"}
 
 // fetchSh defines the shell function "fetch ADDR PORT", which prints the
 // body of an HTTP/1.0 GET of / (busybox's nc: its static wget crashes in
@@ -111,6 +111,53 @@ func TestRunCgroupNamespace(t *testing.T) {
 			if !strings.HasSuffix(l, ":/") {
 				t.Errorf("/proc/self/cgroup line %q: want the namespace root /", l)
 			}
+		}
+	})
+}
+
+// cgroupProbeSh prints "cgroupfs N", N the cgroup and cgroup2 mounts at
+// or under /sys/fs/cgroup, then one line for each of them that is not
+// read-only ("rw MOUNTPOINT"), each cgroup.procs a process could move
+// itself into ("wrote FILE") and each hierarchy it could make a cgroup
+// in ("made DIR"). The e2e suite runs the same probe in a real build.
+const cgroupProbeSh = `n=0
+while read -r id parent dev root mp opts rest; do
+  fs=${rest#*- }; fs=${fs%% *}
+  case "$mp" in /sys/fs/cgroup|/sys/fs/cgroup/*) ;; *) continue ;; esac
+  case "$fs" in cgroup|cgroup2) ;; *) continue ;; esac
+  n=$((n+1))
+  case ",$opts," in *,ro,*) ;; *) echo "rw $mp" ;; esac
+  if mkdir "$mp/kiln-probe" 2>/dev/null; then echo "made $mp/kiln-probe"; fi
+  for f in "$mp/cgroup.procs" "$mp/tasks"; do
+    if [ -e "$f" ] && (echo $$ > "$f") 2>/dev/null; then echo "wrote $f"; fi
+  done
+done < /proc/self/mountinfo
+echo "cgroupfs $n"
+`
+
+// TestRunCgroupReadOnly: a step sees its cgroups at /sys/fs/cgroup, as in
+// Docker's default, and every cgroup filesystem there is read-only: it
+// can neither move a process nor make a cgroup, whatever its network.
+func TestRunCgroupReadOnly(t *testing.T) {
+	forRuntimes(t, func(t *testing.T, rt string) {
+		n := newTestNetNS(t)
+		for _, network := range []string{"", NetworkNone, NetworkHost} {
+			t.Run("network="+network, func(t *testing.T) {
+				out, errOut, err := run(t, Spec{Runtime: rt, Root: sandboxRoot(t), Network: network, NetNS: n,
+					Args: []string{"/bin/sh", "-c", cgroupProbeSh}})
+				if err != nil {
+					t.Fatalf("Run: %v; stderr: %s", err, errOut)
+				}
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				last := lines[len(lines)-1]
+				if last == "cgroupfs 0" || !strings.HasPrefix(last, "cgroupfs ") {
+					t.Errorf("no cgroup filesystem at /sys/fs/cgroup: %q", out)
+				}
+				if len(lines) > 1 {
+					t.Errorf("/sys/fs/cgroup is writable in a step:\n%s", out)
+				}
+				t.Logf("%s", last)
+			})
 		}
 	})
 }

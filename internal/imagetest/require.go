@@ -49,6 +49,8 @@ type part struct {
 //	node             the binary on PATH                            nodejs
 //	slirp4netns      the binary on PATH                            slirp4netns
 //	iproute2         the ip binary on PATH                         iproute2
+//	sudo             the binary on PATH                            sudo
+//	useradd          the binary on PATH                            passwd
 var parts = map[string]part{
 	"root": {
 		what:    "uid 0",
@@ -101,6 +103,8 @@ var parts = map[string]part{
 	"docker":          binary("docker", "docker.io"),
 	"dockerd":         binary("dockerd", "docker.io"),
 	"setpriv":         binary("setpriv", "util-linux"),
+	"sudo":            binary("sudo", "sudo"),
+	"useradd":         binary("useradd", "passwd"),
 	"act":             goTool("act", "github.com/nektos/act@v0.2.89"),
 	"go":              goTool("go", "the Go toolchain"),
 }

@@ -91,7 +91,9 @@ type Blob struct {
 // returns the digests of both forms. level 0 means the library default;
 // otherwise it is the gzip level (1–9) or the zstd level (1–22, mapped onto
 // the encoder's speed classes). The output depends only on the input, c and
-// level: gzip headers carry no name and no mtime. Compress does not close dst.
+// level: gzip headers carry no name and no mtime, and gzip is compressed
+// in blocks on all cores with the same bytes on any number of them
+// (parallelGzip). Compress does not close dst.
 func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, level int) (Blob, error) {
 	mt := c.MediaType()
 	if mt == "" {
@@ -107,7 +109,7 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, 
 		if level == 0 {
 			level = gzip.DefaultCompression
 		}
-		gw, err := gzip.NewWriterLevel(counter, level)
+		gw, err := newParallelGzip(counter, level)
 		if err != nil {
 			return Blob{}, fmt.Errorf("compressing layer with gzip level %d: %w", level, err)
 		}

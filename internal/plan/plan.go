@@ -139,9 +139,9 @@ type Step struct {
 	// Copy is set for KindCopy.
 	Copy *Copy
 	// Config is the image config after this step. For RUN and COPY it is
-	// the config before the step, unchanged. Steps share the slices and
-	// maps that did not change between them: treat it as read-only.
-	Config v1.Config
+	// the config before the step, unchanged. Steps share what did not
+	// change between them: treat it as read-only.
+	Config Config
 }
 
 // Run is a RUN instruction, resolved.

@@ -114,6 +114,27 @@ type Summary struct {
 	// Slowest are the executed steps that took longest, longest first (at
 	// most a few).
 	Slowest []StepTime `json:"slowest,omitzero"`
+	// Failure, when set, says what ended a failed build; the rest of the
+	// summary is what the build did until then.
+	Failure *Failure `json:"failure,omitzero"`
+}
+
+// Failure is what ended a failed build.
+type Failure struct {
+	// Step is the number of the step that failed, as in Event.Step; 0
+	// when the build failed outside a step (the Dockerfile, an output, a
+	// cache export).
+	Step int `json:"step,omitzero"`
+	// Stage is the label of the failed step's stage.
+	Stage string `json:"stage,omitzero"`
+	// Text is the failed step's instruction.
+	Text string `json:"text,omitzero"`
+	// Message is the line kiln's error ends with on stderr ("kiln:
+	// Dockerfile:7: RUN make: exit code 2"), the line the GitHub Action
+	// fails its step with.
+	Message string `json:"message"`
+	// Tail are the last lines the failed RUN printed.
+	Tail []string `json:"tail,omitzero"`
 }
 
 // The values of CacheStat.Direction.
@@ -136,9 +157,10 @@ type CacheStat struct {
 	// BytesWritten counts the blob bytes the export moved to the cache; a
 	// blob it did not need to send adds nothing.
 	BytesWritten int64 `json:"bytesWritten"`
-	// Requests counts the HTTP requests made to the cache, when its
-	// backend counts them (nil: not counted; a local directory makes
-	// none).
+	// Requests counts the HTTP requests the import or export made (every
+	// attempt sent, as the server sees them), for backends that speak HTTP
+	// (registry, gha); nil means the backend makes no requests of its own
+	// (local, inline), which renderers show apart from a count of 0.
 	Requests *int64 `json:"requests,omitempty"`
 	// Direction is DirectionImport, DirectionExport or DirectionBoth. If
 	// it is empty, renderers infer it from which counts are non-zero.

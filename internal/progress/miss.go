@@ -5,7 +5,8 @@ import "time"
 // The values of Miss.Reason: why a step was not a cache hit, as a word a
 // program can branch on.
 const (
-	// ReasonNoCache: --no-cache was given.
+	// ReasonNoCache: --no-cache was given, or --no-cache-filter named the
+	// step's stage.
 	ReasonNoCache = "no-cache"
 	// ReasonParent: the step before it (ParentStep) missed, so this one's
 	// key is new whatever it holds.
@@ -51,7 +52,8 @@ type Miss struct {
 	ParentStep int `json:"parentStep,omitzero"`
 	// Inputs names the inputs that changed, were added or removed:
 	// "arg:NAME" (a build arg), "env:NAME", "workdir", "user", "network",
-	// "mount:TARGET", "file:NAME", "content", "sourceDateEpoch", ….
+	// "mount:TARGET", "file:NAME", "content", "sourceDateEpoch",
+	// "addHost:HOST", "shmSize", "ulimit:NAME", ….
 	Inputs []string `json:"inputs,omitzero"`
 	// Files are changed, added or removed paths of a COPY or ADD (at most
 	// 20; a path ending in "/" is a directory whose contents changed).

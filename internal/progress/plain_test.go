@@ -82,6 +82,8 @@ func TestSummaryLines(t *testing.T) {
 		{"inferred export", CacheStat{Source: "s", BytesWritten: 1000}, "1.0 kB written"},
 		{"inferred both", CacheStat{Source: "s", BytesRead: 5, BytesWritten: 7}, "0 hits, 5 B read, 7 B written"},
 		{"unused", CacheStat{Source: "s"}, "0 hits"},
+		{"requests counted", CacheStat{Source: "s", Hits: 2, Direction: DirectionImport, Requests: ptr(int64(5))}, "2 hits, 5 requests"},
+		{"no request made", CacheStat{Source: "s", Direction: DirectionExport, Requests: ptr(int64(0))}, "0 B written, 0 requests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ var streams = []struct {
 				Steps: 6, Cached: 1, Ran: 3, Duration: 125_060 * time.Millisecond,
 				Caches: []CacheStat{
 					{Source: "local state"},
-					{Source: "type=registry,ref=r/cache", Hits: 1, BytesRead: 999_960, BytesWritten: 5_000_000_000, Direction: DirectionBoth},
+					{Source: "type=registry,ref=r/cache", Hits: 1, BytesRead: 999_960, BytesWritten: 5_000_000_000, Direction: DirectionBoth, Requests: ptr(int64(23))},
 					{Source: "type=inline", BytesWritten: 0, Direction: DirectionExport},
 				},
 				Digest: "sha256:8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4",

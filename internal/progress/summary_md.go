@@ -16,7 +16,9 @@ import (
 const LogGroupTitle = "kiln build summary"
 
 // WriteMarkdown appends s to w as the markdown of a GitHub job summary:
-// the image's references and digest, the steps cached out of the total,
+// the image's references and digest, for a failed build the step that
+// failed with kiln's last line and its last output, the steps cached out
+// of the total,
 // per cache source its hits, bytes and requests, every skipped import or
 // export and why, the slowest steps, and the table of misses with their
 // causes. Every text that comes from the build (instructions, paths, cache
@@ -39,13 +41,26 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	if s.Digest != "" {
 		fmt.Fprintf(&b, "| Digest | %s |\n", code(s.Digest))
 	}
+	if f := s.Failure; f != nil {
+		where := ""
+		if f.Step > 0 {
+			where = fmt.Sprintf(" at step #%d", f.Step)
+		}
+		fmt.Fprintf(&b, "| Result | **failed**%s |\n", where)
+	}
 	fmt.Fprintf(&b, "| Steps cached | %s |\n", cachedShare(s))
 	fmt.Fprintf(&b, "| Duration | %s |\n", HumanDuration(s.Duration))
 
+	writeFailure(&b, s.Failure)
 	if rows := cacheRows(s); len(rows) > 0 {
 		b.WriteString("\n### Cache\n\n| Source | Direction | Hits | Read | Written | Requests |\n|---|---|---:|---:|---:|---:|\n")
+		uncounted := false
 		for _, r := range rows {
+			uncounted = uncounted || r[len(r)-1] == noRequests
 			fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
+		}
+		if uncounted {
+			b.WriteString("\n" + noRequestsNote + "\n")
 		}
 	}
 	if len(s.Skipped) > 0 {
@@ -75,6 +90,47 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	return err
 }
 
+// writeFailure writes the section of a failed build: the step, kiln's
+// last line and the step's last output lines, as code blocks (what a
+// program printed is shown, never rendered).
+func writeFailure(b *strings.Builder, f *Failure) {
+	if f == nil {
+		return
+	}
+	b.WriteString("\n### Failed\n\n")
+	if f.Step > 0 {
+		fmt.Fprintf(b, "Step #%d %s:\n\n", f.Step, code(stageText(f.Stage, f.Text)))
+	}
+	writeBlock(b, []string{f.Message})
+	if len(f.Tail) > 0 {
+		b.WriteString("\nIts last output lines:\n\n")
+		writeBlock(b, f.Tail)
+	}
+}
+
+// writeBlock writes lines as a fenced code block whose fence is longer
+// than any run of backticks in them, so no line can close it.
+func writeBlock(b *strings.Builder, lines []string) {
+	longest := 0
+	for _, l := range lines {
+		n := 0
+		for _, r := range l {
+			if r == '`' {
+				n++
+				longest = max(longest, n)
+			} else {
+				n = 0
+			}
+		}
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+	b.WriteString(fence + "text\n")
+	for _, l := range lines {
+		b.WriteString(flat(l) + "\n")
+	}
+	b.WriteString(fence + "\n")
+}
+
 // WriteLogGroup writes the figures of WriteMarkdown to w as a collapsible
 // group of a GitHub Actions log ("::group::kiln build summary" …
 // "::endgroup::"). No line inside it can start a workflow command: each is
@@ -96,6 +152,9 @@ func WriteLogGroup(w io.Writer, s *Summary) error {
 	for _, m := range s.Misses {
 		lines = append(lines, fmt.Sprintf("   miss #%d %s", m.Step, flat(m.Cause)))
 	}
+	if f := s.Failure; f != nil {
+		lines = append(lines, fmt.Sprintf("   failed #%d %s", f.Step, flat(f.Message)))
+	}
 	lines = append(lines, "::endgroup::")
 	_, err := io.WriteString(w, strings.Join(lines, "\n")+"\n")
 	return err
@@ -109,6 +168,14 @@ func cachedShare(s *Summary) string {
 	return fmt.Sprintf("%d of %d (%d%%)", s.Cached, s.Steps, (s.Cached*100+s.Steps/2)/s.Steps)
 }
 
+// noRequests is the Requests cell of a cache that makes no HTTP requests
+// of its own (CacheStat.Requests nil), told apart from a count of 0 by
+// noRequestsNote under the table.
+const (
+	noRequests     = "–¹"
+	noRequestsNote = "¹ makes no HTTP requests of its own: the local state dir, a `type=local` directory, or `type=inline` (the image's own config, pushed with it)"
+)
+
 // cacheRows are the rows of the cache table: the local state dir (the
 // hits no imported cache gave), then every cache source.
 func cacheRows(s *Summary) [][]string {
@@ -118,7 +185,7 @@ func cacheRows(s *Summary) [][]string {
 		local -= c.Hits
 	}
 	if local > 0 {
-		rows = append(rows, []string{"local state", DirectionImport, strconv.Itoa(local), "–", "–", "–"})
+		rows = append(rows, []string{"local state", DirectionImport, strconv.Itoa(local), "–", "–", noRequests})
 	}
 	for _, c := range s.Caches {
 		in, out := directions(c)
@@ -129,7 +196,7 @@ func cacheRows(s *Summary) [][]string {
 		case out:
 			dir = DirectionExport
 		}
-		hits, read, written, reqs := "–", "–", "–", "–"
+		hits, read, written, reqs := "–", "–", "–", noRequests
 		if in {
 			hits, read = strconv.Itoa(c.Hits), HumanBytes(c.BytesRead)
 		}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var codeSpan = regexp.MustCompile("(`+)[^`]*(`+)")
@@ -77,4 +78,39 @@ func TestMarkdownEscapes(t *testing.T) {
 	if lines[0] != "::group::kiln build summary" || lines[len(lines)-1] != "::endgroup::" {
 		t.Errorf("group framed by %q … %q", lines[0], lines[len(lines)-1])
 	}
+}
+
+// TestMarkdownFailedGolden: the summary of a failed build names the step,
+// kiln's last line and the step's last output lines, in code blocks no
+// output line can close; what ran before it is there as for any build.
+func TestMarkdownFailedGolden(t *testing.T) {
+	t.Parallel()
+	sum := &Summary{
+		Steps: 3, Cached: 1, Ran: 1, Duration: 4200 * time.Millisecond,
+		Caches: []CacheStat{{Source: "type=registry,ref=r/cache", Hits: 1, BytesRead: 2048, Direction: DirectionImport, Requests: ptr(int64(6))}},
+		Misses: []Miss{
+			{Step: 2, Stage: "build", Text: "COPY src/ /src/", Cause: "COPY src/ /src/: 1 file changed: src/a.go", Against: "type=registry,ref=r/cache"},
+			{Step: 3, Stage: "build", Text: "RUN make test", Cause: "RUN make test: parent step 2 missed"},
+		},
+		Slowest: []StepTime{{Step: 2, Stage: "build", Text: "COPY src/ /src/", Duration: 20 * time.Millisecond}},
+		Failure: &Failure{Step: 3, Stage: "build", Text: "RUN make test",
+			Message: "kiln: Dockerfile:7: RUN make test: exit code 2",
+			Tail:    []string{"--- FAIL: TestX (0.00s)", "    x_test.go:9: got ```a```, want b", "FAIL"}},
+	}
+	var md, group bytes.Buffer
+	if err := WriteMarkdown(&md, sum); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "markdown/failed.golden", md.Bytes())
+	if err := WriteLogGroup(&group, sum); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "loggroup/failed.golden", group.Bytes())
+
+	// Failed before any step (a Dockerfile error): the line, no step.
+	md.Reset()
+	if err := WriteMarkdown(&md, &Summary{Failure: &Failure{Message: "kiln: Dockerfile:2: unknown instruction: FROB"}}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "markdown/failed-early.golden", md.Bytes())
 }

@@ -149,7 +149,7 @@ func TestTTYStreams(t *testing.T) {
 			"#5 [final 5/6] COPY missing.txt / ERROR: checksumming missing.txt: no such file in the build context",
 			"Summary: 6 steps, 1 cached, 3 ran in 2m5s",
 			"  cache local state: 0 hits",
-			"  cache type=registry,ref=r/cache: 1 hit, 1.0 MB read, 5.0 GB written",
+			"  cache type=registry,ref=r/cache: 1 hit, 1.0 MB read, 5.0 GB written, 23 requests",
 			"  cache type=inline: 0 B written",
 			"  image digest sha256:8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4",
 		},

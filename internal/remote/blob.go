@@ -47,8 +47,13 @@ func (c *Client) Manifest(ctx context.Context, ref string) ([]byte, types.MediaT
 	}
 	d, err := ggcrremote.Get(r, c.remoteOptions(ctx)...)
 	if err != nil {
-		return nil, "", v1.Hash{}, notFound(r.Context().RegistryStr(), "fetching manifest "+ref, err)
+		err = notFound(r.Context().RegistryStr(), "fetching manifest "+ref, err)
+		if errors.Is(err, ErrNotFound) {
+			c.held.put(r, heldManifest{missing: true})
+		}
+		return nil, "", v1.Hash{}, err
 	}
+	c.held.put(r, heldManifest{raw: d.Manifest, mt: d.MediaType})
 	return d.Manifest, d.MediaType, d.Digest, nil
 }
 
@@ -69,8 +74,10 @@ func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaT
 		return err
 	}
 	if err := ggcrremote.Put(r, rawManifest{raw, mediaType}, c.remoteOptions(ctx)...); err != nil {
+		c.held.forget(r) // the tag may or may not have moved
 		return fmt.Errorf("pushing manifest %s: %w", ref, toError(r.Context().RegistryStr(), err))
 	}
+	c.held.put(r, heldManifest{raw: raw, mt: mediaType})
 	return nil
 }
 

@@ -56,6 +56,35 @@ func TestRedirectLoopRegistry(t *testing.T) {
 	t.Logf("%d requests in %v: %v", loops.Load(), took, err)
 }
 
+// TestRedirectLoopPing: a registry whose /v2/ ping redirects to itself
+// fails naming the redirect bound. ggcr pings such a loopback registry
+// over https and http at once and joins both errors, https's "server gave
+// HTTP response to HTTPS client" first: the error must be the http one.
+func TestRedirectLoopPing(t *testing.T) {
+	t.Parallel()
+	var loops atomic.Int64
+	reg := newRegistry(t, func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			loops.Add(1)
+			http.Redirect(w, r, r.URL.Path, http.StatusTemporaryRedirect)
+		})
+	})
+	c := newClient(t, Options{})
+	_, _, err := c.Image(context.Background(), reg+"/loop:1")
+	if err == nil {
+		t.Fatal("Image: no error")
+	}
+	// The ping's http.Client keeps net/http's own limit of 10.
+	msg := err.Error()
+	if strings.Contains(msg, "HTTPS client") || !strings.Contains(msg, "registry "+reg) ||
+		!strings.Contains(msg, "stopped after 10 redirects") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q: want the http ping's, naming the registry and the bound", msg)
+	}
+	if n := loops.Load(); n > 2*(transport.MaxRedirects+1) {
+		t.Errorf("%d requests, want at most %d", n, 2*(transport.MaxRedirects+1))
+	}
+}
+
 // TestSilentRegistry: a registry that accepts connections and never
 // answers fails at the response-header bound, not never.
 func TestSilentRegistry(t *testing.T) {

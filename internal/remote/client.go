@@ -95,6 +95,8 @@ type Client struct {
 	// request (with token auth that is most of a warm build's requests).
 	puller *ggcrremote.Puller
 	pusher *ggcrremote.Pusher
+	// held is the manifest last read or written at each tag (HeldManifest).
+	held heldManifests
 }
 
 // New validates opts and returns a Client. It fails when CAFile cannot be
@@ -129,7 +131,7 @@ func New(opts Options) (*Client, error) {
 	if _, ok := opts.Transport.(*http.Transport); opts.Transport != nil && !ok && (pool != nil || len(opts.Insecure) > 0) {
 		return nil, errors.New("remote: CAFile and Insecure need Options.Transport to be an *http.Transport or nil")
 	}
-	c.transport = &manifestCap{next: &headErrorBody{next: transport.New(transport.Options{
+	c.transport = newPingMemo(&manifestCap{next: &headErrorBody{next: transport.New(transport.Options{
 		Base:                  opts.Transport,
 		Policy:                c.policy,
 		RootCAs:               pool,
@@ -139,7 +141,7 @@ func New(opts Options) (*Client, error) {
 		Resumable:             blobRequest,
 		Logger:                c.logger,
 		Sleep:                 opts.Sleep,
-	})}}
+	})}}, c.allowHTTP)
 	c.keychain = &configKeychain{dir: opts.DockerConfigDir}
 	shared := c.baseOptions()
 	if c.puller, err = ggcrremote.NewPuller(shared...); err != nil {

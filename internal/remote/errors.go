@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
 	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -21,6 +22,9 @@ import (
 func toError(registry string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if cause, ok := pingCause(err); ok {
+		err = cause
 	}
 	// A certificate failure comes first: for a loopback registry ggcr pings
 	// https and http at once, and the http attempt's "400: HTTP request to
@@ -62,6 +66,29 @@ func toError(registry string, err error) error {
 		return urlError(registry, uerr)
 	}
 	return err
+}
+
+// pingCause finds the errors ggcr's ping joins when it tried https and
+// http at once (a registry that may speak plain HTTP): https's first, in a
+// slice type of its own that only its Error, Is and As reach. When https
+// failed only because the server speaks plain HTTP, the http attempt's
+// error is the cause (a redirect loop, a silent server), not "server gave
+// HTTP response to HTTPS client", which As would pick.
+func pingCause(err error) (error, bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		v := reflect.ValueOf(e)
+		if v.Kind() != reflect.Slice || v.Len() != 2 {
+			continue
+		}
+		first, ok1 := v.Index(0).Interface().(error)
+		second, ok2 := v.Index(1).Interface().(error)
+		var uerr *url.Error
+		if ok1 && ok2 && errors.Is(first, http.ErrSchemeMismatch) && errors.As(second, &uerr) {
+			return second, true
+		}
+		return nil, false
+	}
+	return nil, false
 }
 
 // service is how a registry is named in errors.

@@ -53,7 +53,7 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 // result is the Result of g's target once its stages are solved.
 func (s *Solver) result(g *plan.Graph, runs map[*plan.Stage]*stageRun) *Result {
 	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config, Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
+	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config.Image(), Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
 		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
 		res.Layers = append(res.Layers, l.layer)

@@ -77,6 +77,8 @@ func (s *Solver) explain(step *plan.Step, cur *state, p *prepared, keys []cache.
 	switch {
 	case s.opts.NoCache:
 		return set(progress.ReasonNoCache, subject, "cache disabled (--no-cache)")
+	case s.noCacheStage(step) != "":
+		return set(progress.ReasonNoCache, subject, fmt.Sprintf("cache disabled for stage %s (--no-cache-filter)", quoteName(step.Stage.Name)))
 	case cur.missed > 0:
 		m.ParentStep = cur.missed
 		return set(progress.ReasonParent, subject, fmt.Sprintf("parent step %d missed", cur.missed))
@@ -241,6 +243,12 @@ func describeInput(name string, configEnv map[string]bool) (what, label string) 
 		return "network", name
 	case "sourceDateEpoch":
 		return "SOURCE_DATE_EPOCH", name
+	case "addHost":
+		return "--add-host " + quoteName(rest), name
+	case "shmSize":
+		return "--shm-size", name
+	case "ulimit":
+		return "--ulimit " + quoteName(rest), name
 	case "content":
 		return "content", name
 	case "args":

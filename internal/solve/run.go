@@ -33,6 +33,7 @@ func (s *Solver) prepareRun(ctx context.Context, step *plan.Step, cur *state, ru
 		return nil, err
 	}
 	in := runInput(r, cur.key, network, s.epoch(), ms)
+	s.limitInputs(&in)
 	key := cache.RunKey(in)
 	p := &prepared{key: func(context.Context) (cache.Key, error) { return key, nil }, inputs: in.Inputs(), release: cl.run}
 	p.exec = func(ctx context.Context, root string) error {
@@ -70,6 +71,18 @@ func runInput(r *plan.Run, parent cache.Key, network string, epoch *int64, ms *r
 		})
 	}
 	return in
+}
+
+// limitInputs adds the build's --add-host, --shm-size and --ulimit to a
+// RUN's key input; unset, they leave it as it was before they existed.
+func (s *Solver) limitInputs(in *cache.RunInput) {
+	for _, h := range s.opts.Hosts {
+		in.Hosts = append(in.Hosts, h.String())
+	}
+	in.ShmSize = s.opts.ShmSize
+	for _, u := range s.opts.Ulimits {
+		in.Ulimits = append(in.Ulimits, u.String())
+	}
 }
 
 // cleanup is a stack of release functions, run last first.
@@ -243,6 +256,9 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 		Network:   network,
 		NetNS:     netns,
 		Mounts:    mounts,
+		Hosts:     s.opts.Hosts,
+		ShmSize:   s.opts.ShmSize,
+		Ulimits:   s.opts.Ulimits,
 		Stdout:    out.stream("stdout"),
 		Stderr:    out.stream("stderr"),
 		BundleDir: bundle,

@@ -53,6 +53,18 @@ type Options struct {
 	Secrets map[string][]byte
 	// NoCache ignores every cached result (results are still recorded).
 	NoCache bool
+	// NoCacheStages are the stages (by AS name, any case) whose steps
+	// ignore every cached result, as buildx --no-cache-filter; steps of
+	// other stages still hit, also on top of a re-run stage whose result
+	// is unchanged.
+	NoCacheStages []string
+	// Hosts are extra /etc/hosts entries of every RUN (--add-host).
+	Hosts []exec.Host
+	// ShmSize is the size of /dev/shm of every RUN in bytes (--shm-size);
+	// 0 is exec.DefaultShmSize.
+	ShmSize int64
+	// Ulimits are resource limits of every RUN (--ulimit).
+	Ulimits []exec.Ulimit
 	// SourceDateEpoch, when set, clamps layer timestamps and stamps every
 	// history entry, so two builds give byte-identical images.
 	SourceDateEpoch *time.Time
@@ -224,6 +236,16 @@ func (s *Solver) emit(e progress.Event) {
 		e.Time = s.opts.Now()
 	}
 	s.sink.Emit(e)
+}
+
+// SoFar is what the current or last Solve did until now: its counts, its
+// misses in step order and its slowest executed steps. After a failed
+// Solve it is the account of what ran before the failure.
+func (s *Solver) SoFar() (Stats, []progress.Miss, []progress.StepTime) {
+	s.mu.Lock()
+	st := s.stats
+	s.mu.Unlock()
+	return st, s.sortedMisses(), s.slowestSteps()
 }
 
 func (s *Solver) count(cached bool) {

@@ -22,7 +22,7 @@ type state struct {
 	key     cache.Key
 	layers  []layerRef
 	history *history
-	config  v1.Config
+	config  plan.Config
 	// prev is the state this one was made from (across stage bases too),
 	// and records the cache records of the step that made it: the lineage
 	// that mode=min exports.
@@ -165,7 +165,7 @@ func (s *Solver) baseState(ctx context.Context, st *plan.Stage, runs map[*plan.S
 	case st.Base.Image != nil:
 		return s.imageState(ctx, st.Base.Image)
 	default:
-		return &state{key: cache.ScratchKey(plan.FormatPlatform(stagePlatform(st))), config: st.Config}, nil
+		return &state{key: cache.ScratchKey(plan.FormatPlatform(stagePlatform(st))), config: plan.NewConfig(st.Config)}, nil
 	}
 }
 
@@ -201,7 +201,7 @@ func (s *Solver) imageState(ctx context.Context, pi *plan.Image) (*state, error)
 	}
 	var hist []v1.History
 	if pi.Config != nil {
-		st.config = pi.Config.Config
+		st.config = plan.NewConfig(pi.Config.Config)
 		hist = pi.Config.History
 	}
 	// An image without history still needs one entry per layer.

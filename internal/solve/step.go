@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -70,9 +71,10 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	defer unlock()
 
 	ev := progress.Event{Step: step.Number, Total: s.total, Stage: step.Stage.Label(), Text: step.Text}
+	noCache := s.noCache(step)
 	// --no-cache still reuses what this build ran itself (a step two
 	// platforms share runs once).
-	if (!s.opts.NoCache || s.ranHere(p.quick)) && p.quick != "" {
+	if (!noCache || s.ranHere(p.quick)) && p.quick != "" {
 		if next, src, ok := s.find(step, cur, p.quick); ok {
 			return s.cached(ev, src, next), nil
 		}
@@ -82,7 +84,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 			return nil, stepError(step, err)
 		}
 	}
-	if !s.opts.NoCache || s.ranHere(full) {
+	if !noCache || s.ranHere(full) {
 		if next, src, ok := s.find(step, cur, full); ok {
 			if p.quick != "" && p.quick != next.key {
 				// Known by the quick key from now on, here and in exports.
@@ -140,6 +142,25 @@ func (s *Solver) ranHere(key cache.Key) bool {
 	}
 	_, ok := s.ran.Load(key)
 	return ok
+}
+
+// noCache reports whether step may not be a cache hit: --no-cache, or its
+// stage is one of NoCacheStages.
+func (s *Solver) noCache(step *plan.Step) bool {
+	return s.opts.NoCache || s.noCacheStage(step) != ""
+}
+
+// noCacheStage is the name step's stage has in NoCacheStages, or "".
+func (s *Solver) noCacheStage(step *plan.Step) string {
+	if step.Stage == nil || step.Stage.Name == "" {
+		return ""
+	}
+	for _, n := range s.opts.NoCacheStages {
+		if strings.EqualFold(n, step.Stage.Name) {
+			return n
+		}
+	}
+	return ""
 }
 
 // cached reports a hit and returns its state.

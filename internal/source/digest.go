@@ -8,8 +8,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,27 +60,39 @@ func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File
 	return d, files, nil
 }
 
+// Prefetch hashes the files a copy of matches copies, on all cores, so
+// that a Digest of them later (on this Tree) reads only their stats. It is
+// Digest without the result: call it in the background, ahead of the step
+// that needs the digest. An error is left for that Digest to report.
+func (t *Tree) Prefetch(ctx context.Context, matches []Match) {
+	_, _ = t.digest(ctx, matches, nil)
+}
+
 // digest is Digest, calling each (when set) with every entry's real path
 // and its digest line less the entry's name.
 func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
-	h := sha256.New()
-	links := map[inode]string{} // first place of each multiply-linked file
+	walked := make([][]entry, len(matches))
 	for i, m := range matches {
 		ents, err := t.walk(ctx, m)
 		if err != nil {
 			return "", fmt.Errorf("digesting COPY source: %w", err)
 		}
+		walked[i] = ents
+	}
+	sums, err := t.fileSums(ctx, walked)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	links := map[inode]string{} // first place of each multiply-linked file
+	for i, m := range matches {
+		ents := walked[i]
 		fmt.Fprintf(h, "match %q dir=%t n=%d\n", m.Name, m.Dir, len(ents))
-		for _, e := range ents {
-			if err := ctx.Err(); err != nil {
-				return "", err
-			}
+		for j, e := range ents {
 			content := ""
 			switch mode := e.fi.Mode(); {
 			case mode.IsRegular():
-				if content, err = t.fileSum(e); err != nil {
-					return "", fmt.Errorf("digesting %s: %w", e.src, err)
-				}
+				content = sums[i][j]
 				if e.st.Nlink > 1 {
 					ino := inode{e.st.Dev, e.st.Ino}
 					if first, ok := links[ino]; ok {
@@ -104,6 +119,59 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// fileSums returns the content sum of every regular file of walked (""
+// for other entries), hashed on all cores: files are handed out in order
+// to GOMAXPROCS workers, and the digest is then made from the sums in
+// order, so it does not depend on how many there were. The error is that
+// of the first file, in order, that could not be hashed.
+func (t *Tree) fileSums(ctx context.Context, walked [][]entry) ([][]string, error) {
+	type job struct{ i, j int }
+	var jobs []job
+	sums := make([][]string, len(walked))
+	for i, ents := range walked {
+		sums[i] = make([]string, len(ents))
+		for j, e := range ents {
+			if e.fi.Mode().IsRegular() {
+				jobs = append(jobs, job{i, j})
+			}
+		}
+	}
+	errs := make([]error, len(jobs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(jobs) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errs[k] = err
+					continue
+				}
+				e := walked[jobs[k].i][jobs[k].j]
+				sum, err := t.fileSum(e)
+				if err != nil {
+					errs[k] = fmt.Errorf("digesting %s: %w", e.src, err)
+					continue
+				}
+				sums[jobs[k].i][jobs[k].j] = sum
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sums, nil
+}
+
 // modeBits are the mode bits a copy keeps.
 const modeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
 
@@ -127,6 +195,14 @@ func typeChar(m fs.FileMode) byte {
 
 // fileSum returns the hex sha256 of a regular file's content, from the
 // checksum cache when the file's stat is unchanged.
+//
+// Within one Tree each file is hashed once: a file whose stat is what it
+// was when this Tree last hashed it gets that sum, and a caller that asks
+// while another hashes it waits for that answer (Prefetch hashes while the
+// build runs other steps; the COPY that needs the digest then reads
+// nothing). Unlike the checksum cache this holds sums of files changed
+// just before they were hashed: the Tree's directory must not change
+// while it is used.
 func (t *Tree) fileSum(e entry) (string, error) {
 	st := statKey{
 		Size:  e.st.Size,
@@ -135,6 +211,45 @@ func (t *Tree) fileSum(e entry) (string, error) {
 		Ino:   e.st.Ino,
 		Dev:   uint64(e.st.Dev),
 	}
+	t.memoMu.Lock()
+	if c, ok := t.memo[e.src]; ok && c.st == st {
+		t.memoMu.Unlock()
+		<-c.done
+		if c.err == nil {
+			return c.sum, nil
+		}
+		return t.hashFile(e, st)
+	}
+	c := &sumCall{st: st, done: make(chan struct{})}
+	if t.memo == nil {
+		t.memo = map[string]*sumCall{}
+	}
+	t.memo[e.src] = c
+	t.memoMu.Unlock()
+	c.sum, c.err = t.hashFile(e, st)
+	if c.err != nil {
+		t.memoMu.Lock()
+		if t.memo[e.src] == c {
+			delete(t.memo, e.src)
+		}
+		t.memoMu.Unlock()
+	}
+	close(c.done)
+	return c.sum, c.err
+}
+
+// sumCall is one hashing of a file by a Tree: done is closed when sum or
+// err is set.
+type sumCall struct {
+	st   statKey
+	done chan struct{}
+	sum  string
+	err  error
+}
+
+// hashFile is fileSum without the Tree's memory of sums: the checksum
+// cache, else the file's bytes.
+func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 	if t.cache != nil {
 		if sum, ok := t.cache.get(e.src, st); ok {
 			return sum, nil

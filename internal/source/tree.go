@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,10 @@ type Tree struct {
 	racyWindow time.Duration
 	// reads counts files whose content was hashed (a test hook).
 	reads atomic.Int64
+
+	// memo is every file this Tree hashed, by real slash path (fileSum).
+	memoMu sync.Mutex
+	memo   map[string]*sumCall
 }
 
 // Open returns a Tree for the directory root. It loads the checksum cache

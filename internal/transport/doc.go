@@ -17,6 +17,9 @@
 //     a log;
 //   - the plain-HTTP and TLS policy (Policy, LoadCAFile): plain HTTP only to
 //     loopback hosts and hosts the user named insecure, extra CAs;
+//   - request counts (Counter, WithCounter): every attempt answered counts
+//     in the counter its request's context carries, so a cache import or
+//     export can tell how many requests it made through the shared stack;
 //   - one error type (*Error): method, redacted URL, status and the
 //     server's own message, parsed from registry, Twirp, Azure and plain
 //     bodies.

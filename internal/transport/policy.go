@@ -104,12 +104,16 @@ type httpGuard struct {
 }
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req
 	if req.URL.Scheme == "http" && !g.policy.AllowHTTP(req.URL.Host) {
-		r := req.Clone(req.Context())
+		r = req.Clone(req.Context())
 		r.URL.Scheme = "https"
-		return g.inner.RoundTrip(r)
 	}
-	return g.inner.RoundTrip(req)
+	resp, err := g.inner.RoundTrip(r)
+	if resp != nil {
+		count(req) // every attempt the server answered: what it saw
+	}
+	return resp, err
 }
 
 // withTLS applies rootCAs and the skip-verify hosts of policy to base when

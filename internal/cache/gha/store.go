@@ -192,17 +192,19 @@ func cmpOr[T comparable](v, def T) T {
 
 // NewImporter returns the importer of a type=gha cache. An import that
 // ACTIONS_CACHE_MODE turns off returns an error wrapping ErrSkipped; a
-// scope with no cache yet is cache.ErrNotFound.
+// scope with no cache yet is cache.ErrNotFound. It counts its requests
+// (cache.RequestCounter), the later reads of its fetcher included.
 func NewImporter(c ImportConfig, o Options) cache.Importer {
-	return importer{skip: c.Skipped(), next: cache.NewImporter(New(c.Config, o))}
+	return cache.CountedImporter(importer{skip: c.Skipped(), next: cache.NewImporter(New(c.Config, o))})
 }
 
 // NewExporter returns the exporter of a type=gha cache. An export that
 // ACTIONS_CACHE_MODE or the token's claims forbid returns an error
 // wrapping ErrSkipped or ErrReadOnly without a request; a 403 on the first
-// write returns ErrReadOnly too.
+// write returns ErrReadOnly too. It counts its requests
+// (cache.RequestCounter).
 func NewExporter(c ExportConfig, o Options) cache.Exporter {
-	return exporter{skip: c.Skipped(), next: cache.NewExporter(New(c.Config, o))}
+	return cache.CountedExporter(exporter{skip: c.Skipped(), next: cache.NewExporter(New(c.Config, o))})
 }
 
 type importer struct {

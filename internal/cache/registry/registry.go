@@ -43,14 +43,16 @@ func newRepo(ref string, client func() (*remote.Client, error)) *repo {
 
 // NewImporter returns the importer of a type=registry cache. It reads a
 // kiln cache manifest, or the inline cache of an image. A ref that does not
-// exist yet (the first build) is cache.ErrNotFound.
+// exist yet (the first build) is cache.ErrNotFound. It counts its requests
+// (cache.RequestCounter), the later reads of its fetcher included.
 func NewImporter(c ImportConfig, client func() (*remote.Client, error)) cache.Importer {
-	return &importer{r: newRepo(c.Ref, client)}
+	return cache.CountedImporter(&importer{r: newRepo(c.Ref, client)})
 }
 
-// NewExporter returns the exporter of a type=registry cache.
+// NewExporter returns the exporter of a type=registry cache; it counts its
+// requests (cache.RequestCounter).
 func NewExporter(c ExportConfig, client func() (*remote.Client, error)) cache.Exporter {
-	return cache.NewExporter(newRepo(c.Ref, client))
+	return cache.CountedExporter(cache.NewExporter(newRepo(c.Ref, client)))
 }
 
 func mapNotFound(err error) error {
@@ -134,7 +136,21 @@ func (r *repo) PutLayer(ctx context.Context, l v1.Layer) error {
 	return c.WriteLayer(ctx, r.repo, l)
 }
 
+// Root is the manifest at the ref. An export asks for it only to learn
+// whether it would publish what is there already; when this process has
+// just read the ref (the import of the same ref) or written it, that answer
+// is used and the registry is not asked again.
 func (r *repo) Root(ctx context.Context) ([]byte, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	if raw, mt, found, ok := c.HeldManifest(r.ref); ok && !mt.IsIndex() {
+		if !found {
+			return nil, fmt.Errorf("%s: %w", r.ref, cache.ErrNotFound)
+		}
+		return raw, nil
+	}
 	raw, _, err := r.manifest(ctx)
 	return raw, err
 }

@@ -1,0 +1,67 @@
+package remote
+
+import (
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// heldManifests remembers, per tag, the manifest this process last read
+// there (Manifest) or wrote there (PutManifest), or that the registry had
+// none. A cache export compares what it is about to publish with what its
+// import read moments before, without asking the registry again.
+type heldManifests struct {
+	mu   sync.Mutex
+	tags map[string]heldManifest // by the tag's full name
+}
+
+type heldManifest struct {
+	raw     []byte // nil: the registry had no manifest there
+	mt      types.MediaType
+	missing bool
+}
+
+func (h *heldManifests) put(r name.Reference, m heldManifest) {
+	if _, ok := r.(name.Tag); !ok {
+		return // a digest reference names its bytes: nothing to remember
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tags == nil {
+		h.tags = map[string]heldManifest{}
+	}
+	h.tags[r.Name()] = m
+}
+
+func (h *heldManifests) forget(r name.Reference) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.tags, r.Name())
+}
+
+func (h *heldManifests) get(r name.Reference) (heldManifest, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.tags[r.Name()]
+	return m, ok
+}
+
+// HeldManifest returns the manifest this client last read at the tag ref
+// or wrote there, without a request; ok is false when it has done neither
+// (or ref is not a tag). found is false when the registry had no manifest
+// at ref when last asked. The answer is as old as that request: another
+// writer may have moved the tag since. Callers that may act on a stale
+// answer only to skip work that would be repeated identically use it (a
+// cache export that would publish the manifest its import just read).
+func (c *Client) HeldManifest(ref string) (raw []byte, mt types.MediaType, found, ok bool) {
+	r, err := c.ParseReference(ref)
+	if err != nil {
+		return nil, "", false, false
+	}
+	m, ok := c.held.get(r)
+	if !ok {
+		return nil, "", false, false
+	}
+	return m.raw, m.mt, !m.missing, true
+}

@@ -1,0 +1,155 @@
+package source
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// bigTree writes n files of size bytes each (random, so nothing dedups)
+// under dir, 100 to a directory.
+func bigTree(tb testing.TB, dir string, n, size int) {
+	tb.Helper()
+	buf := make([]byte, size)
+	for i := 0; i < n; i++ {
+		rand.Read(buf)
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDigestFresh is the digest of a fresh checkout (no checksum
+// cache): 5,000 files, 200 MB in all, as CI sees every build.
+func BenchmarkDigestFresh(b *testing.B) {
+	dir := b.TempDir()
+	bigTree(b, dir, 5000, 40<<10)
+	b.SetBytes(5000 * 40 << 10)
+	for b.Loop() {
+		tr, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := tr.Select([]string{"."})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tr.Digest(context.Background(), m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestDigestSameOnAnyCores: the digest of a tree of many files does not
+// depend on how many cores hashed it, nor on the checksum cache.
+func TestDigestSameOnAnyCores(t *testing.T) {
+	dir := t.TempDir()
+	bigTree(t, dir, 700, 3000)
+	// Files of other sizes, an empty one and a hard link among them.
+	if err := os.WriteFile(filepath.Join(dir, "empty"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "d000", "f00001"), filepath.Join(dir, "d006", "link")); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(procs int, cache string) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		tr, err := Open(dir, Options{CacheFile: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.racyWindow = 0
+		m, err := tr.Select([]string{"d000", "."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tr.Digest(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.Save(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cache := filepath.Join(t.TempDir(), "sums.json")
+	want := digest(1, "")
+	for _, procs := range []int{2, 3, 8} {
+		if got := digest(procs, ""); got != want {
+			t.Errorf("GOMAXPROCS=%d: %s, with 1: %s", procs, got, want)
+		}
+	}
+	if got := digest(8, cache); got != want {
+		t.Errorf("filling the checksum cache: %s, want %s", got, want)
+	}
+	if got := digest(8, cache); got != want {
+		t.Errorf("from the checksum cache: %s, want %s", got, want)
+	}
+	// And it changes when one file does.
+	if err := os.WriteFile(filepath.Join(dir, "d003", "f00350"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := digest(8, ""); got == want {
+		t.Error("digest unchanged after a file changed")
+	}
+}
+
+// TestPrefetch: a Digest after (or while) Prefetch hashes the same files
+// reads none of them again and gives the digest a fresh Tree gives; a
+// file changed since it was prefetched is read again.
+func TestPrefetch(t *testing.T) {
+	dir := t.TempDir()
+	bigTree(t, dir, 300, 5000)
+	ctx := context.Background()
+	fresh, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := fresh.Select([]string{"."})
+	want, err := fresh.Digest(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := tr.Select([]string{"."})
+	done := make(chan struct{})
+	go func() { tr.Prefetch(ctx, m); close(done) }()
+	got, err := tr.Digest(ctx, m) // while the prefetch runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got != want {
+		t.Errorf("digest beside a prefetch: %s, want %s", got, want)
+	}
+	if n := tr.reads.Load(); n != 300 {
+		t.Errorf("prefetch and digest together read %d files, want each of the 300 once", n)
+	}
+	if got, _ := tr.Digest(ctx, m); got != want {
+		t.Errorf("second digest: %s, want %s", got, want)
+	}
+	if n := tr.reads.Load(); n != 300 {
+		t.Errorf("second digest read files again: %d reads", n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d001", "f00150"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tr.Digest(ctx, m); got == want {
+		t.Error("digest unchanged after a file changed")
+	}
+	if n := tr.reads.Load(); n != 301 {
+		t.Errorf("after one file changed: %d reads, want 301", n)
+	}
+}
