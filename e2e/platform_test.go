@@ -6,10 +6,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -125,9 +127,32 @@ func TestPlatformBuild(t *testing.T) {
 	md := filepath.Join(t.TempDir(), "md.json")
 	tag := reg + "/app/multi:1"
 	r := mustKiln(t, state, nil, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
+		"--annotation", "all=1", "--annotation", "manifest[linux/aarch64]:arm=only", "--annotation", "index:idx=i",
+		"--annotation", "manifest-descriptor:desc=d",
 		"--push", "-t", tag, "--metadata-file", md, ctxDir)
 
 	idx, imgs := pulledIndex(t, tag)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Annotations["idx"] != "i" {
+		t.Errorf("index annotations %v, want idx=i", im.Annotations)
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["desc"] != "d" {
+			t.Errorf("%s descriptor annotations %v, want desc=d", d.Platform.Architecture, d.Annotations)
+		}
+	}
+	for arch, want := range map[string]map[string]string{"amd64": {"all": "1"}, "arm64": {"all": "1", "arm": "only"}} {
+		m, err := imgs[arch].Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, m.Annotations); diff != "" {
+			t.Errorf("%s manifest annotations (-want +got):\n%s", arch, diff)
+		}
+	}
 	if len(imgs) != 2 || imgs["amd64"] == nil || imgs["arm64"] == nil {
 		t.Fatalf("index has images for %v, want amd64 and arm64", keys(imgs))
 	}
@@ -151,6 +176,12 @@ func TestPlatformBuild(t *testing.T) {
 	if meta.Summary.Ran != 5 || meta.Summary.Cached != 1 || meta.Summary.Steps != 6 {
 		t.Errorf("summary steps/ran/cached = %d/%d/%d, want 6/5/1 (the BUILDPLATFORM stage runs once)",
 			meta.Summary.Steps, meta.Summary.Ran, meta.Summary.Cached)
+	}
+	// --no-cache reruns every step, the BUILDPLATFORM stage still once.
+	mustKiln(t, state, nil, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", "--no-cache",
+		"--metadata-file", md+".nc", ctxDir)
+	if nc := readSummary(t, md+".nc"); nc.Summary.Ran != 5 || nc.Summary.Cached != 1 {
+		t.Errorf("--no-cache: ran/cached = %d/%d, want 5/1", nc.Summary.Ran, nc.Summary.Cached)
 	}
 	want, _ := idx.Digest()
 	if meta.Digest != want.String() || strings.TrimSpace(r.stdout) != want.String() {
@@ -284,6 +315,30 @@ func TestPlatformMissingBinfmt(t *testing.T) {
 	if !strings.Contains(show.stdout, "linux/arm64\temulated: ") {
 		t.Errorf("kiln binfmt on this machine (which has the arm64 handler):\n%s", show.stdout)
 	}
+
+	// kiln binfmt --install writes qemu-user-static's handlers, with the F
+	// flag, to the register file of the binfmt dir it is pointed at (a
+	// stand-in here: the test must not change the machine's handlers).
+	fake := t.TempDir()
+	for _, f := range []string{"status", "register"} {
+		if err := os.WriteFile(filepath.Join(fake, f), []byte(map[string]string{"status": "enabled\n"}[f]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst := mustKiln(t, state, []string{"KILN_BINFMT_DIR=" + fake}, "binfmt", "--install")
+	if !regexp.MustCompile(`(?m)^qemu-aarch64\tarm64\t\S+\tregistered$`).MatchString(inst.stdout) {
+		t.Errorf("kiln binfmt --install did not register qemu-aarch64:\n%s", inst.stdout)
+	}
+	reg, err := os.ReadFile(filepath.Join(fake, "register"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^:qemu-aarch64:M::\\x7f\\x45\\x4c\\x46[^\n]*:[A-Z]*F[A-Z]*$`).Match(reg) {
+		t.Errorf("register file lacks the qemu-aarch64 line with the F flag:\n%s", reg)
+	}
+	if strings.Contains(string(reg), ":qemu-x86_64:") {
+		t.Errorf("--install registered a handler for the host's own architecture:\n%s", reg)
+	}
 }
 
 // platformWarmDockerfile has only the target stage: inline cache holds
@@ -320,6 +375,10 @@ func TestPlatformCaches(t *testing.T) {
 			[]string{"--cache-from", "type=local,src=" + localCache}},
 		{"gha", full, srv.env(2, token), []string{"--cache-to", "type=gha,mode=max,scope=multi"},
 			[]string{"--cache-from", "type=gha,scope=multi"}},
+		{"registry min", single, nil, []string{"--cache-to", "type=registry,ref=" + reg + "/cache/multi:min"},
+			[]string{"--cache-from", "type=registry,ref=" + reg + "/cache/multi:min"}},
+		{"local min", single, nil, []string{"--cache-to", "type=local,dest=" + localCache + "-min"},
+			[]string{"--cache-from", "type=local,src=" + localCache + "-min"}},
 		{"inline", single, nil, []string{"--cache-to", "type=inline", "--push", "-t", reg + "/app/inline:1"},
 			// The warm build writes inline cache too, so its images match.
 			[]string{"--cache-from", "type=registry,ref=" + reg + "/app/inline:1", "--cache-to", "type=inline", "--push", "-t", reg + "/app/inline:1"}},

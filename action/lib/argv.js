@@ -78,21 +78,25 @@ function plan(inputs, ctx) {
   // pull: kiln has no local image store; every FROM is resolved in its
   // registry on every build, which is what pull asks for.
 
-  const manifestLevel = [];
+  // index: and manifest-descriptor: annotations need an index, which kiln
+  // writes for two platforms or more; index-descriptor: it never writes.
+  const multi = new Set(inputs.platforms.map((p) => p.toLowerCase())).size > 1;
+  const kept = [];
   const dropped = [];
   for (const a of inputs.annotations) {
     const key = a.split('=')[0];
     const m = /^([a-z-]+)(\[[^\]]*\])?:/.exec(key);
-    if (m && ['index', 'index-descriptor', 'manifest-descriptor'].includes(m[1])) {
+    if (m && (m[1] === 'index-descriptor' || (!multi && ['index', 'manifest-descriptor'].includes(m[1])))) {
       dropped.push(key);
     } else {
-      manifestLevel.push(a);
+      kept.push(a);
     }
   }
   if (dropped.length > 0) {
-    warn('annotations', `kiln writes annotations on image manifests only, not on the index or descriptors: ${dropped.join(', ')} left out (manifest-level annotations are written)`);
+    const why = multi ? 'kiln writes no index descriptor annotations' : 'kiln writes one image manifest, no index, for a single platform';
+    warn('annotations', `${why}: ${dropped.join(', ')} left out (manifest-level annotations are written)`);
   }
-  add('--annotation', manifestLevel);
+  add('--annotation', kept);
   add('--build-context', inputs['build-contexts'].map((bc) => resolveDefaultContext(bc, ctx.contextDir)));
 
   switch (inputs.network) {

@@ -88,6 +88,12 @@ test('each input kiln cannot honour gets exactly one warning naming it', async (
     assert.match(p.warnings[0], /^annotations: .*index:a, index-descriptor:c/);
     assert.deepEqual(p.args.filter((a, i) => p.args[i - 1] === '--annotation'), ['manifest:b=2']);
   });
+  await t.test('with two platforms index and manifest-descriptor annotations are kept', () => {
+    const p = plan(inputsOf({ platforms: 'linux/amd64,linux/arm64', annotations: 'index:a=1\nmanifest-descriptor:b=2\nindex-descriptor:c=3' }), ctx);
+    assert.equal(p.warnings.length, 1);
+    assert.match(p.warnings[0], /^annotations: kiln writes no index descriptor annotations: index-descriptor:c/);
+    assert.deepEqual(p.args.filter((a, i) => p.args[i - 1] === '--annotation'), ['index:a=1', 'manifest-descriptor:b=2']);
+  });
   await t.test('network default is kiln\'s default', () => {
     const p = plan(inputsOf({ network: 'default' }), ctx);
     assert.deepEqual(p.warnings, []);

@@ -52,8 +52,16 @@ type Options struct {
 	BuildArgs map[string]string
 	// Labels are the --label values, added to the image config.
 	Labels map[string]string
-	// Annotations are the --annotation values, set on the image manifest.
+	// Annotations are the --annotation values, set on the image manifest
+	// (every platform's).
 	Annotations map[string]string
+	// PlatformAnnotations are set on one platform's image manifest
+	// (--annotation manifest[linux/arm64]:K=V), by os/arch[/variant].
+	PlatformAnnotations map[string]map[string]string
+	// IndexAnnotations are set on the image index of a build of several
+	// platforms (--annotation index:K=V); DescriptorAnnotations on each of
+	// its manifest descriptors (manifest-descriptor:K=V).
+	IndexAnnotations, DescriptorAnnotations map[string]string
 	// Contexts are the named build contexts (--build-context), by name.
 	Contexts map[string]BuildContext
 	// NoCache ignores every cache; results are still recorded.
@@ -517,6 +525,16 @@ func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	img, pushImg, err := imageOf(opts, g, res)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return res, img, pushImg, nil
+}
+
+// imageOf assembles the image of g's solved target res, and the same
+// image as pushed.
+func imageOf(opts Options, g *plan.Graph, res *solve.Result) (v1.Image, v1.Image, error) {
 	cfg := res.Config
 	if len(opts.Labels) > 0 {
 		cfg.Labels = maps.Clone(cfg.Labels)
@@ -533,16 +551,16 @@ func solveImage(ctx context.Context, opts Options, g *plan.Graph, solver *solve.
 	}
 	img, err := assemble(spec, opts, res)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// The image to push is the same image, whose layers from a registry
 	// cache are the registry's own (mountable) values.
 	spec.Layers = res.PushLayers()
 	pushImg, err := assemble(spec, opts, res)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return res, img, pushImg, nil
+	return img, pushImg, nil
 }
 
 // assemble builds the image and lets every --cache-to that keeps its cache
@@ -559,7 +577,16 @@ func assemble(spec image.Spec, opts Options, res *solve.Result) (v1.Image, error
 			}
 		}
 	}
-	return annotate(img, opts.Annotations), nil
+	platform := plan.FormatPlatform(plan.NormalizePlatform(v1.Platform{OS: spec.OS, Architecture: spec.Architecture, Variant: spec.Variant}))
+	ann := opts.Annotations
+	if extra := opts.PlatformAnnotations[platform]; len(extra) > 0 {
+		ann = maps.Clone(ann)
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		maps.Copy(ann, extra)
+	}
+	return annotate(img, ann), nil
 }
 
 // openContext opens the context with its .dockerignore (Dockerfile-specific

@@ -209,27 +209,50 @@ func (m multiFetcher) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.La
 	return nil, err
 }
 
-// solveAndWriteMulti solves each platform's graph in turn with the same
-// solver, so that steps two platforms share (a FROM
-// --platform=$BUILDPLATFORM stage) run for the first and are local hits
-// for the others, then writes the outputs as one index.
+// solveAndWriteMulti solves every platform's graph at once with one
+// solver (solve.SolveAll: stages of all platforms in parallel; a step the
+// platforms share, such as a FROM --platform=$BUILDPLATFORM stage, runs
+// once and is a local hit for the others), then writes the outputs as one
+// index. A corrupt or missing cache blob starts the solve over, as
+// solveAndWrite does.
 func solveAndWriteMulti(ctx context.Context, opts Options, graphs []*plan.Graph, solver *solve.Solver, sink progress.Sink) (*solved, *Result, error) {
-	res := &solved{}
-	var images []output.PlatformImage
+	var names []string
 	for _, g := range graphs {
-		sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "building for " + plan.FormatPlatform(g.Platform)})
-		r, img, pushImg, err := solveRetrying(ctx, opts, g, solver, sink)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", plan.FormatPlatform(g.Platform), err)
+		names = append(names, plan.FormatPlatform(g.Platform))
+	}
+	sink.Emit(progress.Event{Kind: progress.Info, Time: time.Now(), Message: "building for " + strings.Join(names, ", ")})
+	var rs []*solve.Result
+	for attempt := 0; ; attempt++ {
+		var err error
+		rs, err = solver.SolveAll(ctx, graphs)
+		var bad *solve.BadBlobError
+		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
+			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
+				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
+			solver.MarkBad(bad.Digest)
+			continue
 		}
-		res.add(r)
+		if err != nil {
+			return nil, nil, err
+		}
+		break
+	}
+	// Every result counts the whole build.
+	res := &solved{results: rs, stats: rs[0].Stats, misses: rs[0].Misses, slowest: rs[0].Slowest}
+	var images []output.PlatformImage
+	for i, g := range graphs {
+		img, pushImg, err := imageOf(opts, g, rs[i])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", names[i], err)
+		}
 		images = append(images, output.PlatformImage{Platform: g.Platform, Dir: plan.PlatformDir(g.Platform), Image: img, PushImage: pushImg})
 	}
+	ann := output.IndexAnnotations{Index: opts.IndexAnnotations, Descriptor: opts.DescriptorAnnotations}
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
-		Stdout: opts.Stdout, Remote: opts.Remote, Platforms: images}); err != nil {
+		Stdout: opts.Stdout, Remote: opts.Remote, Platforms: images, IndexAnnotations: ann}); err != nil {
 		return nil, nil, err
 	}
-	idx := output.Index(images, false)
+	idx := output.Index(images, false, ann)
 	digest, err := idx.Digest()
 	if err != nil {
 		return nil, nil, err
@@ -243,20 +266,4 @@ func solveAndWriteMulti(ctx context.Context, opts Options, graphs []*plan.Graph,
 		return nil, nil, err
 	}
 	return res, &Result{Index: idx, Digest: digest, Descriptor: v1.Descriptor{MediaType: mt, Digest: digest, Size: size}, Stats: res.stats}, nil
-}
-
-// solveRetrying is solveImage, started over (as solveAndWrite does) when a
-// cache blob turns out corrupt or missing.
-func solveRetrying(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink) (*solve.Result, v1.Image, v1.Image, error) {
-	for attempt := 0; ; attempt++ {
-		res, img, pushImg, err := solveImage(ctx, opts, g, solver)
-		var bad *solve.BadBlobError
-		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
-			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
-				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
-			solver.MarkBad(bad.Digest)
-			continue
-		}
-		return res, img, pushImg, err
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,6 +155,12 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 		return fail(err)
 	}
 	opts.BinfmtDir = env.Getenv("KILN_BINFMT_DIR")
+	ann, err := parseAnnotations(f.annotations, dedupePlatforms(opts.Platforms))
+	if err != nil {
+		return fail(err)
+	}
+	opts.Annotations, opts.PlatformAnnotations = ann.manifest, ann.platform
+	opts.IndexAnnotations, opts.DescriptorAnnotations = ann.index, ann.descriptor
 	switch f.network {
 	case "default", "host", "none":
 		opts.Network = f.network
@@ -169,9 +176,7 @@ func buildOptions(env Env, g *globals, f *buildFlags, contextDir string) (build.
 	if opts.Labels, err = kvMap("label", f.labels, nil); err != nil {
 		return fail(err)
 	}
-	if opts.Annotations, err = annotationMap(f.annotations); err != nil {
-		return fail(err)
-	}
+
 	if opts.Contexts, err = buildContexts(f.contexts); err != nil {
 		return fail(err)
 	}
@@ -279,6 +284,17 @@ func parsePlatforms(vals []string) ([]v1.Platform, error) {
 		}
 	}
 	return out, nil
+}
+
+// dedupePlatforms drops the platforms named twice, as the build does.
+func dedupePlatforms(ps []v1.Platform) []v1.Platform {
+	var out []v1.Platform
+	for _, p := range ps {
+		if !slices.ContainsFunc(out, func(o v1.Platform) bool { return plan.SamePlatform(o, p) }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // newSink picks the progress renderer; auto is tty when stderr is a

@@ -2,48 +2,98 @@ package cli
 
 import (
 	"os"
-	"runtime"
+	"slices"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kiln-build/kiln/internal/build"
+	"github.com/kiln-build/kiln/internal/plan"
 )
 
-// annotationMap parses --annotation values as buildx does: KEY=VALUE or
-// LEVEL:KEY=VALUE with LEVEL manifest (the default), manifest-descriptor,
-// index or index-descriptor, optionally LEVEL[PLATFORM]. kiln writes one
-// image manifest, so only the manifest level (for the host's platform)
-// has a place to go; the others are usage errors, as BuildKit's are for a
-// single-platform image.
-func annotationMap(vals []string) (map[string]string, error) {
+// annotations are --annotation values by where they go.
+type annotations struct {
+	manifest   map[string]string            // every image manifest
+	platform   map[string]map[string]string // one platform's manifest, by os/arch[/variant]
+	index      map[string]string            // the index of a multi-platform build
+	descriptor map[string]string            // the index's manifest descriptors
+}
+
+// parseAnnotations parses --annotation values as buildx does: KEY=VALUE or
+// LEVEL[PLATFORM]:KEY=VALUE with LEVEL manifest (the default),
+// manifest-descriptor or index. A platform must be one the build makes
+// (platforms; none means the host's); index and manifest-descriptor need
+// an index, so two platforms or more. index-descriptor (an OCI layout's
+// index.json entry) is refused. Any other prefix is part of the key.
+func parseAnnotations(vals []string, platforms []v1.Platform) (annotations, error) {
+	var a annotations
 	if len(vals) == 0 {
-		return nil, nil
+		return a, nil
 	}
-	out := make(map[string]string, len(vals))
+	if len(platforms) == 0 {
+		platforms = []v1.Platform{plan.HostPlatform()}
+	}
+	var names []string
+	for _, p := range platforms {
+		names = append(names, plan.FormatPlatform(p))
+	}
+	put := func(m *map[string]string, k, v string) {
+		if *m == nil {
+			*m = map[string]string{}
+		}
+		(*m)[k] = v
+	}
 	for _, s := range vals {
 		k, v, err := splitKV("annotation", s)
 		if err != nil {
-			return nil, err
+			return a, err
 		}
-		level, key := "manifest", k
+		level, key, platform := "manifest", k, ""
 		if pre, rest, ok := strings.Cut(k, ":"); ok {
-			lv, platform, _ := strings.Cut(strings.TrimSuffix(pre, "]"), "[")
+			lv, pl, _ := strings.Cut(strings.TrimSuffix(pre, "]"), "[")
 			switch lv {
 			case "manifest", "manifest-descriptor", "index", "index-descriptor":
-				level, key = lv, rest
-				if platform != "" && platform != "linux/"+runtime.GOARCH {
-					return nil, usagef("--annotation %q: platform %s is not the one kiln builds (linux/%s)", k, platform, runtime.GOARCH)
-				}
+				level, key, platform = lv, rest, pl
 			}
 		}
 		if key == "" {
-			return nil, usagef("--annotation %q: empty key", s)
+			return a, usagef("--annotation %q: empty key", s)
 		}
-		if level != "manifest" {
-			return nil, usagef("--annotation %q: %s annotations need an image index; kiln builds a single-platform image manifest (use manifest: or no prefix)", k, level)
+		if platform != "" {
+			p, err := plan.ParsePlatform(platform)
+			if err != nil {
+				return a, usagef("--annotation %q: %v", k, err)
+			}
+			platform = plan.FormatPlatform(p)
+			if !slices.Contains(names, platform) {
+				return a, usagef("--annotation %q: platform %s is not one this build makes (%s)", k, platform, strings.Join(names, ", "))
+			}
 		}
-		out[key] = v
+		switch {
+		case level == "index-descriptor":
+			return a, usagef("--annotation %q: kiln writes no index descriptor annotations (use index: or manifest:)", k)
+		case level != "manifest" && len(platforms) < 2:
+			return a, usagef("--annotation %q: %s annotations need an image index; kiln builds a single-platform image manifest for one --platform (use manifest: or no prefix)", k, level)
+		case level == "index" && platform != "":
+			return a, usagef("--annotation %q: an index annotation has no platform", k)
+		case level == "index":
+			put(&a.index, key, v)
+		case level == "manifest-descriptor" && platform != "":
+			return a, usagef("--annotation %q: kiln sets manifest-descriptor annotations on every platform's descriptor; drop [%s]", k, platform)
+		case level == "manifest-descriptor":
+			put(&a.descriptor, key, v)
+		case platform != "":
+			if a.platform == nil {
+				a.platform = map[string]map[string]string{}
+			}
+			m := a.platform[platform]
+			put(&m, key, v)
+			a.platform[platform] = m
+		default:
+			put(&a.manifest, key, v)
+		}
 	}
-	return out, nil
+	return a, nil
 }
 
 // buildContexts parses --build-context NAME=DIR and

@@ -6,31 +6,42 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-build/kiln/internal/build"
 )
 
-func TestAnnotationMap(t *testing.T) {
+func TestParseAnnotations(t *testing.T) {
 	host := "linux/" + runtime.GOARCH
+	two := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
 	tests := []struct {
-		name string
-		in   []string
-		want map[string]string
-		bad  bool
+		name      string
+		in        []string
+		platforms []v1.Platform
+		want      annotations
+		bad       bool
 	}{
-		{name: "plain", in: []string{"a=1", "org.opencontainers.image.title=x=y"}, want: map[string]string{"a": "1", "org.opencontainers.image.title": "x=y"}},
-		{name: "manifest prefix", in: []string{"manifest:a=1"}, want: map[string]string{"a": "1"}},
-		{name: "host platform", in: []string{"manifest[" + host + "]:a=1"}, want: map[string]string{"a": "1"}},
-		{name: "unknown prefix is part of the key", in: []string{"com.example:a=1"}, want: map[string]string{"com.example:a": "1"}},
-		{name: "index", in: []string{"index:a=1"}, bad: true},
-		{name: "manifest-descriptor", in: []string{"manifest-descriptor:a=1"}, bad: true},
-		{name: "other platform", in: []string{"manifest[linux/s390x]:a=1"}, bad: runtime.GOARCH != "s390x", want: map[string]string{"a": "1"}},
+		{name: "plain", in: []string{"a=1", "org.opencontainers.image.title=x=y"}, want: annotations{manifest: map[string]string{"a": "1", "org.opencontainers.image.title": "x=y"}}},
+		{name: "manifest prefix", in: []string{"manifest:a=1"}, want: annotations{manifest: map[string]string{"a": "1"}}},
+		{name: "host platform", in: []string{"manifest[" + host + "]:a=1"}, want: annotations{platform: map[string]map[string]string{host: {"a": "1"}}}},
+		{name: "unknown prefix is part of the key", in: []string{"com.example:a=1"}, want: annotations{manifest: map[string]string{"com.example:a": "1"}}},
+		{name: "index needs two platforms", in: []string{"index:a=1"}, bad: true},
+		{name: "manifest-descriptor needs two platforms", in: []string{"manifest-descriptor:a=1"}, bad: true},
+		{name: "other platform", in: []string{"manifest[linux/s390x]:a=1"}, bad: runtime.GOARCH != "s390x",
+			want: annotations{platform: map[string]map[string]string{"linux/s390x": {"a": "1"}}}},
 		{name: "no value", in: []string{"a"}, bad: true},
 		{name: "empty key", in: []string{"manifest:=1"}, bad: true},
+		{name: "two platforms", platforms: two,
+			in: []string{"a=1", "index:b=2", "manifest-descriptor:c=3", "manifest[linux/aarch64]:d=4"},
+			want: annotations{manifest: map[string]string{"a": "1"}, index: map[string]string{"b": "2"},
+				descriptor: map[string]string{"c": "3"}, platform: map[string]map[string]string{"linux/arm64": {"d": "4"}}}},
+		{name: "a platform the build does not make", platforms: two, in: []string{"manifest[linux/s390x]:a=1"}, bad: true},
+		{name: "index-descriptor", platforms: two, in: []string{"index-descriptor:a=1"}, bad: true},
+		{name: "index with a platform", platforms: two, in: []string{"index[linux/arm64]:a=1"}, bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := annotationMap(tt.in)
+			got, err := parseAnnotations(tt.in, tt.platforms)
 			if tt.bad {
 				if !errors.Is(err, build.ErrUsage) {
 					t.Fatalf("got %v, %v; want a usage error", got, err)
@@ -40,7 +51,7 @@ func TestAnnotationMap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(annotations{})); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})

@@ -12,7 +12,9 @@
 //
 // It does not read the build context, hash files, talk to a registry or run
 // anything. The one piece of I/O it needs, resolving an image reference to
-// its digest and config, is injected through Options.ResolveImage.
+// its platform-specific digest and config, is injected through
+// Options.ResolveImage; Options.Platform and BuildPlatform set the
+// TARGET* and BUILD* args and the platform of each stage.
 //
 // Every error that comes from the Dockerfile's content is an *Error that
 // names file and line ("Dockerfile:12: unknown instruction: FOO").
@@ -29,8 +31,10 @@
 //     RUN --security=insecure, COPY --parents, --exclude, ADD --checksum,
 //     --keep-git-dir and --unpack are refused with an error rather than
 //     ignored.
-//   - FROM --platform accepts only the platform kiln builds for (linux and
-//     the architecture of the running binary).
+//   - FROM --platform takes linux platforms only; a stage FROM another
+//     stage has that stage's platform unless --platform says otherwise,
+//     and a single-platform image of another platform is refused (by the
+//     caller's ResolveImage) instead of used with a warning.
 //   - A stage name used twice is an error (BuildKit only warns, and then
 //     resolves the name differently for FROM and COPY --from).
 //   - FROM N with N the index of an earlier stage means that stage (as

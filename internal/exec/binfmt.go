@@ -268,7 +268,7 @@ func Install(dir, confDir, host string) ([]Registration, error) {
 // register writes one handler line to dir's register file, which must
 // exist (binfmt_misc mounted).
 func register(dir, line string) error {
-	f, err := os.OpenFile(filepath.Join(dir, "register"), os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(dir, "register"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("binfmt_misc is not mounted at %s or not writable (run as root; mount -t binfmt_misc binfmt_misc %s): %w", dir, dir, err)
 	}
@@ -314,7 +314,7 @@ func parseConf(path string) (Registration, string, error) {
 	if !h.FixBinary() {
 		f[7] += "F"
 	}
-	return reg, strings.Join(f, ":"), nil
+	return reg, strings.Join(f, ":") + "\n", nil // the kernel takes one trailing newline
 }
 
 // unescape decodes a binfmt magic or mask written with \xHH escapes.

@@ -27,10 +27,18 @@ type PlatformImage struct {
 	Image, PushImage v1.Image
 }
 
+// IndexAnnotations are the annotations of an index: on the index itself
+// (buildx's index:) and on each of its manifest descriptors
+// (manifest-descriptor:).
+type IndexAnnotations struct {
+	Index, Descriptor map[string]string
+}
+
 // Index returns the OCI image index of images, one manifest per platform
-// in the order given, each descriptor carrying its platform. With push,
-// the images are the PushImage ones (nil falls back to Image).
-func Index(images []PlatformImage, push bool) v1.ImageIndex {
+// in the order given, each descriptor carrying its platform and
+// ann.Descriptor, the index ann.Index. With push, the images are the
+// PushImage ones (nil falls back to Image).
+func Index(images []PlatformImage, push bool, ann IndexAnnotations) v1.ImageIndex {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	adds := make([]mutate.IndexAddendum, 0, len(images))
 	for _, pi := range images {
@@ -39,16 +47,20 @@ func Index(images []PlatformImage, push bool) v1.ImageIndex {
 			img = pi.PushImage
 		}
 		p := pi.Platform
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p, Annotations: ann.Descriptor}})
 	}
-	return mutate.AppendManifests(idx, adds...)
+	idx = mutate.AppendManifests(idx, adds...)
+	if len(ann.Index) > 0 {
+		idx = mutate.Annotations(idx, ann.Index).(v1.ImageIndex)
+	}
+	return idx
 }
 
 // writeMulti is Write for a build of several platforms: pushes and
 // type=oci carry one index; type=local writes one directory per platform;
 // type=docker, which holds one image, is refused.
 func writeMulti(ctx context.Context, r Request, pushTags map[string]bool) error {
-	idx := Index(r.Platforms, false)
+	idx := Index(r.Platforms, false, r.IndexAnnotations)
 	for _, o := range r.Specs {
 		tags := r.Tags
 		if names := o.Names(); len(names) > 0 {
@@ -82,7 +94,7 @@ func writeMulti(ctx context.Context, r Request, pushTags map[string]bool) error 
 		return fmt.Errorf("pushing: no registry client")
 	}
 	tags := orderedTags(r.Tags, pushTags)
-	if err := r.Remote.PushIndex(ctx, Index(r.Platforms, true), tags); err != nil {
+	if err := r.Remote.PushIndex(ctx, Index(r.Platforms, true, r.IndexAnnotations), tags); err != nil {
 		return fmt.Errorf("pushing %s: %w", strings.Join(tags, ", "), err)
 	}
 	return nil

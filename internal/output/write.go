@@ -37,6 +37,8 @@ type Request struct {
 	// are written and pushed as one index, and Image and PushImage are
 	// not used.
 	Platforms []PlatformImage
+	// IndexAnnotations annotate the index of Platforms.
+	IndexAnnotations IndexAnnotations
 }
 
 // Write writes every output of r, then pushes the image to every tag that

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -94,6 +93,9 @@ type Solver struct {
 	misses   []progress.Miss
 	times    []progress.StepTime
 	netns    lazyNetNS
+	// ran holds the keys of the steps this solver executed, which
+	// --no-cache still reuses.
+	ran sync.Map
 }
 
 // Stats counts what one Solve did.
@@ -162,51 +164,11 @@ type stageRun struct {
 // Solve solves every stage of g, independent stages in parallel, and
 // returns the target's result.
 func (s *Solver) Solve(ctx context.Context, g *plan.Graph) (*Result, error) {
-	s.stats = Stats{}
-	s.misses, s.times = nil, nil
-	s.total = g.Steps
-	runs := make(map[*plan.Stage]*stageRun, len(g.Stages))
-	for _, st := range g.Stages {
-		runs[st] = &stageRun{stage: st, done: make(chan struct{})}
-	}
-	eg, ctx := errgroup.WithContext(ctx)
-	for _, st := range g.Stages {
-		r := runs[st]
-		eg.Go(func() error {
-			defer close(r.done)
-			r.state, r.err = s.solveStage(ctx, r.stage, runs)
-			return r.err
-		})
-	}
-	if err := eg.Wait(); err != nil {
+	rs, err := s.SolveAll(ctx, []*plan.Graph{g})
+	if err != nil {
 		return nil, err
 	}
-	t := runs[g.Target].state
-	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config.Image(), Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
-		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
-	for _, l := range t.layers {
-		res.Layers = append(res.Layers, l.layer)
-	}
-	seen := map[cache.Key]bool{}
-	for _, st := range g.Stages {
-		final := runs[st].state
-		for _, l := range final.layers {
-			res.layers[l.desc.Digest] = l.layer
-		}
-		var lineage [][]cache.Record
-		for x := final; x != nil; x = x.prev {
-			lineage = append(lineage, x.records)
-		}
-		for i := len(lineage) - 1; i >= 0; i-- {
-			for _, e := range lineage[i] {
-				if !seen[e.Key] {
-					seen[e.Key] = true
-					res.all = append(res.all, e)
-				}
-			}
-		}
-	}
-	return res, nil
+	return rs[0], nil
 }
 
 // waitStage waits for dep's result; it fails when dep failed or ctx ends.

@@ -74,7 +74,9 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 
 	ev := progress.Event{Step: step.Number, Total: s.total, Stage: step.Stage.Label(), Text: step.Text}
 	noCache := s.noCache(step)
-	if !noCache && p.quick != "" {
+	// --no-cache still reuses what this build ran itself (a step two
+	// platforms share runs once).
+	if (!noCache || s.ranHere(p.quick)) && p.quick != "" {
 		if next, src, ok := s.find(step, cur, p.quick); ok {
 			return s.cached(ev, src, next), nil
 		}
@@ -84,7 +86,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 			return nil, stepError(step, err)
 		}
 	}
-	if !noCache {
+	if !noCache || s.ranHere(full) {
 		if next, src, ok := s.find(step, cur, full); ok {
 			if p.quick != "" && p.quick != next.key {
 				// Known by the quick key from now on, here and in exports.
@@ -124,11 +126,24 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		return nil, stepError(step, err)
 	}
 	s.count(false)
+	for _, k := range keys {
+		s.ran.Store(k, true)
+	}
 	next.missed = step.Number
 	ev.Kind, ev.Duration, ev.Miss = progress.StepDone, s.opts.Now().Sub(start), nil
 	s.noteTime(ev)
 	s.emit(ev)
 	return next, nil
+}
+
+// ranHere reports whether this solver executed the step of key (in any
+// Solve); "" never.
+func (s *Solver) ranHere(key cache.Key) bool {
+	if key == "" {
+		return false
+	}
+	_, ok := s.ran.Load(key)
+	return ok
 }
 
 // noCache reports whether step may not be a cache hit: --no-cache, or its
