@@ -238,6 +238,9 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	return c.sum, c.err
 }
 
+// hashBufs are the read buffers of hashFile, one per file being hashed.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
 // sumCall is one hashing of a file by a Tree: done is closed when sum or
 // err is set.
 type sumCall struct {
@@ -261,7 +264,10 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	buf := hashBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(h, struct{ io.Reader }{f}, *buf) // not File.WriteTo: it allocates a buffer per file
+	hashBufs.Put(buf)
+	if err != nil {
 		return "", err
 	}
 	t.reads.Add(1)
