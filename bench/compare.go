@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -278,6 +279,9 @@ func compareMode(ctx context.Context, o options) (int, error) {
 	start := time.Now()
 	var results []*cresult
 	for _, p := range compareProjects(o.scale) {
+		if o.projects != "" && !slices.Contains(strings.Split(o.projects, ","), p.name) {
+			continue
+		}
 		r, err := cb.measure(ctx, p)
 		if err != nil {
 			return 1, err

@@ -62,6 +62,7 @@ type options struct {
 	compare  bool
 	buildkit string
 	scale    bool
+	projects string // with -compare: comma-separated names; "" all
 }
 
 func main() {
@@ -84,6 +85,7 @@ func run() int {
 	fs.DurationVar(&o.latency, "latency", 0, "registry section: the proxy waits this long before forwarding each request, as a registry far away would (e.g. 25ms)")
 	fs.BoolVar(&o.compare, "compare", false, "only: kiln against BuildKit (with -buildkit) on small, multistage and bigcontext, alternately, every build pushing")
 	fs.StringVar(&o.buildkit, "buildkit", "", "with -compare: the dir holding buildkitd and buildctl (make conformance builds them in /tmp/kiln-buildkit-v0.34.2)")
+	fs.StringVar(&o.projects, "projects", "", "with -compare: only these projects (comma-separated names)")
 	fs.BoolVar(&o.scale, "scale", false, "with -compare: add the 50-step, 20,000-file and 1 GB projects")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	if err := fs.Parse(os.Args[1:]); err != nil {
