@@ -278,6 +278,7 @@ func compareMode(ctx context.Context, o options) (int, error) {
 	m := describeMachine(ctx, kiln, work)
 	m.runs = o.runs
 	start := time.Now()
+	loadBefore := readTrimmed("/proc/loadavg")
 	var results []*cresult
 	for _, p := range compareProjects(o.scale) {
 		if o.projects != "" && !slices.Contains(strings.Split(o.projects, ","), p.name) {
@@ -295,6 +296,8 @@ func compareMode(ctx context.Context, o options) (int, error) {
 		bkVersion = cb.bk.version
 	}
 	writeCompare(os.Stdout, m, o.latency, bkVersion, results)
+	// Other work on the machine slows both tools, not always alike.
+	fmt.Fprintf(os.Stdout, "- /proc/loadavg before: %s; after: %s\n", loadBefore, readTrimmed("/proc/loadavg"))
 	return 0, nil
 }
 
