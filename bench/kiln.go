@@ -128,6 +128,12 @@ const buildTimeout = 5 * time.Minute
 // their write-back is not charged to this one. kiln's output goes to log
 // (and is returned in the error if the build fails).
 func runBuild(ctx context.Context, kiln string, s buildSpec, log io.Writer) (buildResult, error) {
+	return runBuildWith(ctx, kiln, s, log, nil)
+}
+
+// runBuildWith is runBuild that hands the exited process's state to after
+// (when set), for its resource usage.
+func runBuildWith(ctx context.Context, kiln string, s buildSpec, log io.Writer, after func(*os.ProcessState)) (buildResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
 	var out bytes.Buffer
@@ -142,6 +148,9 @@ func runBuild(ctx context.Context, kiln string, s buildSpec, log io.Writer) (bui
 	start := time.Now()
 	err := cmd.Run()
 	wall := time.Since(start)
+	if after != nil && cmd.ProcessState != nil {
+		after(cmd.ProcessState)
+	}
 	if err != nil {
 		return buildResult{}, fmt.Errorf("kiln %s: %w\n%s", strings.Join(s.args(), " "), err, tail(out.String(), 20))
 	}

@@ -61,6 +61,11 @@ type options struct {
 	platforms bool
 	// latency: added to every registry round trip (the registry section).
 	latency time.Duration
+	// compare: only measure kiln against BuildKit (binaries in buildkit).
+	compare  bool
+	buildkit string
+	scale    bool
+	projects string // with -compare: comma-separated names; "" all
 }
 
 func main() {
@@ -81,6 +86,10 @@ func run() int {
 	fs.BoolVar(&o.gha, "gha", true, "measure type=gha through kiln cache-server (v1 and v2)")
 	fs.BoolVar(&o.memory, "memory", false, "only measure kiln's peak RSS on Dockerfiles of many ENV, LABEL, EXPOSE and VOLUME lines")
 	fs.DurationVar(&o.latency, "latency", 0, "registry section: the proxy waits this long before forwarding each request, as a registry far away would (e.g. 25ms)")
+	fs.BoolVar(&o.compare, "compare", false, "only: kiln against BuildKit (with -buildkit) on small, multistage and bigcontext, alternately, every build pushing")
+	fs.StringVar(&o.buildkit, "buildkit", "", "with -compare: the dir holding buildkitd and buildctl (make conformance builds them in /tmp/kiln-buildkit-v0.34.2)")
+	fs.StringVar(&o.projects, "projects", "", "with -compare: only these projects (comma-separated names)")
+	fs.BoolVar(&o.scale, "scale", false, "with -compare: add the 50-step, 20,000-file and 1 GB projects")
 	fs.IntVar(&o.memoryMax, "memory-max", 10000, "with -memory: the most instructions in one Dockerfile")
 	fs.BoolVar(&o.platforms, "platforms", false, "only time a linux/amd64 + linux/arm64 build (arm64 RUN under QEMU), cold and warm")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -92,6 +101,15 @@ func run() int {
 	if fs.NArg() > 0 || o.runs < 1 || o.edits < 1 {
 		fmt.Fprintln(os.Stderr, "bench: usage: go run ./bench [-runs N] [-edits N] [-quick] [-kiln PATH] [-dir DIR] [-keep] [-v] [-registry=false] [-gha=false]")
 		return 2
+	}
+	if o.compare {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		code, err := compareMode(ctx, o)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+		return code
 	}
 	if o.memory {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -76,7 +76,7 @@ func newParallelGzip(w io.Writer, level int) (*parallelGzip, error) {
 	if _, err := flate.NewWriter(io.Discard, level); err != nil {
 		return nil, fmt.Errorf("gzip: invalid compression level: %d", level)
 	}
-	return &parallelGzip{w: w, level: level, buf: make([]byte, 0, gzipBlockSize)}, nil
+	return &parallelGzip{w: w, level: level, buf: (*inBufs.Get().(*[]byte))[:0]}, nil
 }
 
 // header is the 10 bytes klauspost's gzip.Writer starts a member with when
@@ -126,29 +126,41 @@ func (z *parallelGzip) send(final bool) error {
 	}
 	out := make(chan gzipResult, 1)
 	z.order <- out
-	z.jobs <- gzipJob{data: z.buf, dict: z.prev, final: final, out: out}
-	if len(z.buf) >= gzipDictSize {
-		z.prev = z.buf[len(z.buf)-gzipDictSize:]
-	} else {
-		z.prev = append(z.prev, z.buf...)
-		z.prev = z.prev[max(0, len(z.prev)-gzipDictSize):]
+	// The next block's dictionary is this block's tail, copied: the block
+	// itself goes back to the pool once compressed.
+	dict := z.prev
+	tail := z.buf[max(0, len(z.buf)-gzipDictSize):]
+	if len(tail) < gzipDictSize {
+		tail = append(append([]byte(nil), z.prev...), tail...)
+		tail = tail[max(0, len(tail)-gzipDictSize):]
 	}
-	z.buf = make([]byte, 0, gzipBlockSize)
+	z.prev = append(make([]byte, 0, gzipDictSize), tail...)
+	z.jobs <- gzipJob{data: z.buf, dict: dict, final: final, out: out}
+	z.buf = (*inBufs.Get().(*[]byte))[:0]
 	return nil
 }
+
+// inBufs and outBufs recycle the blocks' input and output buffers.
+var (
+	inBufs  = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlockSize); return &b }}
+	outBufs = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlockSize+gzipBlockSize/8); return &b }}
+)
 
 // start writes the header and starts the workers and the writer.
 func (z *parallelGzip) start() {
 	z.started = true
 	n := runtime.GOMAXPROCS(0)
-	z.jobs = make(chan gzipJob, n)
-	z.order = make(chan chan gzipResult, 2*n)
+	// At most n blocks are being compressed and n wait to be written, so
+	// memory stays about 4n MiB whatever the layer's size.
+	z.jobs = make(chan gzipJob)
+	z.order = make(chan chan gzipResult, n)
 	z.written = make(chan error, 1)
 	for range n {
 		z.workers.Go(func() {
 			var fw *flate.Writer // reused for blocks with a dictionary
 			for j := range z.jobs {
 				b, err := deflateBlock(&fw, j.data, j.dict, z.level, j.final)
+				inBufs.Put(&j.data)
 				j.out <- gzipResult{b, err}
 			}
 		})
@@ -165,6 +177,9 @@ func (z *parallelGzip) start() {
 			if err == nil {
 				_, err = z.w.Write(r.b)
 			}
+			if r.b != nil {
+				outBufs.Put(&r.b)
+			}
 			if err != nil && z.failed.Load() == nil {
 				z.failed.Store(&err)
 			}
@@ -179,7 +194,7 @@ func (z *parallelGzip) start() {
 // does: the tests compare outputs on different numbers of cores, where
 // blocks land on different workers).
 func deflateBlock(reuse **flate.Writer, data, dict []byte, level int, final bool) ([]byte, error) {
-	out := &sliceWriter{b: make([]byte, 0, len(data)/2+1024)}
+	out := &sliceWriter{b: (*outBufs.Get().(*[]byte))[:0]}
 	var fw *flate.Writer
 	var err error
 	switch {

@@ -81,8 +81,14 @@ func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaT
 	return nil
 }
 
-// BlobExists reports whether repo holds the blob.
+// BlobExists reports whether repo holds the blob. A blob this client saw
+// there or wrote there (BlobExists, WriteLayer, Push) is there without a
+// request.
 func (c *Client) BlobExists(ctx context.Context, repo string, digest v1.Hash) (bool, error) {
+	r, rerr := name.NewRepository(repo, c.nameOptions(repo)...)
+	if rerr == nil && c.blobs.has(r, digest) {
+		return true, nil
+	}
 	l, err := c.Layer(ctx, repo, digest)
 	if err != nil {
 		return false, err
@@ -93,6 +99,9 @@ func (c *Client) BlobExists(ctx context.Context, repo string, digest v1.Hash) (b
 			return false, nil
 		}
 		return false, err
+	}
+	if rerr == nil {
+		c.blobs.add(r, digest)
 	}
 	return true, nil
 }
@@ -121,6 +130,9 @@ func (c *Client) WriteLayer(ctx context.Context, repo string, l v1.Layer) error 
 	}
 	if err := ggcrremote.WriteLayer(r, l, c.remoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("writing blob to %s: %w", repo, toError(r.RegistryStr(), err))
+	}
+	if d, err := l.Digest(); err == nil {
+		c.blobs.add(r, d)
 	}
 	return nil
 }

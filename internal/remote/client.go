@@ -97,6 +97,8 @@ type Client struct {
 	pusher *ggcrremote.Pusher
 	// held is the manifest last read or written at each tag (HeldManifest).
 	held heldManifests
+	// blobs are the blobs known to be in each repository (BlobExists).
+	blobs heldBlobs
 }
 
 // New validates opts and returns a Client. It fails when CAFile cannot be

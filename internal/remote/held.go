@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -64,4 +65,46 @@ func (c *Client) HeldManifest(ref string) (raw []byte, mt types.MediaType, found
 		return nil, "", false, false
 	}
 	return m.raw, m.mt, !m.missing, true
+}
+
+// heldBlobs is every blob this process saw in, or wrote to, a repository:
+// a later question whether the repository has it (a cache export after
+// the image push to the same repository) is answered without a request.
+// Registries do not delete blobs a manifest of theirs lists; one deleted
+// behind kiln's back within a build makes the manifest PUT that needs it
+// fail, as a HEAD just before it could not have prevented.
+type heldBlobs struct {
+	mu  sync.Mutex
+	set map[string]bool // repository name + "@" + digest
+}
+
+func (h *heldBlobs) add(repo name.Repository, digests ...v1.Hash) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.set == nil {
+		h.set = map[string]bool{}
+	}
+	for _, d := range digests {
+		h.set[repo.Name()+"@"+d.String()] = true
+	}
+}
+
+func (h *heldBlobs) has(repo name.Repository, d v1.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.set[repo.Name()+"@"+d.String()]
+}
+
+// imageBlobs returns the digests of img's config and layers, as its
+// manifest names them (nothing is read).
+func imageBlobs(img v1.Image) []v1.Hash {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil
+	}
+	out := []v1.Hash{m.Config.Digest}
+	for _, l := range m.Layers {
+		out = append(out, l.Digest)
+	}
+	return out
 }

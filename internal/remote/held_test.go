@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -70,5 +71,70 @@ func TestHeldManifest(t *testing.T) {
 	}
 	if _, _, _, ok := c.HeldManifest(ref); ok {
 		t.Fatal("a tag whose PutManifest failed is still held")
+	}
+}
+
+// TestHeldBlobs: after a push, whether the repository has the image's
+// blobs is answered without a request; other repositories and unknown
+// blobs are still asked, and a blob found there is not asked again.
+func TestHeldBlobs(t *testing.T) {
+	host := newRegistry(t, nil)
+	rec := &schemeRecorder{inner: http.DefaultTransport.(*http.Transport).Clone()}
+	c := newClient(t, Options{Transport: rec})
+	ctx := context.Background()
+	img := randomImage(t)
+	if err := c.Push(ctx, img, []string{host + "/held/blobs:1"}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := img.Manifest()
+	heads := func() int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		n := 0
+		for _, r := range rec.reqs {
+			if strings.HasPrefix(r, "http HEAD ") && strings.Contains(r, "/blobs/") {
+				n++
+			}
+		}
+		return n
+	}
+	before := heads()
+	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		ok, err := c.BlobExists(ctx, host+"/held/blobs", d.Digest)
+		if err != nil || !ok {
+			t.Fatalf("BlobExists(%s) = %v, %v after pushing it", d.Digest, ok, err)
+		}
+	}
+	if n := heads() - before; n != 0 {
+		t.Errorf("%d HEAD requests for blobs the push just wrote, want 0", n)
+	}
+	// Another repository is asked (this in-process registry shares blobs
+	// between repositories), and so is a blob never pushed.
+	if ok, err := c.BlobExists(ctx, host+"/held/other", m.Layers[0].Digest); err != nil || !ok {
+		t.Fatalf("BlobExists in another repository = %v, %v", ok, err)
+	}
+	missing := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	for range 2 {
+		if ok, err := c.BlobExists(ctx, host+"/held/blobs", missing); err != nil || ok {
+			t.Fatalf("BlobExists of a blob never pushed = %v, %v", ok, err)
+		}
+	}
+	if n := heads() - before; n != 3 {
+		t.Errorf("%d HEAD requests, want 3: the other repository, and a missing blob each time", n)
+	}
+	// A blob another client pushed is asked once, then held.
+	other := newClient(t, Options{})
+	img2 := randomImage(t)
+	if err := other.Push(ctx, img2, []string{host + "/held/blobs:2"}); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := img2.Manifest()
+	for range 2 {
+		if ok, err := c.BlobExists(ctx, host+"/held/blobs", m2.Layers[0].Digest); err != nil || !ok {
+			t.Fatalf("BlobExists of another client's blob = %v, %v", ok, err)
+		}
+	}
+	if n := heads() - before; n != 4 {
+		t.Errorf("%d HEAD requests, want 4 (one more for the other client's blob, asked once)", n)
 	}
 }

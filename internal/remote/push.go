@@ -51,6 +51,7 @@ func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 		if err := p.Push(ctx, r, src); err != nil {
 			return fmt.Errorf("pushing image to %s: %w", tags[i], toError(reg, err))
 		}
+		c.blobs.add(r.Context(), imageBlobs(img)...)
 		if _, ok := firstRepo[reg]; !ok {
 			firstRepo[reg] = r
 		}

@@ -200,9 +200,9 @@ func typeChar(m fs.FileMode) byte {
 // was when this Tree last hashed it gets that sum, and a caller that asks
 // while another hashes it waits for that answer (Prefetch hashes while the
 // build runs other steps; the COPY that needs the digest then reads
-// nothing). Unlike the checksum cache this holds sums of files changed
-// just before they were hashed: the Tree's directory must not change
-// while it is used.
+// nothing). As in the checksum cache, the sum of a file changed within
+// the racy window before it was hashed is not reused once that hashing
+// ended.
 func (t *Tree) fileSum(e entry) (string, error) {
 	st := statKey{
 		Size:  e.st.Size,
@@ -214,13 +214,24 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	t.memoMu.Lock()
 	if c, ok := t.memo[e.src]; ok && c.st == st {
 		t.memoMu.Unlock()
-		<-c.done
+		select {
+		case <-c.done:
+			// A file changed just before it was hashed may have changed
+			// again within the same timestamp tick: as in the checksum
+			// cache, such a sum is not reused later.
+			if c.racy {
+				return t.hashFile(e, st)
+			}
+		default:
+			<-c.done // being hashed now: the answer is as fresh as ours
+		}
 		if c.err == nil {
 			return c.sum, nil
 		}
 		return t.hashFile(e, st)
 	}
-	c := &sumCall{st: st, done: make(chan struct{})}
+	c := &sumCall{st: st, done: make(chan struct{}),
+		racy: time.Since(time.Unix(0, max(st.Mtime, st.Ctime))) < t.racyWindow}
 	if t.memo == nil {
 		t.memo = map[string]*sumCall{}
 	}
@@ -238,6 +249,9 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	return c.sum, c.err
 }
 
+// hashBufs are the read buffers of hashFile, one per file being hashed.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
 // sumCall is one hashing of a file by a Tree: done is closed when sum or
 // err is set.
 type sumCall struct {
@@ -245,6 +259,8 @@ type sumCall struct {
 	done chan struct{}
 	sum  string
 	err  error
+	// racy: the file changed within the racy window before it was hashed.
+	racy bool
 }
 
 // hashFile is fileSum without the Tree's memory of sums: the checksum
@@ -261,7 +277,10 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	buf := hashBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(h, struct{ io.Reader }{f}, *buf) // not File.WriteTo: it allocates a buffer per file
+	hashBufs.Put(buf)
+	if err != nil {
 		return "", err
 	}
 	t.reads.Add(1)

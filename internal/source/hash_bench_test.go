@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // bigTree writes n files of size bytes each (random, so nothing dedups)
@@ -123,6 +124,7 @@ func TestPrefetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.racyWindow = 0
 	m, _ := tr.Select([]string{"."})
 	done := make(chan struct{})
 	go func() { tr.Prefetch(ctx, m); close(done) }()
@@ -151,5 +153,20 @@ func TestPrefetch(t *testing.T) {
 	}
 	if n := tr.reads.Load(); n != 301 {
 		t.Errorf("after one file changed: %d reads, want 301", n)
+	}
+
+	// Files changed just before they were hashed are hashed again.
+	racy, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	racy.racyWindow = time.Hour
+	m, _ = racy.Select([]string{"."})
+	racy.Prefetch(ctx, m)
+	if _, err := racy.Digest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := racy.reads.Load(); n != 2*300 {
+		t.Errorf("racy files: %d reads by a prefetch and a digest after it, want 600", n)
 	}
 }
