@@ -115,10 +115,10 @@ type Options struct {
 	// the program or a backend's setup), for the summary.
 	Skipped []progress.Notice
 	// Platforms are the target platforms (--platform); none means the
-	// host's. With more than one, each is solved in turn (steps that do
-	// not depend on the target platform, such as a FROM
-	// --platform=$BUILDPLATFORM stage, are solved once and hit after) and
-	// the outputs carry one image index.
+	// host's. With more than one, all are solved at once (a step that does
+	// not depend on the target platform, such as one of a FROM
+	// --platform=$BUILDPLATFORM stage, runs once and is a hit for the
+	// others) and the outputs carry one image index.
 	Platforms []v1.Platform
 	// BinfmtDir is where binfmt_misc is mounted, for the check that RUN
 	// steps of a foreign architecture can be emulated; "" means

@@ -29,6 +29,8 @@ func (c *Client) ImageFor(ctx context.Context, ref string, platform v1.Platform)
 		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
 	}
 	want := plan.FormatPlatform(plan.NormalizePlatform(platform))
+	// One manifest request for an image, two for an index (the index,
+	// then the platform's manifest): the fetched manifest is used as is.
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
 		d, err := pickManifest(desc.Manifest, platform)
@@ -36,13 +38,12 @@ func (c *Client) ImageFor(ctx context.Context, ref string, platform v1.Platform)
 			return nil, v1.Hash{}, fmt.Errorf("image %s: %w", ref, err)
 		}
 		r = r.Context().Digest(d.String())
-		if img, err = ggcrremote.Image(r, c.remoteOptions(ctx)...); err != nil {
+		img, err = ggcrremote.Image(r, c.remoteOptions(ctx)...)
+		if err != nil {
 			return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
 		}
 	} else if img, err = desc.Image(); err != nil {
-		// The manifest is in hand: asking for it again is a round trip
-		// a warm rebuild does not need.
-		return nil, v1.Hash{}, fmt.Errorf("resolving image %s: %w", ref, err)
+		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
 	}
 	h, err := img.Digest()
 	if err != nil {

@@ -2,7 +2,9 @@ package remote
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -33,7 +35,15 @@ func platformImage(t *testing.T, p v1.Platform) v1.Image {
 
 func TestImageForPicksPlatform(t *testing.T) {
 	ctx := context.Background()
-	host := newRegistry(t, nil)
+	var manifestGets atomic.Int64
+	host := newRegistry(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+				manifestGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	c, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +66,11 @@ func TestImageForPicksPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		manifestGets.Store(0)
 		_, h, err := c.ImageFor(ctx, ref, p)
+		if n := manifestGets.Load(); n != 2 {
+			t.Errorf("%s: %d manifest GETs, want 2 (the index, the platform's)", tt.platform, n)
+		}
 		if err != nil {
 			t.Errorf("%s: %v", tt.platform, err)
 			continue
@@ -76,8 +90,12 @@ func TestImageForPicksPlatform(t *testing.T) {
 	if err := ggcrremote.Write(r, imgs["arm64"]); err != nil {
 		t.Fatal(err)
 	}
+	manifestGets.Store(0)
 	if _, _, err := c.ImageFor(ctx, single, arm); err != nil {
 		t.Errorf("single arm64 image for arm64: %v", err)
+	}
+	if n := manifestGets.Load(); n != 1 {
+		t.Errorf("single image: %d manifest GETs, want 1", n)
 	}
 	_, _, err = c.ImageFor(ctx, single, amd)
 	if err == nil || !strings.Contains(err.Error(), "is for linux/arm64 only, not linux/amd64") {
