@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,16 @@ import (
 // data, exec root and pidfile, no iptables and no bridge, and returns the
 // DOCKER_HOST for it and the path of its log. It is stopped when the test
 // ends.
+//
+// It runs in a mount namespace of its own with every mount private (Go
+// makes / MS_REC|MS_PRIVATE after unsharing). dockerd makes its data root
+// a shared mount and mounts each container's rootfs below it; in the
+// host's namespace any other process on the machine that copies the
+// namespace and unmounts there (slirp4netns --enable-sandbox started
+// from the host's namespace did: kiln before its fix, other test runs)
+// unmounted that rootfs on the host between dockerd's mount and runc's
+// start, and docker run failed with exec: "cat": executable file not
+// found. Private, dockerd's mounts have no peers outside.
 func startDockerd(t *testing.T) (host, logPath string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "kd") // short: the socket path has a length limit
@@ -40,6 +51,7 @@ func startDockerd(t *testing.T) (host, logPath string) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting dockerd: %v", err)
 	}
@@ -153,7 +165,7 @@ func loadDiagnosis(host, ref, archive, dockerdLog string, actionOut []byte) stri
 		fmt.Fprintf(&b, "--- docker create: %v\n", err)
 	} else {
 		c := strings.TrimSpace(string(id))
-		exp, err := exec.Command("sh", "-c", "docker --host \"$1\" export \"$2\" | tar -tvf - | head -n 80", "sh", host, c).CombinedOutput()
+		exp, err := exec.Command("sh", "-c", `f=$(mktemp) && docker --host "$1" export "$2" > "$f"; echo "export exit $?, $(wc -c < "$f") bytes"; tar -tvf "$f" | head -n 80; rm -f "$f"`, "sh", host, c).CombinedOutput()
 		fmt.Fprintf(&b, "--- docker export of a container of it (%v):\n%s\n", err, exp)
 		exec.Command("docker", "--host", host, "rm", "-f", c).Run()
 	}
@@ -162,7 +174,9 @@ func loadDiagnosis(host, ref, archive, dockerdLog string, actionOut []byte) stri
 		lines := strings.Split(strings.TrimRight(string(log), "\n"), "\n")
 		fmt.Fprintf(&b, "--- dockerd log (last 40 lines):\n%s\n", strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+	// dockerd's mounts are in its own namespace (startDockerd).
+	pid, _ := os.ReadFile(filepath.Join(filepath.Dir(dockerdLog), "docker.pid"))
+	if mi, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "mountinfo")); err == nil {
 		var ov []string
 		for _, l := range strings.Split(string(mi), "\n") {
 			if strings.Contains(l, filepath.Dir(dockerdLog)) {
