@@ -149,7 +149,17 @@ func (n *NetNS) startSlirp(ctx context.Context, path string) error {
 	n.cmd.Stderr = stderr
 	// Its own process group, so that a terminal's ^C reaches kiln, which
 	// then closes the namespace in order, and not slirp4netns first.
-	n.cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	//
+	// And a mount namespace of its own whose mounts are all private (Go
+	// makes / MS_REC|MS_PRIVATE after unsharing it). --enable-sandbox
+	// makes only / private (not recursively), pivots into a tmpfs and
+	// lazily unmounts the old root: run as root from kiln's namespace,
+	// that unmount propagated to every mount below a shared one there
+	// (all of them on a systemd host: /dev/shm, /sys/fs/cgroup, ...; a
+	// dockerd's container rootfs below its shared data root), so each
+	// build with a RUN step on the default network unmounted them on the
+	// host. From a private copy nothing propagates back.
+	n.cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true, Unshareflags: unix.CLONE_NEWNS}
 	err = n.cmd.Start()
 	readyW.Close()
 	exitR.Close()
