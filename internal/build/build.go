@@ -194,6 +194,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	stopPrefetch := prefetchContext(ctx, g, tree)
 	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
+	uploadCtx, cancelUploads := context.WithCancel(ctx)
+	uploads := newUploader(uploadCtx, opts, g)
+	defer func() {
+		cancelUploads()
+		uploads.wait()
+	}()
+	var layerDone func(*plan.Step, v1.Layer)
+	if uploads != nil {
+		layerDone = uploads.layerDone
+	}
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,
 		Store:            st,
@@ -211,11 +221,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		SourceDateEpoch:  opts.SourceDateEpoch,
 		Compression:      layer.Compression(exportCompression(opts.CacheTo)),
 		CompressionLevel: exportCompressionLevel(opts.CacheTo),
+		LayerDone:        layerDone,
 	})
 	if err != nil {
 		return nil, err
 	}
-	res, out, err := solveAndWrite(ctx, opts, g, solver, sink)
+	res, out, err := solveAndWrite(ctx, opts, g, solver, sink, uploads)
 	// The build's network namespace is for RUN steps only: stop its
 	// slirp4netns before the cache exports.
 	if cerr := solver.Close(); cerr != nil && err == nil {
@@ -414,9 +425,9 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink) (*solve.Result, *Result, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, uploads *uploader) (*solve.Result, *Result, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, err := solveOnce(ctx, opts, g, solver)
+		res, out, err := solveOnce(ctx, opts, g, solver, uploads)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
@@ -428,7 +439,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 	}
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, *Result, error) {
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, uploads *uploader) (*solve.Result, *Result, error) {
 	res, err := solver.Solve(ctx, g)
 	if err != nil {
 		return nil, nil, err
@@ -469,6 +480,9 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
+	// The layers uploaded beside the build are there before the push
+	// looks for them.
+	uploads.wait()
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
 		return nil, nil, err
