@@ -191,7 +191,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		waitImports(progress.Discard())
 		return nil, err
 	}
-	stopPrefetch := prefetchContext(ctx, g, tree)
+	startPrefetch, stopPrefetch := prefetchContext(ctx, g, tree)
 	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
 	uploadCtx, cancelUploads := context.WithCancel(ctx)
@@ -200,9 +200,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		cancelUploads()
 		uploads.wait()
 	}()
-	var layerDone func(*plan.Step, v1.Layer)
-	if uploads != nil {
-		layerDone = uploads.layerDone
+	// The first step that runs starts the context's hashing beside the
+	// steps after it, and each layer of the image's stage starts uploading.
+	layerDone := func(step *plan.Step, l v1.Layer) {
+		startPrefetch()
+		if uploads != nil {
+			uploads.layerDone(step, l)
+		}
 	}
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,
