@@ -31,6 +31,7 @@ type tracingProxy struct {
 
 type tracedRequest struct {
 	method, path string
+	digest       string // the ?digest= of a blob upload's closing PUT
 	status       int
 	start, end   time.Time
 }
@@ -49,7 +50,7 @@ func newTracingProxy(t *testing.T, registry string, latency time.Duration) *trac
 		start := time.Now()
 		time.Sleep(p.latency)
 		rp.ServeHTTP(rec, r)
-		p.add(tracedRequest{method: r.Method, path: r.URL.Path, status: rec.status, start: start, end: time.Now()})
+		p.add(tracedRequest{method: r.Method, path: r.URL.Path, digest: r.URL.Query().Get("digest"), status: rec.status, start: start, end: time.Now()})
 	}))
 	srv.Listener = &helloListener{Listener: srv.Listener, p: p}
 	srv.Start()
@@ -206,5 +207,47 @@ func TestWarmRebuildRequests(t *testing.T) {
 		t.Errorf("%d requests in depth %d, want at most %d in depth %d:\n  %s", n, d, wantMax, depthMax, all)
 	} else {
 		t.Logf("%d requests in depth %d:\n  %s", n, d, all)
+	}
+}
+
+// TestEarlyLayerUpload: a pushed image's layers are uploaded while the
+// build goes on, each once: the first RUN's layer is in the registry a
+// second before the last step (a sleep) ends, and the push at the end
+// sends only what is left.
+func TestEarlyLayerUpload(t *testing.T) {
+	reg, _ := setup(t)
+	proxy := newTracingProxy(t, reg, 0)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM " + proxy.addr + "/base/busybox:1\nRUN head -c 300000 /dev/urandom > /one\nRUN sleep 1.5\n",
+	})
+	tag := proxy.addr + "/app/early:latest"
+	_, s := cacheBuild(t, dir, nil, "--push", "-t", tag)
+	layers, d := pulledLayers(t, tag)
+	if d.String() != s.Digest {
+		t.Fatalf("registry has %s, build printed %s", d, s.Digest)
+	}
+	reqs := proxy.requests()
+	var manifestPut time.Time
+	uploaded := map[string][]tracedRequest{}
+	for _, r := range reqs {
+		if r.method == http.MethodPut && strings.Contains(r.path, "/manifests/") {
+			manifestPut = r.start
+		}
+		if r.method == http.MethodPut && r.digest != "" {
+			uploaded[r.digest] = append(uploaded[r.digest], r)
+		}
+	}
+	// The base layer is mounted from base/busybox; the two RUN layers are
+	// the build's own.
+	own := layers[len(layers)-2:]
+	for _, l := range own {
+		if n := len(uploaded[l.Digest.String()]); n != 1 {
+			t.Errorf("layer %s uploaded %d times, want once", l.Digest, n)
+		}
+	}
+	first := uploaded[own[0].Digest.String()]
+	if len(first) == 1 && manifestPut.Sub(first[0].end) < time.Second {
+		t.Errorf("the first RUN's layer was uploaded %s before the manifest, want it during the 1.5 s sleep", manifestPut.Sub(first[0].end))
 	}
 }

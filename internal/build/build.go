@@ -241,9 +241,27 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		waitImports(progress.Discard())
 		return nil, err
 	}
-	stopPrefetch := prefetchContext(ctx, graphs[0], tree)
+	startPrefetch, stopPrefetch := prefetchContext(ctx, graphs[0], tree)
 	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
+	uploadCtx, cancelUploads := context.WithCancel(ctx)
+	// Early uploads serve one image's push; an index's images push after.
+	var uploads *uploader
+	if len(graphs) == 1 {
+		uploads = newUploader(uploadCtx, opts, graphs[0])
+	}
+	defer func() {
+		cancelUploads()
+		uploads.wait()
+	}()
+	// The first step that runs starts the context's hashing beside the
+	// steps after it, and each layer of the image's stage starts uploading.
+	layerDone := func(step *plan.Step, l v1.Layer) {
+		startPrefetch()
+		if uploads != nil {
+			uploads.layerDone(step, l)
+		}
+	}
 	solver, err := solve.New(solve.Options{
 		Imports:          imports,
 		Store:            st,
@@ -265,6 +283,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		SourceDateEpoch:  opts.SourceDateEpoch,
 		Compression:      layer.Compression(exportCompression(opts.CacheTo)),
 		CompressionLevel: exportCompressionLevel(opts.CacheTo),
+		LayerDone:        layerDone,
 	})
 	if err != nil {
 		return nil, err
@@ -273,7 +292,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	var res *solved
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink)
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, uploads)
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -480,9 +499,9 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink) (*solve.Result, *Result, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, uploads *uploader) (*solve.Result, *Result, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, err := solveOnce(ctx, opts, g, solver)
+		res, out, err := solveOnce(ctx, opts, g, solver, uploads)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
@@ -494,7 +513,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 	}
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver) (*solve.Result, *Result, error) {
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, uploads *uploader) (*solve.Result, *Result, error) {
 	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
 		return nil, nil, err
@@ -511,6 +530,9 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
+	// The layers uploaded beside the build are there before the push
+	// looks for them.
+	uploads.wait()
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
 		return nil, nil, err

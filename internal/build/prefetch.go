@@ -8,13 +8,15 @@ import (
 	"github.com/kiln-build/kiln/internal/source"
 )
 
-// prefetchContext hashes, in the background, every file of the build
-// context that a COPY or ADD of g copies, so that the hashing overlaps the
-// steps before them (a base image's pull, RUN steps) and the COPY itself
-// finds its sums computed (source.Tree.Prefetch). Sources that do not
-// select are left for the step to report. The returned func stops what is
-// still running and waits for it.
-func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (stop func()) {
+// prefetchContext returns start, which hashes in the background every file
+// of the build context that a COPY or ADD of g copies, so that the hashing
+// overlaps the steps that run before them and the COPY finds its sums
+// computed (source.Tree.Prefetch). The build calls start when a first step
+// runs: a build whose steps all hit has nothing to overlap, and hashing
+// twice at once would only cost memory and cores. Sources that do not
+// select are left for the step to report. stop stops what is still running
+// and waits for it.
+func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (start, stop func()) {
 	var sets [][]source.Match
 	for _, st := range g.Stages {
 		for _, step := range st.Steps {
@@ -29,19 +31,27 @@ func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (sto
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if len(sets) > 0 {
-		// One after the other: each already uses every core.
-		wg.Go(func() {
-			for _, m := range sets {
-				if ctx.Err() != nil {
-					return
-				}
-				tree.Prefetch(ctx, m)
+	var once sync.Once
+	start = func() {
+		once.Do(func() {
+			if len(sets) == 0 || ctx.Err() != nil {
+				return
 			}
+			// One after the other: each already uses every core.
+			wg.Go(func() {
+				for _, m := range sets {
+					if ctx.Err() != nil {
+						return
+					}
+					tree.Prefetch(ctx, m)
+				}
+			})
 		})
 	}
-	return func() {
+	stop = func() {
 		cancel()
+		once.Do(func() {}) // no start after stop
 		wg.Wait()
 	}
+	return start, stop
 }

@@ -77,6 +77,11 @@ type Options struct {
 	Imports []Import
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// LayerDone, when set, is told of every layer a step executed here made,
+	// as soon as it is stored (not of cache hits), so that its upload can
+	// start while later steps run. It is called from the step's goroutine
+	// and must return promptly.
+	LayerDone func(step *plan.Step, l v1.Layer)
 }
 
 // Solver solves graphs. It is safe for one Solve at a time.

@@ -250,6 +250,11 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.LayerDone != nil {
+		if sl, err := s.storeLayer(desc); err == nil {
+			s.opts.LayerDone(step, sl.layer)
+		}
+	}
 	chain := layer.ChainIDs(append(cur.diffIDs(), desc.DiffID))
 	if err := active.Commit(ctx, chain[len(chain)-1]); err != nil {
 		return nil, fmt.Errorf("keeping snapshot: %w", err)

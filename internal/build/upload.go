@@ -1,0 +1,87 @@
+package build
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/remote"
+)
+
+// earlyUploadParallelism bounds the layer uploads running beside the
+// build.
+const earlyUploadParallelism = 2
+
+// uploader sends each layer of the image's own stage to the registries the
+// image is pushed to as soon as the step that made it is done, while the
+// build goes on: the push at the end then finds the blobs there and sends
+// only the manifest. One repository per registry gets them (the first tag's
+// there); the push mounts them into the others. A failed upload is left to
+// the push, which sends what is missing.
+type uploader struct {
+	ctx    context.Context
+	remote *remote.Client
+	logger *slog.Logger
+	target *plan.Stage
+	repos  []string
+	sem    chan struct{}
+	wg     sync.WaitGroup
+}
+
+// newUploader returns nil when the build pushes nothing.
+func newUploader(ctx context.Context, opts Options, g *plan.Graph) *uploader {
+	if !opts.Push || opts.Remote == nil || g.Target == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var repos []string
+	for _, t := range opts.Tags {
+		r, err := opts.Remote.ParseReference(t)
+		if err != nil {
+			continue
+		}
+		if reg := r.Context().RegistryStr(); !seen[reg] {
+			seen[reg] = true
+			repos = append(repos, repoName(r))
+		}
+	}
+	if len(repos) == 0 {
+		return nil
+	}
+	return &uploader{ctx: ctx, remote: opts.Remote, logger: opts.Logger, target: g.Target, repos: repos,
+		sem: make(chan struct{}, earlyUploadParallelism)}
+}
+
+func repoName(r name.Reference) string { return r.Context().Name() }
+
+// layerDone is solve.Options.LayerDone: it starts the uploads of l when
+// step is in the image's stage.
+func (u *uploader) layerDone(step *plan.Step, l v1.Layer) {
+	if step.Stage != u.target {
+		return
+	}
+	for _, repo := range u.repos {
+		u.wg.Go(func() {
+			select {
+			case u.sem <- struct{}{}:
+			case <-u.ctx.Done():
+				return
+			}
+			defer func() { <-u.sem }()
+			if err := u.remote.WriteLayer(u.ctx, repo, l); err != nil {
+				u.logger.Debug("early layer upload failed; the push sends it", "repo", repo, "err", err)
+			}
+		})
+	}
+}
+
+// wait returns when every upload started has ended.
+func (u *uploader) wait() {
+	if u != nil {
+		u.wg.Wait()
+	}
+}
