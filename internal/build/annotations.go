@@ -3,6 +3,7 @@ package build
 import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // annotate sets opts.Annotations on the image manifest (--annotation,
@@ -16,8 +17,12 @@ func annotate(img v1.Image, annotations map[string]string) v1.Image {
 }
 
 // descriptorOf is the manifest descriptor buildx writes to the metadata
-// file as containerimage.descriptor.
-func descriptorOf(img v1.Image) (v1.Descriptor, error) {
+// file as containerimage.descriptor, of an image or an index.
+func descriptorOf(img interface {
+	MediaType() (types.MediaType, error)
+	Size() (int64, error)
+	Digest() (v1.Hash, error)
+}) (v1.Descriptor, error) {
 	mt, err := img.MediaType()
 	if err != nil {
 		return v1.Descriptor{}, err

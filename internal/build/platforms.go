@@ -253,17 +253,9 @@ func solveAndWriteMulti(ctx context.Context, opts Options, graphs []*plan.Graph,
 		return nil, nil, err
 	}
 	idx := output.Index(images, false, ann)
-	digest, err := idx.Digest()
+	desc, err := descriptorOf(idx)
 	if err != nil {
 		return nil, nil, err
 	}
-	mt, err := idx.MediaType()
-	if err != nil {
-		return nil, nil, err
-	}
-	size, err := idx.Size()
-	if err != nil {
-		return nil, nil, err
-	}
-	return res, &Result{Index: idx, Digest: digest, Descriptor: v1.Descriptor{MediaType: mt, Digest: digest, Size: size}, Stats: res.stats}, nil
+	return res, &Result{Index: idx, Digest: desc.Digest, Descriptor: desc, Stats: res.stats}, nil
 }

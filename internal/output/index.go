@@ -141,46 +141,29 @@ func writeLocalMulti(ctx context.Context, images []PlatformImage, dest string) e
 // layout tar whose index.json points at idx, once per tag as WriteOCITar
 // does for one image.
 func WriteOCIIndexTar(ctx context.Context, w io.Writer, idx v1.ImageIndex, tags []string) error {
-	index, err := ociIndex(idx, tags)
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(w)
-	if err := writeEntry(tw, "oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return err
-	}
-	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch, Format: tar.FormatPAX}); err != nil {
-			return err
-		}
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("reading index: %w", err)
-	}
-	seen := map[v1.Hash]bool{}
-	for _, d := range im.Manifests {
-		img, err := idx.Image(d.Digest)
+	return writeOCILayoutTar(w, idx, tags, func(tw *tar.Writer) error {
+		im, err := idx.IndexManifest()
 		if err != nil {
-			return fmt.Errorf("reading image %s of the index: %w", d.Digest, err)
+			return fmt.Errorf("reading index: %w", err)
 		}
-		if err := writeBlobsSeen(ctx, tw, img, seen); err != nil {
+		seen := map[v1.Hash]bool{}
+		for _, d := range im.Manifests {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return fmt.Errorf("reading image %s of the index: %w", d.Digest, err)
+			}
+			if err := writeBlobsSeen(ctx, tw, img, seen); err != nil {
+				return err
+			}
+		}
+		digest, err := idx.Digest()
+		if err != nil {
 			return err
 		}
-	}
-	digest, err := idx.Digest()
-	if err != nil {
-		return err
-	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return err
-	}
-	if err := writeEntry(tw, blobPath(digest), raw); err != nil {
-		return err
-	}
-	if err := writeEntry(tw, "index.json", index); err != nil {
-		return err
-	}
-	return tw.Close()
+		raw, err := idx.RawManifest()
+		if err != nil {
+			return err
+		}
+		return writeEntry(tw, blobPath(digest), raw)
+	})
 }

@@ -44,7 +44,16 @@ func WriteOCI(ctx context.Context, img v1.Image, tags []string, dest string) err
 // are written in a fixed order with fixed times, so the same image and
 // tags give the same bytes.
 func WriteOCITar(ctx context.Context, w io.Writer, img v1.Image, tags []string) error {
-	index, err := ociIndex(img, tags)
+	return writeOCILayoutTar(w, img, tags, func(tw *tar.Writer) error {
+		return writeBlobs(ctx, tw, img)
+	})
+}
+
+// writeOCILayoutTar writes an OCI image layout tar whose index.json
+// points at top under tags: oci-layout, the blob directories, the blobs
+// writeBlobs writes, then index.json.
+func writeOCILayoutTar(w io.Writer, top manifestLike, tags []string, writeBlobs func(*tar.Writer) error) error {
+	index, err := ociIndex(top, tags)
 	if err != nil {
 		return err
 	}
@@ -57,7 +66,7 @@ func WriteOCITar(ctx context.Context, w io.Writer, img v1.Image, tags []string) 
 			return err
 		}
 	}
-	if err := writeBlobs(ctx, tw, img); err != nil {
+	if err := writeBlobs(tw); err != nil {
 		return err
 	}
 	if err := writeEntry(tw, "index.json", index); err != nil {

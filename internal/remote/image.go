@@ -21,24 +21,7 @@ import (
 // Every layer of the result is mountable: pushing it to another repository
 // of the same registry is a cross-repo mount, not a copy (see Push).
 func (c *Client) Image(ctx context.Context, ref string) (v1.Image, v1.Hash, error) {
-	r, err := c.ParseReference(ref)
-	if err != nil {
-		return nil, v1.Hash{}, err
-	}
-	img, err := ggcrremote.Image(r, c.remoteOptions(ctx)...)
-	if err != nil {
-		// The caller names the image (the Dockerfile line says "resolving
-		// image X"); the registry error names the registry.
-		return nil, v1.Hash{}, toError(r.Context().RegistryStr(), err)
-	}
-	h, err := img.Digest()
-	if err != nil {
-		return nil, v1.Hash{}, fmt.Errorf("resolving image %s: %w", ref, err)
-	}
-	if img, err = c.configure(ctx, r, img); err != nil {
-		return nil, v1.Hash{}, err
-	}
-	return img, h, nil
+	return c.ImageFor(ctx, ref, c.platform)
 }
 
 // Layer returns the blob digest of repository repo (e.g.
