@@ -304,26 +304,6 @@ RUN grep '^Seccomp:' /proc/self/status > /seccomp && (unshare -U true 2>/dev/nul
 	}
 }
 
-// cgroupProbe prints "cgroupfs N", N the cgroup and cgroup2 mounts at or
-// under /sys/fs/cgroup, after one line for each of them that is not
-// read-only ("rw MOUNTPOINT"), each cgroup.procs or tasks file a process
-// could move itself into ("wrote FILE") and each hierarchy it could make
-// a cgroup in ("made DIR"). internal/exec's sandbox test runs the same.
-const cgroupProbe = `n=0
-while read -r id parent dev root mp opts rest; do
-  fs=${rest#*- }; fs=${fs%% *}
-  case "$mp" in /sys/fs/cgroup|/sys/fs/cgroup/*) ;; *) continue ;; esac
-  case "$fs" in cgroup|cgroup2) ;; *) continue ;; esac
-  n=$((n+1))
-  case ",$opts," in *,ro,*) ;; *) echo "rw $mp" ;; esac
-  if mkdir "$mp/kiln-probe" 2>/dev/null; then echo "made $mp/kiln-probe"; fi
-  for f in "$mp/cgroup.procs" "$mp/tasks"; do
-    if [ -e "$f" ] && (echo $$ > "$f") 2>/dev/null; then echo "wrote $f"; fi
-  done
-done < /proc/self/mountinfo
-echo "cgroupfs $n"
-`
-
 // TestRunCgroupReadOnly: in a RUN step of a real build, with runc and
 // crun, /sys/fs/cgroup holds the step's cgroups read-only, as Docker's
 // default: no write there succeeds, neither moving a process nor making a
@@ -332,7 +312,7 @@ func TestRunCgroupReadOnly(t *testing.T) {
 	_, base := setup(t)
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{
-		"probe.sh": cgroupProbe,
+		"probe.sh": imagetest.CgroupProbe,
 		// On cgroup v1 the tmpfs holding the hierarchies is writable, as in
 		// Docker: what a step leaves there must not reach its layer.
 		"Dockerfile": "FROM " + base + "\nCOPY probe.sh /probe.sh\nRUN sh /probe.sh > /cgroup-probe; touch /sys/fs/cgroup/left-here 2>/dev/null; true\n",

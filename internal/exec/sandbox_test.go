@@ -115,26 +115,6 @@ func TestRunCgroupNamespace(t *testing.T) {
 	})
 }
 
-// cgroupProbeSh prints "cgroupfs N", N the cgroup and cgroup2 mounts at
-// or under /sys/fs/cgroup, then one line for each of them that is not
-// read-only ("rw MOUNTPOINT"), each cgroup.procs a process could move
-// itself into ("wrote FILE") and each hierarchy it could make a cgroup
-// in ("made DIR"). The e2e suite runs the same probe in a real build.
-const cgroupProbeSh = `n=0
-while read -r id parent dev root mp opts rest; do
-  fs=${rest#*- }; fs=${fs%% *}
-  case "$mp" in /sys/fs/cgroup|/sys/fs/cgroup/*) ;; *) continue ;; esac
-  case "$fs" in cgroup|cgroup2) ;; *) continue ;; esac
-  n=$((n+1))
-  case ",$opts," in *,ro,*) ;; *) echo "rw $mp" ;; esac
-  if mkdir "$mp/kiln-probe" 2>/dev/null; then echo "made $mp/kiln-probe"; fi
-  for f in "$mp/cgroup.procs" "$mp/tasks"; do
-    if [ -e "$f" ] && (echo $$ > "$f") 2>/dev/null; then echo "wrote $f"; fi
-  done
-done < /proc/self/mountinfo
-echo "cgroupfs $n"
-`
-
 // TestRunCgroupReadOnly: a step sees its cgroups at /sys/fs/cgroup, as in
 // Docker's default, and every cgroup filesystem there is read-only: it
 // can neither move a process nor make a cgroup, whatever its network.
@@ -144,7 +124,7 @@ func TestRunCgroupReadOnly(t *testing.T) {
 		for _, network := range []string{"", NetworkNone, NetworkHost} {
 			t.Run("network="+network, func(t *testing.T) {
 				out, errOut, err := run(t, Spec{Runtime: rt, Root: sandboxRoot(t), Network: network, NetNS: n,
-					Args: []string{"/bin/sh", "-c", cgroupProbeSh}})
+					Args: []string{"/bin/sh", "-c", imagetest.CgroupProbe}})
 				if err != nil {
 					t.Fatalf("Run: %v; stderr: %s", err, errOut)
 				}
