@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -64,7 +63,7 @@ func TestBuildLeavesHostMounts(t *testing.T) {
 				}
 			}
 			var err error
-			if r.before, err = threadMounts(dir); err != nil {
+			if r.before, err = imagetest.ThreadMounts(dir); err != nil {
 				return err
 			}
 			cmd := exec.Command(kilnBin, "build", "--progress", "plain", "--network", "default", ctxDir)
@@ -76,7 +75,7 @@ func TestBuildLeavesHostMounts(t *testing.T) {
 			if err != nil {
 				return fmt.Errorf("kiln build: %w", err)
 			}
-			r.after, err = threadMounts(dir)
+			r.after, err = imagetest.ThreadMounts(dir)
 			return err
 		}()
 		c <- r
@@ -96,20 +95,3 @@ func TestBuildLeavesHostMounts(t *testing.T) {
 	}
 }
 
-// threadMounts lists the mount points below dir in the calling thread's
-// mount namespace.
-func threadMounts(dir string) ([]string, error) {
-	f, err := os.Open("/proc/thread-self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
-			out = append(out, fs[4])
-		}
-	}
-	return out, sc.Err()
-}

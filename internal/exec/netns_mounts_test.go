@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -62,7 +61,7 @@ func TestNetNSLeavesSharedMounts(t *testing.T) {
 			if err := unix.Mount("tmpfs", leaf, "tmpfs", 0, "size=1m"); err != nil {
 				return nil, nil, fmt.Errorf("mounting %s: %w", leaf, err)
 			}
-			before, err := threadMountsUnder(dir)
+			before, err := imagetest.ThreadMounts(dir)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -79,7 +78,7 @@ func TestNetNSLeavesSharedMounts(t *testing.T) {
 			// slirp4netns has pivoted by the time it reports ready; give a
 			// lazy unmount's propagation a moment all the same.
 			time.Sleep(100 * time.Millisecond)
-			after, err := threadMountsUnder(dir)
+			after, err := imagetest.ThreadMounts(dir)
 			if cerr := n.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing NetNS: %w", cerr)
 			}
@@ -99,20 +98,3 @@ func TestNetNSLeavesSharedMounts(t *testing.T) {
 	}
 }
 
-// threadMountsUnder lists the mount points below dir in the calling
-// thread's mount namespace.
-func threadMountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/thread-self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fs := strings.Fields(sc.Text()); len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
-			out = append(out, fs[4])
-		}
-	}
-	return out, sc.Err()
-}
