@@ -94,4 +94,3 @@ func TestBuildLeavesHostMounts(t *testing.T) {
 		t.Errorf("a build with a RUN step on the default network changed the mounts of kiln's namespace:\nbefore %v\nafter  %v\n%s", r.before, r.after, r.out)
 	}
 }
-

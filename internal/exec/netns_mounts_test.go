@@ -97,4 +97,3 @@ func TestNetNSLeavesSharedMounts(t *testing.T) {
 		t.Errorf("starting slirp4netns changed the mounts of the namespace it was started from:\nbefore %v\nafter  %v", r.before, r.after)
 	}
 }
-
