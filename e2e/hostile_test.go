@@ -144,7 +144,8 @@ func startTrickle(t *testing.T, upstream string) *hostile {
 	return h
 }
 
-// kilnRSS is kilnWithin that also returns kiln's peak resident set size.
+// kilnRSS runs kiln with a deadline (a run past it fails the test as
+// hung) and returns its result and peak resident set size.
 func kilnRSS(t *testing.T, d time.Duration, state string, env []string, args ...string) (result, int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)

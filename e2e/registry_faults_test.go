@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,8 +13,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -267,27 +264,7 @@ func (p *faultProxy) commitThenDrop(w http.ResponseWriter, r *http.Request) {
 // kilnWithin is kiln with a deadline, for builds that might retry forever.
 func kilnWithin(t *testing.T, d time.Duration, state string, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, kilnBin, args...)
-	cmd.Env = append(os.Environ(), "KILN_STATE="+state, "DOCKER_CONFIG="+filepath.Join(state, "..", "docker-config"))
-	cmd.Env = append(cmd.Env, env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ctx.Err() != nil {
-		t.Fatalf("kiln %s did not finish within %v\n%s", strings.Join(args, " "), d, r.stderr)
-	}
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running kiln %s: %v", strings.Join(args, " "), err)
-		}
-		r.code = ee.ExitCode()
-	}
-	t.Logf("kiln %s: exit %d in %v", args[0], r.code, time.Since(start).Round(time.Millisecond))
+	r, _ := kilnRSS(t, d, state, env, args...)
 	return r
 }
 
