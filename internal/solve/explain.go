@@ -45,10 +45,17 @@ const (
 	slowest = 5
 )
 
-// stepID is the identity of step without its contents.
+// stepID is the identity of step without its contents: its position in
+// the Dockerfile and, for a platform other than cache.DefaultPlatform, the
+// platform (so that a miss on one platform is not explained against
+// another's record; linux/amd64's identities are as before platforms).
 func stepID(step *plan.Step) string {
 	pos := slices.Index(step.Stage.Steps, step) + 1
-	return cache.StepID(step.Pos.File, step.Stage.Label(), pos)
+	id := cache.StepID(step.Pos.File, step.Stage.Label(), pos)
+	if p := plan.FormatPlatform(plan.NormalizePlatform(stagePlatform(step.Stage))); p != cache.DefaultPlatform {
+		id += "@" + p
+	}
+	return id
 }
 
 // fileSums are a tree's per-path digests as a record keeps them.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/internal/cache"
+	"github.com/kiln-build/kiln/internal/dockerfile"
 	"github.com/kiln-build/kiln/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
@@ -205,5 +206,66 @@ func TestExplainBaseAcrossMachines(t *testing.T) {
 	want := fmt.Sprintf("FROM: base image changed (%s → %s)", shortDigest(dA.String()), shortDigest(dB.String()))
 	if m.Reason != progress.ReasonBase || m.Cause != want || m.Was != dA.String() || m.Now != dB.String() || m.Against != name {
 		t.Errorf("got %+v, want reason base, cause %q, was %s, now %s, against %q", m, want, dA, dB, name)
+	}
+}
+
+// TestExplainBasePerPlatform: in a cache holding both platforms' records
+// of a step, an arm64 step whose base image changed is explained against
+// the arm64 record, not the amd64 one at the same position: a step's
+// identity includes its platform.
+func TestExplainBasePerPlatform(t *testing.T) {
+	t.Parallel()
+	imagetest.Require(t, "root", "busybox")
+	ctxDir := writeContext(t, map[string]string{"a.txt": "a\n"})
+	amd64 := v1.Platform{OS: "linux", Architecture: "amd64"}
+	arm64 := v1.Platform{OS: "linux", Architecture: "arm64"}
+	byDigest := map[v1.Hash]v1.Image{}
+	base := func(seed int64) (v1.Image, v1.Hash) {
+		img, err := mutate.AppendLayers(imagetest.Busybox(t), imagetest.RandomLayer(t, seed, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		byDigest[d] = img
+		return img, d
+	}
+	planFor := func(p v1.Platform, img v1.Image, d v1.Hash) *plan.Graph {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := dockerfile.Plan(context.Background(), []byte("FROM example.invalid/base:1\nCOPY a.txt /a.txt\n"), dockerfile.Options{
+			Platform: p,
+			ResolveImage: func(_ context.Context, ref string, _ v1.Platform) (*plan.Image, error) {
+				return &plan.Image{Ref: ref, Digest: d, Config: cf, Platform: p}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	image := func(_ context.Context, pi *plan.Image) (v1.Image, error) { return byDigest[pi.Digest], nil }
+	armOld, armOldD := base(1)
+	amdOld, amdOldD := base(2)
+	armNew, armNewD := base(3)
+	e := newEnv(t)
+	coldArm := e.newBuildPlan(ctxDir, planFor(arm64, armOld, armOldD), Options{Image: image}).solve(t)
+	coldAmd := e.newBuildPlan(ctxDir, planFor(amd64, amdOld, amdOldD), Options{Image: image}).solve(t)
+	const name = "type=test,src=two-platforms"
+	// amd64's record first: among equals the first would be taken.
+	recs := append(coldAmd.Records(cache.ModeMax), coldArm.Records(cache.ModeMax)...)
+	b := newEnv(t).newBuildPlan(ctxDir, planFor(arm64, armNew, armNewD), Options{Image: image,
+		Imports: []Import{importOf(name, recs, coldArm.Fetcher())}})
+	b.solve(t)
+	m, ok := b.misses()["COPY a.txt /a.txt"]
+	if !ok {
+		t.Fatalf("COPY did not miss: %v", b.misses())
+	}
+	if m.Reason != progress.ReasonBase || m.Was != armOldD.String() || m.Now != armNewD.String() {
+		t.Errorf("got %+v, want reason base, was %s (arm64's old base, not amd64's %s), now %s", m, armOldD, amdOldD, armNewD)
 	}
 }
