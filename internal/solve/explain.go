@@ -68,7 +68,7 @@ type related struct {
 
 // explain says why step missed; keys are the keys it was looked up by.
 func (s *Solver) explain(step *plan.Step, cur *state, p *prepared, keys []cache.Key) *progress.Miss {
-	m := &progress.Miss{Step: step.Number, Stage: step.Stage.Label(), Text: step.Text}
+	m := &progress.Miss{Step: step.Number, Stage: s.stageLabel(step.Stage), Text: step.Text}
 	subject := shortText(step.Text)
 	set := func(reason, subj, detail string) *progress.Miss {
 		m.Reason, m.Cause = reason, subj+": "+detail
