@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,4 +171,36 @@ func (s *syncEvents) list() []progress.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]progress.Event(nil), s.events...)
+}
+
+// TestMultiPlatformColdMisses: in a cold two-platform build, a step of one
+// platform is not explained by the record the other platform's same step
+// made moments before in the same build (another parent, another base):
+// it has no earlier record. arm64's first COPY is of a large file, so that
+// amd64's second step is recorded before arm64's runs.
+func TestMultiPlatformColdMisses(t *testing.T) {
+	ctxDir := t.TempDir()
+	big := make([]byte, 24<<20)
+	rand.New(rand.NewSource(1)).Read(big)
+	files := map[string]string{"Dockerfile": "FROM scratch\nARG TARGETARCH\nCOPY ${TARGETARCH}.bin /x\nCOPY b.txt /b\n",
+		"amd64.bin": "small\n", "arm64.bin": string(big), "b.txt": "b\n"}
+	for n, d := range files {
+		if err := os.WriteFile(filepath.Join(ctxDir, n), []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := multiOpts(t, ctxDir, "", "", false)
+	opts.Push, opts.Tags, opts.Remote = false, nil, nil
+	res, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Summary.Misses {
+		if m.Reason != progress.ReasonNew && m.Reason != progress.ReasonParent {
+			t.Errorf("cold build: step %d (%s) missed with %q: %s, want no earlier record or its parent", m.Step, m.Stage, m.Reason, m.Cause)
+		}
+	}
+	if len(res.Summary.Misses) != 4 {
+		t.Errorf("%d misses, want 4: %+v", len(res.Summary.Misses), res.Summary.Misses)
+	}
 }

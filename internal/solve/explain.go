@@ -123,6 +123,12 @@ func (s *Solver) explain(step *plan.Step, cur *state, p *prepared, keys []cache.
 func (s *Solver) related(parent cache.Key, id string) []related {
 	var out []related
 	for _, r := range s.opts.Store.Related(parent, id) {
+		if r.Parent != parent && s.ranHere(r.Key) {
+			// This build made it, on another parent: the same step of
+			// another platform (its base is another manifest), not an
+			// earlier record of this one.
+			continue
+		}
 		out = append(out, related{rec: *r, against: "local state"})
 	}
 	for _, c := range s.imports.byParent[parent] {
