@@ -24,6 +24,7 @@ func TestPlatformPushCacheSameRepo(t *testing.T) {
 	if s0.Summary.Ran == 0 {
 		t.Fatalf("the cold build ran nothing:\n%s", cold.stderr)
 	}
+	t.Logf("cold export: %d requests", cacheLineRequests(t, cold.stderr, "type=registry,mode=max,ref="+cacheRef))
 	_, imgs := pulledIndex(t, tag)
 	for arch, img := range imgs {
 		if got := fileIn(t, img, "/srv/app"); got != "" {

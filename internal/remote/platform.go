@@ -107,6 +107,29 @@ func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, tags []string
 		if err := c.pusher.Push(ctx, r, idx); err != nil {
 			return fmt.Errorf("pushing index to %s: %w", t, toError(r.Context().RegistryStr(), err))
 		}
+		// As Push does: the repository now has every image's blobs.
+		c.blobs.add(r.Context(), indexBlobs(idx)...)
 	}
 	return nil
+}
+
+// indexBlobs returns the digests of the config and layers of every image
+// of idx, as their manifests name them (nothing is read).
+func indexBlobs(idx v1.ImageIndex) []v1.Hash {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil
+	}
+	var out []v1.Hash
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			continue
+		}
+		out = append(out, imageBlobs(img)...)
+	}
+	return out
 }
