@@ -131,3 +131,32 @@ WORKDIR /home/x
 		t.Errorf("from inline cache: ran/cached %d/%d (want 1/7), digest %s (want %s):\n%s", s2.Summary.Ran, s2.Summary.Cached, s2.Digest, s0.Digest, warm.stderr)
 	}
 }
+
+// TestPlatformPushTwoRepos: a two-platform build pushed to two
+// repositories of one registry uploads each layer once: the second
+// repository mounts the blobs from the first, as a one-platform push does.
+func TestPlatformPushTwoRepos(t *testing.T) {
+	reg, base := platformSetup(t)
+	proxy := newCountingProxy(t, reg)
+	ctxDir := t.TempDir()
+	// 2 MB of incompressible bytes per platform.
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN head -c 2000000 /dev/urandom > /big\n"})
+	state := filepath.Join(t.TempDir(), "state")
+	proxy.reset()
+	mustKiln(t, state, nil, "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", "--push",
+		"-t", proxy.addr+"/app/one:1", "-t", proxy.addr+"/app/two:1", ctxDir)
+	proxy.mu.Lock()
+	up := proxy.uploaded
+	proxy.mu.Unlock()
+	// Each RUN layer once (2 × 2 MB), not once per repository (8 MB).
+	if up > 5<<20 {
+		t.Errorf("the push uploaded %d bytes for two 2 MB layers to two repositories; want each uploaded once (the second repository mounts)", up)
+	}
+	t.Logf("uploaded %d bytes", up)
+	for _, repo := range []string{"one", "two"} {
+		_, imgs := pulledIndex(t, reg+"/app/"+repo+":1")
+		if len(imgs) != 2 {
+			t.Errorf("app/%s has %d images, want 2", repo, len(imgs))
+		}
+	}
+}
