@@ -60,6 +60,9 @@ func failureOf(err error) *progress.Failure {
 		f.Step, f.Text, f.Tail = se.Step.Number, se.Step.Text, se.Tail
 		if se.Step.Stage != nil {
 			f.Stage = se.Step.Stage.Label()
+			if se.Platform != "" {
+				f.Stage = se.Platform + " " + f.Stage // as progress named it
+			}
 		}
 	}
 	return f

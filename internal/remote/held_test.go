@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -136,5 +138,39 @@ func TestHeldBlobs(t *testing.T) {
 	}
 	if n := heads() - before; n != 4 {
 		t.Errorf("%d HEAD requests, want 4 (one more for the other client's blob, asked once)", n)
+	}
+}
+
+// TestHeldBlobsIndex: after an index push (a build of several platforms),
+// whether the repository has each platform image's blobs is answered
+// without a request, as after Push (a registry cache export to the same
+// repository follows it).
+func TestHeldBlobsIndex(t *testing.T) {
+	host := newRegistry(t, nil)
+	rec := &schemeRecorder{inner: http.DefaultTransport.(*http.Transport).Clone()}
+	c := newClient(t, Options{Transport: rec})
+	ctx := context.Background()
+	a, b := randomImage(t), randomImage(t)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: a, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: b, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	if err := c.PushIndex(ctx, idx, []string{host + "/held/index:1"}); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	before := len(rec.reqs)
+	rec.mu.Unlock()
+	for _, img := range []v1.Image{a, b} {
+		m, _ := img.Manifest()
+		for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			if ok, err := c.BlobExists(ctx, host+"/held/index", d.Digest); err != nil || !ok {
+				t.Fatalf("BlobExists(%s) = %v, %v after pushing it", d.Digest, ok, err)
+			}
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := len(rec.reqs) - before; n != 0 {
+		t.Errorf("%d requests for blobs the index push just wrote, want 0: %v", n, rec.reqs[before:])
 	}
 }

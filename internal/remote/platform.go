@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/plan"
 )
@@ -99,14 +101,71 @@ func (c *Client) PushIndex(ctx context.Context, idx v1.ImageIndex, tags []string
 	if len(tags) == 0 {
 		return errors.New("remote: push needs at least one tag")
 	}
+	// As Push does: later repositories of a registry mount every blob
+	// from the first one written there.
+	firstRepo := map[string]name.Reference{}
 	for _, t := range tags {
 		r, err := c.ParseReference(t)
 		if err != nil {
 			return err
 		}
-		if err := c.pusher.Push(ctx, r, idx); err != nil {
+		reg := r.Context().RegistryStr()
+		var src v1.ImageIndex = idx
+		if first, ok := firstRepo[reg]; ok && first.Context().RepositoryStr() != r.Context().RepositoryStr() {
+			src = &mountIndex{idx: idx, ref: first}
+		} else if !ok {
+			firstRepo[reg] = r
+		}
+		if err := c.pusher.Push(ctx, r, src); err != nil {
 			return fmt.Errorf("pushing index to %s: %w", t, toError(r.Context().RegistryStr(), err))
 		}
+		// As Push does: the repository now has every image's blobs.
+		c.blobs.add(r.Context(), indexBlobs(idx)...)
 	}
 	return nil
+}
+
+// mountIndex is an index whose images' layers are mountable from ref's
+// repository (mountFrom). Its manifests and digests are idx's own.
+type mountIndex struct {
+	idx v1.ImageIndex
+	ref name.Reference
+}
+
+var _ v1.ImageIndex = (*mountIndex)(nil)
+
+func (m *mountIndex) MediaType() (types.MediaType, error)         { return m.idx.MediaType() }
+func (m *mountIndex) Digest() (v1.Hash, error)                    { return m.idx.Digest() }
+func (m *mountIndex) Size() (int64, error)                        { return m.idx.Size() }
+func (m *mountIndex) IndexManifest() (*v1.IndexManifest, error)   { return m.idx.IndexManifest() }
+func (m *mountIndex) RawManifest() ([]byte, error)                { return m.idx.RawManifest() }
+func (m *mountIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return m.idx.ImageIndex(h) }
+
+func (m *mountIndex) Image(h v1.Hash) (v1.Image, error) {
+	img, err := m.idx.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountFrom{Image: img, ref: m.ref}, nil
+}
+
+// indexBlobs returns the digests of the config and layers of every image
+// of idx, as their manifests name them (nothing is read).
+func indexBlobs(idx v1.ImageIndex) []v1.Hash {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil
+	}
+	var out []v1.Hash
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			continue
+		}
+		out = append(out, imageBlobs(img)...)
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package solve
 
 import (
 	"context"
+	"errors"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
@@ -22,6 +23,7 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 	s.stats = Stats{}
 	s.misses, s.times = nil, nil
 	s.total = 0
+	s.multi = len(gs) > 1
 	runs := map[*plan.Stage]*stageRun{}
 	for _, g := range gs {
 		s.total = max(s.total, g.Steps)
@@ -41,6 +43,10 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 		}
 	}
 	if err := eg.Wait(); err != nil {
+		var se *StepError
+		if s.multi && errors.As(err, &se) && se.Step != nil && se.Step.Stage != nil {
+			se.Platform = plan.FormatPlatform(stagePlatform(se.Step.Stage))
+		}
 		return nil, err
 	}
 	out := make([]*Result, len(gs))

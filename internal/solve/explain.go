@@ -75,7 +75,7 @@ type related struct {
 
 // explain says why step missed; keys are the keys it was looked up by.
 func (s *Solver) explain(step *plan.Step, cur *state, p *prepared, keys []cache.Key) *progress.Miss {
-	m := &progress.Miss{Step: step.Number, Stage: step.Stage.Label(), Text: step.Text}
+	m := &progress.Miss{Step: step.Number, Stage: s.stageLabel(step.Stage), Text: step.Text}
 	subject := shortText(step.Text)
 	set := func(reason, subj, detail string) *progress.Miss {
 		m.Reason, m.Cause = reason, subj+": "+detail
@@ -130,6 +130,12 @@ func (s *Solver) explain(step *plan.Step, cur *state, p *prepared, keys []cache.
 func (s *Solver) related(parent cache.Key, id string) []related {
 	var out []related
 	for _, r := range s.opts.Store.Related(parent, id) {
+		if r.Parent != parent && s.ranHere(r.Key) {
+			// This build made it, on another parent: the same step of
+			// another platform (its base is another manifest), not an
+			// earlier record of this one.
+			continue
+		}
 		out = append(out, related{rec: *r, against: "local state"})
 	}
 	for _, c := range s.imports.byParent[parent] {

@@ -67,7 +67,7 @@ func (w *lineWriter) line(stream, text string) {
 		w.last = w.last[len(w.last)-tailLines:]
 	}
 	w.s.emit(progress.Event{
-		Kind: progress.Log, Step: w.step.Number, Stage: w.step.Stage.Label(),
+		Kind: progress.Log, Step: w.step.Number, Stage: w.s.stageLabel(w.step.Stage),
 		Text: w.step.Text, Stream: stream, Line: text,
 	})
 }

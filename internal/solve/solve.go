@@ -93,11 +93,14 @@ type Solver struct {
 	// imported maps a layer digest to its *importedLayer.
 	imported sync.Map
 	total    int
-	mu       sync.Mutex
-	stats    Stats
-	misses   []progress.Miss
-	times    []progress.StepTime
-	netns    lazyNetNS
+	// multi is set while graphs of several platforms are solved: progress
+	// names a step's stage with its platform (stageLabel).
+	multi  bool
+	mu     sync.Mutex
+	stats  Stats
+	misses []progress.Miss
+	times  []progress.StepTime
+	netns  lazyNetNS
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
@@ -234,6 +237,17 @@ func (s *Solver) epoch() *int64 {
 	}
 	e := s.opts.SourceDateEpoch.Unix()
 	return &e
+}
+
+// stageLabel is the name progress and failures give st: its label, after
+// its platform when the solve is of several platforms (both platforms'
+// steps have the same stage and text), as BuildKit's "[linux/arm64
+// stage-0 2/4]".
+func (s *Solver) stageLabel(st *plan.Stage) string {
+	if !s.multi {
+		return st.Label()
+	}
+	return plan.FormatPlatform(stagePlatform(st)) + " " + st.Label()
 }
 
 func (s *Solver) emit(e progress.Event) {

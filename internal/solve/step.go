@@ -72,7 +72,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	}
 	defer unlock()
 
-	ev := progress.Event{Step: step.Number, Total: s.total, Stage: step.Stage.Label(), Text: step.Text}
+	ev := progress.Event{Step: step.Number, Total: s.total, Stage: s.stageLabel(step.Stage), Text: step.Text}
 	noCache := s.noCache(step)
 	// --no-cache still reuses what this build ran itself (a step two
 	// platforms share runs once).
@@ -375,6 +375,9 @@ func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (cache
 type StepError struct {
 	// Step is the step that failed.
 	Step *plan.Step
+	// Platform is the step's platform when the build is of several
+	// ("linux/arm64"), "" otherwise: the message names it.
+	Platform string
 	// ExitCode is the RUN's exit code, 0 if the step did not get that far.
 	ExitCode int
 	// Tail holds the last lines the step printed.
@@ -385,7 +388,11 @@ type StepError struct {
 
 // Error is the message: one line.
 func (e *StepError) Error() string {
-	msg := fmt.Sprintf("%s:%d: %s: %v", e.Step.Pos.File, e.Step.Pos.Line, e.Step.Text, e.Err)
+	text := e.Step.Text
+	if e.Platform != "" {
+		text = "[" + e.Platform + "] " + text
+	}
+	msg := fmt.Sprintf("%s:%d: %s: %v", e.Step.Pos.File, e.Step.Pos.Line, text, e.Err)
 	for _, l := range e.Tail {
 		msg += "\n  | " + l
 	}

@@ -46,8 +46,11 @@ type Tree struct {
 	root   string
 	hidden []string                       // Exclude paths relative to root
 	ignore *patternmatcher.PatternMatcher // nil: nothing ignored
-	opts   Options
-	cache  *sumCache
+	// ignoreMu serializes ignore's use: a pattern compiles itself at its
+	// first match, and patternmatcher is not safe for concurrent use.
+	ignoreMu sync.Mutex
+	opts     Options
+	cache    *sumCache
 
 	// racyWindow: a file changed less than this long before it is hashed
 	// is not stored in the checksum cache, since a later change within the
@@ -174,7 +177,9 @@ func (t *Tree) excluded(rel string) bool {
 	}
 	// Matches would be wrong here: Docker excludes a file when a parent
 	// directory matches too.
+	t.ignoreMu.Lock()
 	ex, err := t.ignore.MatchesOrParentMatches(rel)
+	t.ignoreMu.Unlock()
 	return err == nil && ex
 }
 
