@@ -31,9 +31,9 @@ func TestMain(m *testing.M) {
 	kilnBin = filepath.Join(dir, "kiln")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	cmd := exec.Command("go", "build", "-race", "-o", kilnBin, "./cmd/kiln")
+	cmd := exec.Command("go", "build", "-o", kilnBin, "./cmd/kiln")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building kiln: %v\n%s", err, out)
 		os.Exit(1)
