@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
 // TestPlatformPushCacheSameRepo: a two-platform build that pushes its
@@ -158,5 +162,33 @@ func TestPlatformPushTwoRepos(t *testing.T) {
 		if len(imgs) != 2 {
 			t.Errorf("app/%s has %d images, want 2", repo, len(imgs))
 		}
+	}
+}
+
+// TestPlatformImageWithoutArch: an image whose config names no platform
+// (empty.Image-based tools such as crane append make them) is the same
+// manifest for every platform; a two-platform build FROM it still runs
+// each platform's RUN for that platform, instead of reusing the first
+// platform's result for the other.
+func TestPlatformImageWithoutArch(t *testing.T) {
+	imagetest.Require(t, "root", "runc", "qemu-arm64")
+	reg := startRegistry(t, "")
+	img := imagetest.Busybox(t)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "", ""
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	base := reg + "/base/noarch:1"
+	imagetest.Push(t, img, base)
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM " + base + "\nRUN uname -m > /arch\n"})
+	_, s := cacheBuild(t, ctxDir, nil, "--platform", "linux/amd64,linux/arm64")
+	if s.Summary.Ran != 2 || s.Summary.Cached != 0 {
+		t.Errorf("ran/cached %d/%d, want 2/0: the arm64 RUN reused the amd64 one's result", s.Summary.Ran, s.Summary.Cached)
 	}
 }

@@ -48,10 +48,20 @@ func ScratchKey(platform string) Key {
 
 // ImageKey is the key of a registry base image: its platform-specific
 // manifest digest decides everything.
-func ImageKey(manifestDigest string) Key {
+func ImageKey(manifestDigest string) Key { return ImageKeyOn(manifestDigest, "") }
+
+// ImageKeyOn is the key of FROM an image whose config names no platform,
+// built for platform: its manifest is the same for every platform, so the
+// platform is part of the key, or two platforms' RUN steps on it would
+// share one result. DefaultPlatform and "" give ImageKey's key.
+func ImageKeyOn(manifestDigest, platform string) Key {
+	if platform == DefaultPlatform {
+		platform = ""
+	}
 	return keyOf("image", struct {
-		Digest string `json:"digest"`
-	}{manifestDigest})
+		Digest   string `json:"digest"`
+		Platform string `json:"platform,omitempty"`
+	}{manifestDigest, platform})
 }
 
 // RunInput is everything that decides a RUN step's result. Secrets are

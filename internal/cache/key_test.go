@@ -2,6 +2,7 @@ package cache
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -200,3 +201,16 @@ const (
 	runHex     = "8259700714eb65e07a350f7f3c9f4ae544b0f8f2040f0087740532202a3e182e"
 	copyHex    = "365198e8a71a72fbf9adcd8d466a4ca632d27950703a3d4921d04f7a345251e6"
 )
+
+// TestImageKeyOn: an image whose config names no platform keys on the
+// platform it is built for, except the default one, whose key stays
+// ImageKey's (the caches made before keep hitting).
+func TestImageKeyOn(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	if ImageKeyOn(d, "") != ImageKey(d) || ImageKeyOn(d, DefaultPlatform) != ImageKey(d) {
+		t.Error("ImageKeyOn with no or the default platform differs from ImageKey")
+	}
+	if arm := ImageKeyOn(d, "linux/arm64"); arm == ImageKey(d) || arm == ImageKeyOn(d, "linux/arm/v7") {
+		t.Error("ImageKeyOn of linux/arm64 equals another platform's key")
+	}
+}

@@ -192,6 +192,10 @@ func (s *Solver) imageState(ctx context.Context, pi *plan.Image) (*state, error)
 		return nil, fmt.Errorf("reading layers of %s: %w", pi.Ref, err)
 	}
 	st := &state{key: cache.ImageKey(pi.Digest.String()), image: pi.Digest.String()}
+	if pi.Config != nil && pi.Config.Architecture == "" {
+		// The same manifest serves every platform: the key says which.
+		st.key = cache.ImageKeyOn(pi.Digest.String(), plan.FormatPlatform(plan.NormalizePlatform(pi.Platform)))
+	}
 	for i, l := range ls {
 		d, err := describe(l)
 		if err != nil {
