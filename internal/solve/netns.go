@@ -4,10 +4,8 @@ import (
 	"context"
 	"os"
 	"sync"
-	"sync/atomic"
 
 	"github.com/kiln-build/kiln/internal/exec"
-	"github.com/kiln-build/kiln/internal/plan"
 )
 
 // lazyNetNS is the build's network namespace, made when the first RUN in
@@ -22,25 +20,6 @@ type lazyNetNS struct {
 	mu      sync.Mutex
 	n       *exec.NetNS
 	dir     string // made by tempDir, removed by close
-	// prestarted is set once prestart has begun making the namespace;
-	// close waits for that (pending) and clears it.
-	prestarted atomic.Bool
-	pending    sync.WaitGroup
-}
-
-// prestart begins making the namespace in the background, once, so that
-// the RUN that needs it does not wait for slirp4netns while the steps
-// before it (a COPY, the unpack of its base) run. A failure is dropped:
-// the RUN's own get tries again and reports it.
-func (l *lazyNetNS) prestart(ctx context.Context) {
-	if l.prestarted.Swap(true) {
-		return
-	}
-	l.pending.Add(1)
-	go func() {
-		defer l.pending.Done()
-		_, _ = l.get(ctx)
-	}()
 }
 
 // get returns the namespace, making it on first use. A failure is not
@@ -75,10 +54,8 @@ func (l *lazyNetNS) get(ctx context.Context) (*exec.NetNS, error) {
 
 // close releases the namespace, if one was made.
 func (l *lazyNetNS) close() error {
-	l.pending.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.prestarted.Store(false)
 	if l.n == nil {
 		return nil
 	}
@@ -91,31 +68,6 @@ func (l *lazyNetNS) close() error {
 		l.dir = ""
 	}
 	return err
-}
-
-// prestartNetNS prestarts the build's network namespace when step, which
-// is about to run, is followed in its stage (itself included) by a RUN in
-// the default network: a step that runs makes every later step of its
-// stage miss too, so that RUN will run and need it.
-func (s *Solver) prestartNetNS(ctx context.Context, step *plan.Step) {
-	if step.Stage == nil {
-		return
-	}
-	seen := false
-	for _, st := range step.Stage.Steps {
-		seen = seen || st == step
-		if !seen || st.Kind != plan.KindRun || st.Run == nil {
-			continue
-		}
-		network := st.Run.Network
-		if network == "" {
-			network = s.opts.Network
-		}
-		if network == "" || network == exec.NetworkDefault {
-			s.netns.prestart(ctx)
-			return
-		}
-	}
 }
 
 // Close releases what the Solver holds for RUN steps (the build's network

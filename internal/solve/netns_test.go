@@ -1,7 +1,6 @@
 package solve
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
@@ -71,54 +70,4 @@ func runNamespaces(b *build) map[string]string {
 		}
 	}
 	return out
-}
-
-// TestNetNSPrestart: a step about to run starts the build's network
-// namespace in the background when a RUN in the default network follows
-// it in its stage (the RUN then finds it made), and not when the stage's
-// later RUNs are --network=none or host; Close waits for a prestart still
-// under way and leaves nothing open.
-func TestNetNSPrestart(t *testing.T) {
-	t.Parallel()
-	imagetest.Require(t, "root", "runc", "busybox", "slirp4netns")
-	df := "FROM scratch\nCOPY busybox /bin/busybox\nRUN --network=none true\nRUN --network=host true\n"
-	b := newEnv(t).newBuild(writeContext(t, nil), df, Options{})
-	steps := b.graph.Target.Steps
-	b.s.prestartNetNS(context.Background(), steps[0])
-	b.s.netns.pending.Wait()
-	if b.s.netns.n != nil || b.s.netns.prestarted.Load() {
-		t.Fatal("prestarted a network namespace for a stage without a RUN in the default network")
-	}
-
-	df = "FROM scratch\nCOPY busybox /bin/busybox\nRUN --network=none true\nCOPY busybox /b2\nRUN true\n"
-	b = newEnv(t).newBuild(writeContext(t, nil), df, Options{})
-	steps = b.graph.Target.Steps
-	b.s.prestartNetNS(context.Background(), steps[0])
-	b.s.netns.pending.Wait()
-	n := b.s.netns.n
-	if n == nil {
-		t.Fatal("the first COPY of a stage with a default RUN did not prestart the network namespace")
-	}
-	got, err := b.s.netns.get(context.Background())
-	if err != nil || got != n {
-		t.Fatalf("get after prestart = %p, %v; want the prestarted %p", got, err, n)
-	}
-	// A second prestart while one exists starts nothing new.
-	b.s.prestartNetNS(context.Background(), steps[3])
-	if err := b.s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if b.s.netns.n != nil || b.s.netns.prestarted.Load() {
-		t.Error("Close left the prestarted network namespace open")
-	}
-
-	// Close right after a prestart waits for it and releases what it made.
-	b = newEnv(t).newBuild(writeContext(t, nil), df, Options{})
-	b.s.prestartNetNS(context.Background(), b.graph.Target.Steps[0])
-	if err := b.s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if b.s.netns.n != nil {
-		t.Error("Close during a prestart left the network namespace open")
-	}
 }

@@ -112,7 +112,6 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	ev.Miss = s.explain(step, cur, p, keys)
 	s.noteMiss(ev.Miss)
 	s.emit(ev)
-	s.prestartNetNS(ctx, step)
 	start := s.opts.Now()
 	next, err := s.execute(ctx, step, cur, keys, p)
 	if err != nil {
