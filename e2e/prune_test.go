@@ -250,9 +250,17 @@ func processesUnder(t *testing.T, dir string) []string {
 	return pids
 }
 
+// countMounts counts the mount points below dir.
+//
+// It reads the mounts of its own locked thread, not /proc/self's: those
+// are the thread group leader's, and a test that leaves a locked thread
+// in a namespace of its own (TestBuildLeavesHostMounts) may have done so
+// on the main thread, which Go then keeps parked, namespace and all.
 func countMounts(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mounts")
+	runtime.LockOSThread()
+	b, err := os.ReadFile("/proc/thread-self/mounts")
+	runtime.UnlockOSThread()
 	if err != nil {
 		t.Fatal(err)
 	}

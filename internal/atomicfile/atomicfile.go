@@ -20,9 +20,27 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	})
 }
 
+// WriteUnsynced is Write without the sync, for a file that is a cache of
+// what can be made again (a step's record): a process killed at any point
+// still leaves the old content or the new, but after a power loss the
+// file may be empty or missing, which its readers must take as absent.
+func WriteUnsynced(path string, data []byte, perm os.FileMode) error {
+	return writeFunc(path, perm, false, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// syncFile syncs f; tests count the calls.
+var syncFile = (*os.File).Sync
+
 // WriteFunc replaces path with what write writes, with permissions perm.
 // If write fails, path is untouched and its error is returned as is.
-func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return writeFunc(path, perm, true, write)
+}
+
+func writeFunc(path string, perm os.FileMode, sync bool, write func(io.Writer) error) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -39,8 +57,10 @@ func WriteFunc(path string, perm os.FileMode, write func(io.Writer) error) (err 
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if sync {
+		if err := syncFile(f); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

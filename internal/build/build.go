@@ -199,6 +199,13 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		return nil, err
 	}
 	defer func() {
+		// One sync for every snapshot this build committed from a volatile
+		// mount, instead of one per step.
+		syncStart := time.Now()
+		if err := snap.Sync(); err != nil {
+			opts.Logger.Debug("syncing snapshots", "err", err)
+		}
+		opts.Logger.Debug("synced snapshots", "took", time.Since(syncStart).Round(100*time.Microsecond))
 		st.Close()
 		if opts.StateMax > 0 {
 			boundState(ctx, opts, sink)

@@ -146,6 +146,8 @@ func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
 	} else {
+		// A volatile mount's unmount does not sync the upper file system
+		// (a plain one syncs all of it, every other writer's data too).
 		if err := unmount(a.root); err != nil {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
@@ -154,7 +156,9 @@ func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
 	}
-	return a.s.publish(stage, chainID)
+	// A volatile upper's data may still be only in the page cache: the
+	// snapshot is marked so (see unsyncedFile) until Sync.
+	return a.s.publish(stage, chainID, a.s.mode == ModeOverlay && a.s.volatile)
 }
 
 // Release unmounts the rootfs and removes everything Commit did not keep.

@@ -21,57 +21,74 @@ import (
 const maxLowers = 100
 
 // probeOverlay mounts a tiny overlay under root and returns the extra mount
-// options the kernel accepted, or why overlay cannot be used there.
-func probeOverlay(root string) (string, error) {
+// options the kernel accepted and whether it takes "volatile" on writable
+// mounts, or why overlay cannot be used there.
+func probeOverlay(root string) (string, bool, error) {
 	if strings.ContainsAny(root, ",:\\") {
-		return "", fmt.Errorf("probing overlayfs: root %q contains ',', ':' or '\\', which overlay mount options cannot carry", root)
+		return "", false, fmt.Errorf("probing overlayfs: root %q contains ',', ':' or '\\', which overlay mount options cannot carry", root)
 	}
 	dir, err := os.MkdirTemp(filepath.Join(root, "tmp"), "probe")
 	if err != nil {
-		return "", fmt.Errorf("probing overlayfs: %w", err)
+		return "", false, fmt.Errorf("probing overlayfs: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	// l2 holds files that l1 hides: "wh" by a whiteout, d/f by an opaque d.
-	l1, l2 := filepath.Join(dir, "l1"), filepath.Join(dir, "l2")
-	u, w, m := filepath.Join(dir, "u"), filepath.Join(dir, "w"), filepath.Join(dir, "m")
-	for _, d := range []string{l1, l2, u, w, m, filepath.Join(l1, "d"), filepath.Join(l2, "d")} {
+	l1, l2, m := filepath.Join(dir, "l1"), filepath.Join(dir, "l2"), filepath.Join(dir, "m")
+	for _, d := range []string{l1, l2, m, filepath.Join(l1, "d"), filepath.Join(l2, "d")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			return "", fmt.Errorf("probing overlayfs: %w", err)
+			return "", false, fmt.Errorf("probing overlayfs: %w", err)
 		}
 	}
 	for _, f := range []string{filepath.Join(l2, "d", "f"), filepath.Join(l2, "wh")} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
-			return "", fmt.Errorf("probing overlayfs: %w", err)
+			return "", false, fmt.Errorf("probing overlayfs: %w", err)
 		}
 	}
 	if err := unix.Mknod(filepath.Join(l1, "wh"), unix.S_IFCHR, 0); err != nil {
-		return "", fmt.Errorf("probing overlayfs: creating a whiteout device: %w", err)
+		return "", false, fmt.Errorf("probing overlayfs: creating a whiteout device: %w", err)
 	}
 	if err := unix.Lsetxattr(filepath.Join(l1, "d"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
-		return "", fmt.Errorf("probing overlayfs: setting trusted.overlay.opaque: %w", err)
+		return "", false, fmt.Errorf("probing overlayfs: setting trusted.overlay.opaque: %w", err)
 	}
 	var errs []error
+	attempt := 0
 	// redirect_dir and metacopy would put renames and metadata-only
 	// copy-ups into xattrs that an upper dir → tar conversion cannot see.
+	// "volatile" (Linux 5.10) is tried first with each: its unmount does
+	// not sync the whole upper file system (see Active.Commit).
 	for _, extra := range []string{"redirect_dir=off,metacopy=off", "redirect_dir=off", ""} {
-		data := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", l1, l2, u, w)
-		if extra != "" {
-			data += "," + extra
+		for _, volatile := range []bool{true, false} {
+			attempt++
+			// Fresh upper and work dirs each time: a volatile mount leaves
+			// its work dir unusable for another mount.
+			u, w := filepath.Join(dir, fmt.Sprintf("u%d", attempt)), filepath.Join(dir, fmt.Sprintf("w%d", attempt))
+			for _, d := range []string{u, w} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					return "", false, fmt.Errorf("probing overlayfs: %w", err)
+				}
+			}
+			data := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", l1, l2, u, w)
+			if extra != "" {
+				data += "," + extra
+			}
+			if volatile {
+				data += ",volatile"
+			}
+			if err := unix.Mount("overlay", m, "overlay", 0, data); err != nil {
+				errs = append(errs, fmt.Errorf("mounting with %q (volatile %v): %w", extra, volatile, err))
+				continue
+			}
+			err := checkProbe(m, u)
+			if uerr := unmount(m); uerr != nil {
+				err = errors.Join(err, uerr)
+			}
+			if err != nil {
+				return "", false, fmt.Errorf("probing overlayfs: %w", err)
+			}
+			return extra, volatile, nil
 		}
-		if err := unix.Mount("overlay", m, "overlay", 0, data); err != nil {
-			errs = append(errs, fmt.Errorf("mounting with %q: %w", extra, err))
-			continue
-		}
-		err := checkProbe(m, u)
-		if uerr := unmount(m); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-		if err != nil {
-			return "", fmt.Errorf("probing overlayfs: %w", err)
-		}
-		return extra, nil
 	}
-	return "", fmt.Errorf("probing overlayfs: %w", errors.Join(errs...))
+	return "", false, fmt.Errorf("probing overlayfs: %w", errors.Join(errs...))
 }
 
 // checkProbe checks the probe mount: the whiteout hides, the opaque
@@ -140,7 +157,11 @@ func (s *Snapshotter) mountOverlay(ctx context.Context, chain []v1.Hash, target,
 			lowers = append(lowers, filepath.Join(s.root, "empty"))
 		}
 	}
-	if err := unix.Mount("overlay", target, "overlay", flags, s.mountData(lowers, upper, work)); err != nil {
+	data := s.mountData(lowers, upper, work)
+	if upper != "" && s.volatile {
+		data += ",volatile"
+	}
+	if err := unix.Mount("overlay", target, "overlay", flags, data); err != nil {
 		return fmt.Errorf("mounting overlay of %d layers on %s: %w", len(chain), target, err)
 	}
 	return nil
@@ -166,8 +187,8 @@ func (s *Snapshotter) lowers(ctx context.Context, chain []v1.Hash, upper, work s
 	if base >= 0 {
 		lowers = append(lowers, filepath.Join(s.dir(chain[base]), "m"))
 	}
-	// Leave room for a read-only mount's extra empty lower.
-	data := s.mountData(lowers, upper, work) + ":" + filepath.Join(s.root, "empty")
+	// Leave room for a read-only mount's extra empty lower, or "volatile".
+	data := s.mountData(lowers, upper, work) + ":" + filepath.Join(s.root, "empty") + ",volatile"
 	if len(lowers) <= maxLowers && len(data) < unix.Getpagesize() {
 		return lowers, nil
 	}

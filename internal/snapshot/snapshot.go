@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -58,8 +59,35 @@ type Snapshotter struct {
 	mode string
 	// mountOpts are extra overlay options the kernel accepted in the probe.
 	mountOpts string
-	fallback  error
+	// volatile: writable mounts are "volatile", so unmounting one does not
+	// sync the whole file system; the snapshots committed from them are
+	// marked unsynced until Sync (see stale).
+	volatile bool
+	fallback error
+
+	mu sync.Mutex
+	// unsynced are the markers of the snapshots this Snapshotter published
+	// unsynced, for Sync to remove.
+	unsynced []string
 }
+
+// unsyncedFile, in a snapshot's directory, holds the boot ID of the boot
+// that published it from a volatile mount whose data may not be on disk
+// yet. Within that boot the page cache serves it whole (a kill -9 loses
+// nothing); after a reboot it may have lost writes, so it is stale: not
+// held, and replaced when its layer is unpacked again. Sync removes the
+// marker once the data is on disk.
+const unsyncedFile = "unsynced"
+
+// bootID is this boot's ID, "" if the kernel does not tell it (then no
+// mount is volatile).
+var bootID = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+})
 
 // New creates opts.Root if needed and picks the mode: unless opts.ForceCopy,
 // it mounts a tiny overlay there (checking that whiteouts and opaque
@@ -90,10 +118,10 @@ func New(opts Options) (*Snapshotter, error) {
 	}
 	s := &Snapshotter{root: root, work: work, mode: ModeCopy}
 	if !opts.ForceCopy {
-		if mountOpts, err := probeOverlay(root); err != nil {
+		if mountOpts, volatile, err := probeOverlay(root); err != nil {
 			s.fallback = err
 		} else {
-			s.mode, s.mountOpts = ModeOverlay, mountOpts
+			s.mode, s.mountOpts, s.volatile = ModeOverlay, mountOpts, volatile && bootID() != ""
 		}
 	}
 	return s, nil
@@ -139,8 +167,63 @@ func (s *Snapshotter) Has(chainID v1.Hash) bool {
 // directories are named by a prefix of the chain ID, so the full ID in the
 // chain file decides.
 func (s *Snapshotter) holds(chainID v1.Hash) bool {
-	b, err := os.ReadFile(filepath.Join(s.dir(chainID), "chain"))
-	return err == nil && strings.TrimSpace(string(b)) == chainID.String()
+	dir := s.dir(chainID)
+	b, err := os.ReadFile(filepath.Join(dir, "chain"))
+	return err == nil && strings.TrimSpace(string(b)) == chainID.String() && !stale(dir)
+}
+
+// stale reports whether the snapshot in dir was published unsynced in an
+// earlier boot (see unsyncedFile).
+func stale(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, unsyncedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	return err != nil || bootID() == "" || strings.TrimSpace(string(b)) != bootID()
+}
+
+// removeStale removes chainID's directory if it holds that chain but is
+// stale, and reports whether it did.
+func (s *Snapshotter) removeStale(chainID v1.Hash) bool {
+	dir := s.dir(chainID)
+	b, err := os.ReadFile(filepath.Join(dir, "chain"))
+	if err != nil || strings.TrimSpace(string(b)) != chainID.String() || !stale(dir) {
+		return false
+	}
+	stage, err := s.stage()
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(stage)
+	return os.Rename(dir, filepath.Join(stage, "x")) == nil
+}
+
+// Sync makes the snapshots this Snapshotter published unsynced durable:
+// one syncfs of the file system under Root, then their markers go. Call it
+// when a build ends; until then (and if it is never called) they serve
+// this boot and are rebuilt after a reboot.
+func (s *Snapshotter) Sync() error {
+	s.mu.Lock()
+	markers := s.unsynced
+	s.unsynced = nil
+	s.mu.Unlock()
+	if len(markers) == 0 {
+		return nil
+	}
+	f, err := os.Open(s.root)
+	if err != nil {
+		return fmt.Errorf("syncing snapshots: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncing snapshots: %w", err)
+	}
+	for _, m := range markers {
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("syncing snapshots: %w", err)
+		}
+	}
+	return nil
 }
 
 // touch records a use of chainID for Usage.
@@ -159,24 +242,41 @@ func (s *Snapshotter) stage() (string, error) {
 }
 
 // publish renames the complete snapshot directory staged at dir into place
-// as chainID's, after writing its chain file. If another process or
-// goroutine published chainID first, dir is discarded and publish succeeds.
-func (s *Snapshotter) publish(dir string, chainID v1.Hash) error {
+// as chainID's, after writing its chain file (and, when unsynced, its
+// unsynced marker). If another process or goroutine published chainID
+// first, dir is discarded and publish succeeds; a stale snapshot of
+// chainID is replaced.
+func (s *Snapshotter) publish(dir string, chainID v1.Hash, unsynced bool) error {
+	if unsynced {
+		if err := os.WriteFile(filepath.Join(dir, unsyncedFile), []byte(bootID()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("marking snapshot %s unsynced: %w", chainID, err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "chain"), []byte(chainID.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing chain ID of %s: %w", chainID, err)
 	}
-	err := os.Rename(dir, s.dir(chainID))
-	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
-		os.RemoveAll(dir)
-		if !s.holds(chainID) {
+	for replaced := false; ; replaced = true {
+		err := os.Rename(dir, s.dir(chainID))
+		if err == nil {
+			if unsynced {
+				s.mu.Lock()
+				s.unsynced = append(s.unsynced, filepath.Join(s.dir(chainID), unsyncedFile))
+				s.mu.Unlock()
+			}
+			return nil
+		}
+		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
+			return fmt.Errorf("storing snapshot %s: %w", chainID, err)
+		}
+		if s.holds(chainID) {
+			os.RemoveAll(dir)
+			return nil
+		}
+		if replaced || !s.removeStale(chainID) {
+			os.RemoveAll(dir)
 			return fmt.Errorf("storing snapshot %s: its directory holds another chain", chainID)
 		}
-		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("storing snapshot %s: %w", chainID, err)
-	}
-	return nil
 }
 
 // Unpack stores the uncompressed layer tar r as the snapshot of chainID
@@ -239,7 +339,7 @@ func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash
 	if err := finish(); err != nil {
 		return err
 	}
-	return s.publish(stage, chainID)
+	return s.publish(stage, chainID, false)
 }
 
 func storeFile(path string, r io.Reader) error {

@@ -232,24 +232,30 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 // under every key in keys; the first is the canonical one, the others are
 // recorded as its aliases.
 func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, error) {
+	t := newPhases()
+	defer func() { s.log.Debug("step phases", append([]any{"step", step.Number}, t.attrs()...)...) }()
 	if err := s.unpack(ctx, cur); err != nil {
 		return nil, err
 	}
+	t.mark("unpack")
 	active, err := s.opts.Snapshotter.Prepare(ctx, cur.chain())
 	if err != nil {
 		return nil, fmt.Errorf("preparing rootfs: %w", err)
 	}
-	defer active.Release()
+	defer func() { active.Release(); t.mark("release") }()
 	if err := makeWorkdirs(active.Root(), step.Mkdirs); err != nil {
 		return nil, err
 	}
+	t.mark("prepare")
 	if err := p.exec(ctx, active.Root()); err != nil {
 		return nil, err
 	}
+	t.mark("exec")
 	desc, err := s.commitDiff(ctx, active)
 	if err != nil {
 		return nil, err
 	}
+	t.mark("diff")
 	if s.opts.LayerDone != nil {
 		if sl, err := s.storeLayer(desc); err == nil {
 			s.opts.LayerDone(step, sl.layer)
@@ -259,6 +265,7 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 	if err := active.Commit(ctx, chain[len(chain)-1]); err != nil {
 		return nil, fmt.Errorf("keeping snapshot: %w", err)
 	}
+	t.mark("commit")
 	created := s.opts.Now().UTC().Truncate(time.Second)
 	if s.opts.SourceDateEpoch != nil {
 		created = *s.opts.SourceDateEpoch
@@ -284,6 +291,7 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 			return nil, fmt.Errorf("recording step result: %w", err)
 		}
 	}
+	t.mark("record")
 	ref, err := s.storeLayer(desc)
 	if err != nil {
 		return nil, err

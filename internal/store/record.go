@@ -66,7 +66,9 @@ func (s *Store) PutRecord(r *cache.Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding record %s: %w", r.Key, err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.root, recordsDir, name), b, 0o644); err != nil {
+	// Not synced: a record lost or emptied by a power loss reads as corrupt,
+	// a miss, and the step is built again (its blob, synced, comes first).
+	if err := atomicfile.WriteUnsynced(filepath.Join(s.root, recordsDir, name), b, 0o644); err != nil {
 		return fmt.Errorf("writing record %s: %w", r.Key, err)
 	}
 	s.index(&rec)

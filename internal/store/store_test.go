@@ -228,6 +228,15 @@ func TestRecords(t *testing.T) {
 			}
 		})
 	}
+	// A record a power loss emptied (records are written unsynced) is a
+	// miss too.
+	empty := keyOf("c3")
+	if err := os.WriteFile(filepath.Join(s.Root(), recordsDir, empty+".json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(cache.Key(empty)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Record of an empty record file: error = %v, want ErrNotFound", err)
+	}
 	if err := s.PutRecord(&cache.Record{Key: "a/b"}); err == nil {
 		t.Error("PutRecord with a path key: no error")
 	}
