@@ -184,14 +184,18 @@ func startBuildkitd(ctx context.Context, dir, binDir, registry string) (*buildki
 	}
 }
 
-func (bk *buildkitd) stop() {
-	bk.cmd.Process.Signal(os.Interrupt)
+func (bk *buildkitd) stop() { stopProcess(bk.cmd, 15*time.Second) }
+
+// stopProcess interrupts a started cmd and waits for it, killing it after
+// grace.
+func stopProcess(cmd *exec.Cmd, grace time.Duration) {
+	cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
-	go func() { bk.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(15 * time.Second):
-		bk.cmd.Process.Kill()
+	case <-time.After(grace):
+		cmd.Process.Kill()
 		<-done
 	}
 }

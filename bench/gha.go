@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -211,14 +210,6 @@ func startCacheServer(ctx context.Context, kiln, dir string, log io.Writer) (*ca
 
 func (s *cacheServer) stop() {
 	if s.cmd.Process != nil {
-		s.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { s.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-done
-		}
+		stopProcess(s.cmd, 10*time.Second)
 	}
 }
