@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // TestOpenBlobFile: a blob is verified (its bytes need no second hash)
@@ -105,4 +107,47 @@ func TestOpenBlobFile(t *testing.T) {
 			t.Errorf("OpenBlobFile of a missing blob: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// TestCheckedBlobWriter: a writer whose caller checks the bytes commits
+// them under the digest it is given (hashing nothing itself), and refuses
+// to commit without one.
+func TestCheckedBlobWriter(t *testing.T) {
+	content := []byte("bytes the caller checked as they went by")
+	h := digestOf(content)
+	s := openStore(t, t.TempDir())
+	w, err := s.NewCheckedBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(content)
+	if d := w.Digest(); d != (v1.Hash{}) {
+		t.Errorf("Digest of a checked writer = %s, want the zero Hash", d)
+	}
+	if _, err := w.Commit(); err == nil {
+		t.Errorf("Commit of a checked blob without its digest succeeded")
+	}
+	if s.HasBlob(h) {
+		t.Errorf("a refused commit stored the blob")
+	}
+
+	w, err = s.NewCheckedBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Write(content)
+	got, err := w.CommitAs(h)
+	if err != nil || got != h {
+		t.Fatalf("CommitAs = %s, %v; want %s", got, err, h)
+	}
+	b, err := os.ReadFile(s.BlobPath(h))
+	if err != nil || !bytes.Equal(b, content) {
+		t.Errorf("stored blob = %q (%v), want %q", b, err, content)
+	}
+	if f, verified, err := s.OpenBlobFile(h); err != nil || !verified {
+		t.Errorf("OpenBlobFile of a checked blob: verified %v, %v; want true", verified, err)
+	} else {
+		f.Close()
+	}
 }
