@@ -13,8 +13,14 @@ import (
 // VerifyReader wraps rc so that reading it to the end checks that its bytes
 // hash to want and number size (size < 0: any size). A mismatch is an
 // error wrapping ErrDigestMismatch, returned by the Read that reaches the end
-// (or that exceeds size).
+// (or that exceeds size). An rc that is itself a VerifyReader of the same
+// digest and size (a VerifyingFetcher's blob checked again by its reader)
+// is returned as it is: it makes the very same check, so its bytes are not
+// hashed twice.
 func VerifyReader(rc io.ReadCloser, want v1.Hash, size int64) io.ReadCloser {
+	if v, ok := rc.(*verifier); ok && v.want == want && v.size == size {
+		return v
+	}
 	return &verifier{rc: rc, h: sha256.New(), want: want, size: size}
 }
 
