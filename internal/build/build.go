@@ -248,7 +248,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		waitImports(progress.Discard())
 		return nil, err
 	}
-	startPrefetch, stopPrefetch := prefetchContext(ctx, graphs[0], tree)
+	stopPrefetch := prefetchContext(ctx, graphs[0], tree)
 	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
 	uploadCtx, cancelUploads := context.WithCancel(ctx)
@@ -261,10 +261,8 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		cancelUploads()
 		uploads.wait()
 	}()
-	// The first step that runs starts the context's hashing beside the
-	// steps after it, and each layer of the image's stage starts uploading.
+	// Each layer of the image's stage starts uploading as soon as it exists.
 	layerDone := func(step *plan.Step, l v1.Layer) {
-		startPrefetch()
 		if uploads != nil {
 			uploads.layerDone(step, l)
 		}
