@@ -381,6 +381,14 @@ func (b blobExporter) copyBlob(ctx context.Context, desc v1.Descriptor, src Fetc
 		}
 		return nil
 	}
+	f, verified, isFile, err := fetchFile(ctx, src, desc)
+	if err != nil {
+		return fmt.Errorf("reading blob %s: %w", desc.Digest, err)
+	}
+	if isFile {
+		defer f.Close()
+		return b.copyFile(ctx, desc, f, verified)
+	}
 	rc, err := VerifyingFetcher(src).Fetch(ctx, desc)
 	if err != nil {
 		return fmt.Errorf("reading blob %s: %w", desc.Digest, err)

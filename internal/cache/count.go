@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -15,7 +16,8 @@ import (
 // every blob read through it yields: what an exporter reads, which is what
 // it writes. It keeps f's LayerFetcher capability (the layers it returns
 // count their reads too), so that wrapping never hides what lets a
-// registry mount instead of upload; Unwrap returns f.
+// registry mount instead of upload, and its FileFetcher one (a file counts
+// as its size); Unwrap returns f.
 func CountingFetcher(f Fetcher, add func(int64)) Fetcher {
 	c := counting{f: f, add: add}
 	if _, ok := f.(LayerFetcher); ok {
@@ -37,12 +39,32 @@ func (c counting) Fetch(ctx context.Context, desc v1.Descriptor) (io.ReadCloser,
 	return stream.Count(rc, c.add), nil
 }
 
+// FetchFile forwards f's FileFetcher capability (ErrNotFile without it)
+// and counts the whole file: an exporter links or copies all of it.
+func (c counting) FetchFile(ctx context.Context, desc v1.Descriptor) (*os.File, bool, error) {
+	ff, ok := c.f.(FileFetcher)
+	if !ok {
+		return nil, false, ErrNotFile
+	}
+	file, verified, err := ff.FetchFile(ctx, desc)
+	if err != nil {
+		return nil, false, err
+	}
+	if fi, err := file.Stat(); err == nil {
+		c.add(fi.Size())
+	}
+	return file, verified, nil
+}
+
 // Unwrap returns the wrapped Fetcher.
 func (c counting) Unwrap() Fetcher { return c.f }
 
 type countingLayers struct{ counting }
 
-var _ LayerFetcher = countingLayers{}
+var (
+	_ LayerFetcher = countingLayers{}
+	_ FileFetcher  = counting{}
+)
 
 func (c countingLayers) FetchLayer(ctx context.Context, desc v1.Descriptor) (v1.Layer, error) {
 	l, err := c.f.(LayerFetcher).FetchLayer(ctx, desc)

@@ -87,20 +87,39 @@ type Blob struct {
 	MediaType types.MediaType
 }
 
+// HashingWriter is a Compress destination that computes the SHA-256 of
+// every byte it accepts, as store.BlobWriter does. Compress then takes the
+// blob's digest from Digest instead of hashing the same bytes itself.
+type HashingWriter interface {
+	io.Writer
+	// Digest returns the SHA-256 of the bytes Write accepted so far
+	// (counting, of a short write, only the bytes taken).
+	Digest() v1.Hash
+}
+
 // Compress copies the uncompressed tar src to dst, compressed with c, and
 // returns the digests of both forms. level 0 means the library default;
 // otherwise it is the gzip level (1–9) or the zstd level (1–22, mapped onto
 // the encoder's speed classes). The output depends only on the input, c and
 // level: gzip headers carry no name and no mtime, and gzip is compressed
 // in blocks on all cores with the same bytes on any number of them
-// (parallelGzip). Compress does not close dst.
+// (parallelGzip). The blob's digest is dst's own when dst is a
+// HashingWriter. Compress does not close dst.
 func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, level int) (Blob, error) {
 	mt := c.MediaType()
 	if mt == "" {
 		return Blob{}, fmt.Errorf("compressing layer: unknown compression %q", c)
 	}
-	blobHash := sha256.New()
-	counter := &countWriter{w: io.MultiWriter(dst, blobHash)}
+	// A dst that hashes what it takes (the store's blob writer) already
+	// computes the blob's digest: the same bytes, in the same process, are
+	// not hashed a second time.
+	var blobHash hash.Hash
+	counter := &countWriter{w: dst}
+	hw, hashes := dst.(HashingWriter)
+	if !hashes {
+		blobHash = sha256.New()
+		counter.w = io.MultiWriter(dst, blobHash)
+	}
 	diffHash := sha256.New()
 
 	var zw io.WriteCloser
@@ -135,8 +154,14 @@ func Compress(ctx context.Context, dst io.Writer, src io.Reader, c Compression, 
 	if err := zw.Close(); err != nil {
 		return Blob{}, fmt.Errorf("compressing layer with %s: %w", c, err)
 	}
+	var digest v1.Hash
+	if hashes {
+		digest = hw.Digest()
+	} else {
+		digest = sumOf(blobHash)
+	}
 	return Blob{
-		Digest:    sumOf(blobHash),
+		Digest:    digest,
 		Size:      counter.n,
 		DiffID:    sumOf(diffHash),
 		MediaType: mt,

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"math/rand"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -119,5 +121,50 @@ func TestDecompressEmptyAndShort(t *testing.T) {
 		if err != nil || !bytes.Equal(got, in) {
 			t.Errorf("Decompress(%q) read %q, %v; want the input back", in, got, err)
 		}
+	}
+}
+
+// hashingBuffer is a HashingWriter that hashes what it takes, and counts
+// the Digest calls, so a test can tell Compress used it.
+type hashingBuffer struct {
+	bytes.Buffer
+	h       hash.Hash
+	digests int
+}
+
+func (b *hashingBuffer) Write(p []byte) (int, error) {
+	n, err := b.Buffer.Write(p)
+	b.h.Write(p[:n])
+	return n, err
+}
+
+func (b *hashingBuffer) Digest() v1.Hash {
+	b.digests++
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(b.h.Sum(nil))}
+}
+
+// TestCompressHashingWriter: the blob digest of a dst that hashes its own
+// bytes is dst's, and it is the digest of the bytes written.
+func TestCompressHashingWriter(t *testing.T) {
+	t.Parallel()
+	src := bytes.Repeat([]byte("layer tar bytes "), 50000)
+	for _, c := range []Compression{Gzip, Zstd, Uncompressed} {
+		t.Run(string(c), func(t *testing.T) {
+			t.Parallel()
+			dst := &hashingBuffer{h: sha256.New()}
+			blob, err := Compress(context.Background(), dst, bytes.NewReader(src), c, 0)
+			if err != nil {
+				t.Fatalf("Compress: %v", err)
+			}
+			if dst.digests != 1 {
+				t.Errorf("Compress asked dst for its digest %d times, want once", dst.digests)
+			}
+			if got, want := blob.Digest.String(), sha(dst.Bytes()); got != want {
+				t.Errorf("Digest = %s, want %s (the bytes written)", got, want)
+			}
+			if got, want := blob.Size, int64(dst.Len()); got != want {
+				t.Errorf("Size = %d, want %d", got, want)
+			}
+		})
 	}
 }

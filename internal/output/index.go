@@ -1,7 +1,6 @@
 package output
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -141,7 +140,7 @@ func writeLocalMulti(ctx context.Context, images []PlatformImage, dest string) e
 // layout tar whose index.json points at idx, once per tag as WriteOCITar
 // does for one image.
 func WriteOCIIndexTar(ctx context.Context, w io.Writer, idx v1.ImageIndex, tags []string) error {
-	return writeOCILayoutTar(w, idx, tags, func(tw *tar.Writer) error {
+	return writeOCILayoutTar(w, idx, tags, func(lw *layoutWriter) error {
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return fmt.Errorf("reading index: %w", err)
@@ -152,7 +151,7 @@ func WriteOCIIndexTar(ctx context.Context, w io.Writer, idx v1.ImageIndex, tags 
 			if err != nil {
 				return fmt.Errorf("reading image %s of the index: %w", d.Digest, err)
 			}
-			if err := writeBlobsSeen(ctx, tw, img, seen); err != nil {
+			if err := writeBlobsSeen(ctx, lw, img, seen); err != nil {
 				return err
 			}
 		}
@@ -164,6 +163,6 @@ func WriteOCIIndexTar(ctx context.Context, w io.Writer, idx v1.ImageIndex, tags 
 		if err != nil {
 			return err
 		}
-		return writeEntry(tw, blobPath(digest), raw)
+		return writeEntry(lw.Writer, blobPath(digest), raw)
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -44,15 +45,23 @@ func WriteOCI(ctx context.Context, img v1.Image, tags []string, dest string) err
 // are written in a fixed order with fixed times, so the same image and
 // tags give the same bytes.
 func WriteOCITar(ctx context.Context, w io.Writer, img v1.Image, tags []string) error {
-	return writeOCILayoutTar(w, img, tags, func(tw *tar.Writer) error {
-		return writeBlobs(ctx, tw, img)
+	return writeOCILayoutTar(w, img, tags, func(lw *layoutWriter) error {
+		return writeBlobs(ctx, lw, img)
 	})
+}
+
+// layoutWriter is the tar of an OCI layout being written, and the writer
+// under it, which the bytes of a layer that is a file go to directly
+// (writeFileEntry).
+type layoutWriter struct {
+	*tar.Writer
+	raw io.Writer
 }
 
 // writeOCILayoutTar writes an OCI image layout tar whose index.json
 // points at top under tags: oci-layout, the blob directories, the blobs
 // writeBlobs writes, then index.json.
-func writeOCILayoutTar(w io.Writer, top manifestLike, tags []string, writeBlobs func(*tar.Writer) error) error {
+func writeOCILayoutTar(w io.Writer, top manifestLike, tags []string, writeBlobs func(*layoutWriter) error) error {
 	index, err := ociIndex(top, tags)
 	if err != nil {
 		return err
@@ -66,7 +75,7 @@ func writeOCILayoutTar(w io.Writer, top manifestLike, tags []string, writeBlobs 
 			return err
 		}
 	}
-	if err := writeBlobs(tw); err != nil {
+	if err := writeBlobs(&layoutWriter{Writer: tw, raw: w}); err != nil {
 		return err
 	}
 	if err := writeEntry(tw, "index.json", index); err != nil {
@@ -130,12 +139,13 @@ func fullName(tag name.Tag) string {
 
 // writeBlobs writes img's layers, config and manifest under blobs/sha256/,
 // each digest once.
-func writeBlobs(ctx context.Context, tw *tar.Writer, img v1.Image) error {
-	return writeBlobsSeen(ctx, tw, img, map[v1.Hash]bool{})
+func writeBlobs(ctx context.Context, lw *layoutWriter, img v1.Image) error {
+	return writeBlobsSeen(ctx, lw, img, map[v1.Hash]bool{})
 }
 
 // writeBlobsSeen is writeBlobs skipping (and adding to) the digests in seen.
-func writeBlobsSeen(ctx context.Context, tw *tar.Writer, img v1.Image, seen map[v1.Hash]bool) error {
+func writeBlobsSeen(ctx context.Context, lw *layoutWriter, img v1.Image, seen map[v1.Hash]bool) error {
+	tw := lw.Writer
 	layers, err := img.Layers()
 	if err != nil {
 		return fmt.Errorf("listing layers: %w", err)
@@ -152,7 +162,7 @@ func writeBlobsSeen(ctx context.Context, tw *tar.Writer, img v1.Image, seen map[
 			continue
 		}
 		seen[d] = true
-		if err := writeLayer(tw, blobPath(d), l); err != nil {
+		if err := writeLayer(lw, blobPath(d), l); err != nil {
 			return err
 		}
 	}
@@ -188,7 +198,7 @@ func writeBlobsSeen(ctx context.Context, tw *tar.Writer, img v1.Image, seen map[
 func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
 
 // writeLayer copies l's compressed bytes into the tar.
-func writeLayer(tw *tar.Writer, path string, l v1.Layer) error {
+func writeLayer(lw *layoutWriter, path string, l v1.Layer) error {
 	size, err := l.Size()
 	if err != nil {
 		return fmt.Errorf("reading layer size: %w", err)
@@ -198,6 +208,10 @@ func writeLayer(tw *tar.Writer, path string, l v1.Layer) error {
 		return fmt.Errorf("reading layer %s: %w", path, err)
 	}
 	defer rc.Close()
+	if f, ok := rc.(*os.File); ok {
+		return writeFileEntry(lw, path, size, f)
+	}
+	tw := lw.Writer
 	if err := tw.WriteHeader(fileHeader(path, size)); err != nil {
 		return err
 	}
@@ -210,6 +224,51 @@ func writeLayer(tw *tar.Writer, path string, l v1.Layer) error {
 	}
 	return nil
 }
+
+// writeFileEntry writes the entry of a layer whose bytes are the file f
+// (a blob of the state dir) around the tar writer, so that they go from
+// file to file in the kernel (copy_file_range: the writer under the tar is
+// the output file, whose ReadFrom stream.Writer hands them to), not
+// through this process: the header comes from a scratch tar writer (the
+// same bytes lw would write: a header depends on nothing else), then the
+// body straight into lw.raw, then the padding to the next 512-byte block.
+// lw is between entries before and after, so it writes on unaware.
+func writeFileEntry(lw *layoutWriter, path string, size int64, f *os.File) error {
+	// A file of another size is refused, as the tar writer would refuse
+	// too many or too few bytes.
+	if fi, err := f.Stat(); err != nil || fi.Size() != size {
+		if err == nil {
+			err = fmt.Errorf("%d bytes, want %d", fi.Size(), size)
+		}
+		return fmt.Errorf("copying layer %s: %w", path, err)
+	}
+	if err := lw.Flush(); err != nil {
+		return err
+	}
+	var hdr bytes.Buffer
+	if err := tar.NewWriter(&hdr).WriteHeader(fileHeader(path, size)); err != nil {
+		return err
+	}
+	if _, err := lw.raw.Write(hdr.Bytes()); err != nil {
+		return err
+	}
+	n, err := io.Copy(lw.raw, io.LimitReader(f, size))
+	if err != nil {
+		return fmt.Errorf("copying layer %s: %w", path, err)
+	}
+	if n != size {
+		return fmt.Errorf("copying layer %s: %d bytes, want %d: %w", path, n, size, io.ErrUnexpectedEOF)
+	}
+	if pad := (blockSize - size%blockSize) % blockSize; pad > 0 {
+		if _, err := lw.raw.Write(make([]byte, pad)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockSize is the tar block size entries are padded to.
+const blockSize = 512
 
 func writeEntry(tw *tar.Writer, path string, data []byte) error {
 	if err := tw.WriteHeader(fileHeader(path, int64(len(data)))); err != nil {

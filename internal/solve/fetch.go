@@ -50,7 +50,10 @@ func (s *Solver) fetchOnce(ctx context.Context, d cache.Layer, open opener, coun
 	}
 	rc = cache.VerifyReader(rc, d.Digest, d.Size)
 	defer rc.Close()
-	bw, err := s.opts.Store.NewBlobWriter()
+	// The verifier hashes every byte the blob writer gets, and the copy
+	// below ends without error only once it has seen them all match: the
+	// writer need not hash them again.
+	bw, err := s.opts.Store.NewCheckedBlobWriter()
 	if err != nil {
 		return false, err
 	}

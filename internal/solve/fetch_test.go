@@ -2,10 +2,12 @@ package solve
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -193,5 +195,49 @@ func TestBaseLayerFetchedAgain(t *testing.T) {
 				t.Fatalf("Solve: %v", err)
 			}
 		})
+	}
+}
+
+// TestRecompressedBlobRefused: an imported blob whose bytes are another
+// gzip stream of the very same tar (the diff ID matches, the digest does
+// not) never lands in the store under the digest: the blob writer does
+// not hash what it stores, so the download's digest check is what refuses
+// it.
+func TestRecompressedBlobRefused(t *testing.T) {
+	t.Parallel()
+	imagetest.Require(t, "root", "runc", "busybox")
+	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n"})
+	epoch := testEpoch
+	cold, _ := newEnv(t).solveOnce(ctxDir, twoCopies, Options{SourceDateEpoch: &epoch})
+	top := layerDigests(t, cold.Layers)[2]
+	changed := strings.Replace(twoCopies, "RUN cat /a.txt > /a.out", "RUN cat /a.txt /a.txt > /a.out", 1)
+	f := cache.FetcherFunc(func(ctx context.Context, desc v1.Descriptor) (io.ReadCloser, error) {
+		rc, err := cold.Fetcher().Fetch(ctx, desc)
+		if err != nil || desc.Digest != top {
+			return rc, err
+		}
+		defer rc.Close()
+		zr, err := gzip.NewReader(rc)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		if _, err := io.Copy(zw, zr); err != nil {
+			return nil, err
+		}
+		zw.Close()
+		return io.NopCloser(&buf), nil
+	})
+	imp := Import{Name: "recompressed", Manifest: cache.NewManifest(cold.Records(cache.ModeMax)), Fetcher: f}
+	e := newEnv(t)
+	b := e.newBuild(ctxDir, changed, Options{SourceDateEpoch: &epoch, Imports: []Import{imp}})
+	_, err := b.s.Solve(context.Background(), b.graph)
+	var bad *BadBlobError
+	if !errors.As(err, &bad) || bad.Digest != top || !errors.Is(err, cache.ErrDigestMismatch) {
+		t.Fatalf("Solve: got %v, want a *BadBlobError for %s wrapping cache.ErrDigestMismatch", err, top)
+	}
+	if e.st.HasBlob(top) {
+		t.Errorf("the recompressed blob landed in the store as %s", top)
 	}
 }

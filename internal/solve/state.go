@@ -251,6 +251,12 @@ func describe(l v1.Layer) (cache.Layer, error) {
 	return d, nil
 }
 
+// commitDiff compresses into a store blob writer, which hashes what it
+// stores: layer.Compress takes the blob digest from it instead of hashing
+// the same bytes a second time, and the store remembers the blob as
+// verified for the exports of this build (store.OpenBlobFile).
+var _ layer.HashingWriter = (*store.BlobWriter)(nil)
+
 // storeLayer is a layer whose compressed blob is in the local store. It
 // implements partial.CompressedLayer and partial.WithDiffID, so it is read
 // only when its bytes are needed.

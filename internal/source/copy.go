@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -388,7 +389,7 @@ func (w *writer) writeFile(ctx context.Context, p string, n node) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, stream.Reader(ctx, src))
+	err = copyContent(ctx, f, src)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -396,6 +397,52 @@ func (w *writer) writeFile(ctx context.Context, p string, n node) error {
 		return err
 	}
 	return w.meta(p, n)
+}
+
+// copyContent copies src to the end of f. A source file goes file to file
+// in the kernel with sendfile, a chunk at a time so that ctx is checked
+// between chunks: copy_file_range (what File.ReadFrom tries) refuses to
+// cross from the context's file system into the overlay mount a COPY
+// writes to (EXDEV), sendfile does not. Anything else, or the rest of a
+// file whose sendfile the kernel refuses, is read through this process.
+func copyContent(ctx context.Context, f *os.File, src io.Reader) error {
+	if sf, ok := src.(*os.File); ok {
+		done, err := sendFile(ctx, f, sf)
+		if done || err != nil {
+			return err
+		}
+	}
+	_, err := io.Copy(f, stream.Reader(ctx, src))
+	return err
+}
+
+// sendChunk is how much one sendfile call copies at most.
+const sendChunk = 8 << 20
+
+// sendFile copies src from its offset to its end into dst with sendfile.
+// done is false (and err nil) when the kernel refuses sendfile for these
+// files: the offsets of both are then where the refused call left them,
+// so a plain copy can go on from there.
+func sendFile(ctx context.Context, dst, src *os.File) (done bool, err error) {
+	dfd, sfd := int(dst.Fd()), int(src.Fd())
+	defer runtime.KeepAlive(dst)
+	defer runtime.KeepAlive(src)
+	for {
+		if err := ctx.Err(); err != nil {
+			return true, err
+		}
+		n, err := unix.Sendfile(dfd, sfd, nil, sendChunk)
+		switch {
+		case errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN):
+			continue
+		case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP):
+			return false, nil
+		case err != nil:
+			return true, err
+		case n == 0:
+			return true, nil
+		}
+	}
 }
 
 func (w *writer) writeHardlink(p string, n node) error {

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -52,6 +54,62 @@ func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("opening blob %s: %w", h, err)
 	}
 	return f, nil
+}
+
+// OpenBlobFile is OpenBlob as a file, with whether its bytes are known to
+// hash to h without being read again: verified is true only when this
+// Store committed the blob (a BlobWriter hashed every byte as it wrote
+// them and named the file by that digest) and the file opened is still the
+// one it wrote: the same inode, size and modification time. A blob an
+// earlier process stored, or one written to or replaced since, is not
+// verified, and a caller that hands its bytes on must hash them.
+//
+// What this trusts: that nothing wrote into the file without moving its
+// mtime. The state dir is 0700, so only its owner could, and a write in
+// place within one kernel timestamp tick of the commit, keeping the size,
+// is the one change it cannot see; unpacking a layer still checks its diff
+// ID whatever this says. The caller closes the file.
+func (s *Store) OpenBlobFile(h v1.Hash) (f *os.File, verified bool, err error) {
+	rc, err := s.OpenBlob(h)
+	if err != nil {
+		return nil, false, err
+	}
+	f = rc.(*os.File)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, false, fmt.Errorf("opening blob %s: %w", h, err)
+	}
+	s.mu.Lock()
+	id, ok := s.committed[h.Hex]
+	s.mu.Unlock()
+	return f, ok && id == fileIDOf(fi), nil
+}
+
+// fileID is what tells a blob file this Store wrote from one changed or
+// replaced since.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+func fileIDOf(fi fs.FileInfo) fileID {
+	id := fileID{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id
+}
+
+// remember records that this Store committed the blob h as the file fi.
+func (s *Store) remember(h v1.Hash, fi fs.FileInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed == nil {
+		s.committed = map[string]fileID{}
+	}
+	s.committed[h.Hex] = fileIDOf(fi)
 }
 
 // WriteBlob stores what r yields as the blob with digest want. If the
@@ -98,19 +156,40 @@ func (s *Store) NewBlobWriter() (*BlobWriter, error) {
 	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
 }
 
+// NewCheckedBlobWriter is NewBlobWriter for a caller that checks the bytes
+// itself as it writes them: one that reads them through a digest check
+// (cache.VerifyReader) to its end, without error, before it commits. The
+// writer then does not hash them a second time: Digest is not available,
+// and CommitAs takes want, which must be given, as the digest. Everything
+// else (the temporary file, the sync, the atomic rename) is the same.
+func (s *Store) NewCheckedBlobWriter() (*BlobWriter, error) {
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		return nil, err
+	}
+	w.h = nil
+	return w, nil
+}
+
 // Write implements io.Writer.
 func (w *BlobWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("writing blob: writer already closed")
 	}
 	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
+	if w.h != nil {
+		w.h.Write(p[:n])
+	}
 	w.size += int64(n)
 	return n, err
 }
 
-// Digest returns the digest of the bytes written so far.
+// Digest returns the digest of the bytes written so far; the zero Hash
+// for a writer from NewCheckedBlobWriter, which does not hash.
 func (w *BlobWriter) Digest() v1.Hash {
+	if w.h == nil {
+		return v1.Hash{}
+	}
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
 }
 
@@ -129,11 +208,26 @@ func (w *BlobWriter) CommitAs(want v1.Hash) (v1.Hash, error) {
 		return v1.Hash{}, errors.New("committing blob: writer already closed")
 	}
 	got := w.Digest()
+	if w.h == nil {
+		// The caller checked the bytes (NewCheckedBlobWriter).
+		if !validHash(want) {
+			w.Close()
+			return v1.Hash{}, fmt.Errorf("committing blob: a checked blob needs its digest, got %q", want)
+		}
+		got = want
+	}
 	if want != (v1.Hash{}) && want != got {
 		w.Close()
 		return v1.Hash{}, fmt.Errorf("committing blob: digest mismatch: got %s, want %s", got, want)
 	}
 	if err := w.f.Sync(); err != nil {
+		w.Close()
+		return v1.Hash{}, fmt.Errorf("committing blob %s: %w", got, err)
+	}
+	// The file's identity, taken from the descriptor that wrote it: the
+	// name may be another writer's file by the time it is looked up.
+	fi, err := w.f.Stat()
+	if err != nil {
 		w.Close()
 		return v1.Hash{}, fmt.Errorf("committing blob %s: %w", got, err)
 	}
@@ -152,6 +246,7 @@ func (w *BlobWriter) CommitAs(want v1.Hash) (v1.Hash, error) {
 		os.Remove(tmp)
 		return v1.Hash{}, fmt.Errorf("committing blob %s: %w", got, err)
 	}
+	w.s.remember(got, fi)
 	return got, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +39,11 @@ type Store struct {
 	// session is this Store's scratch space in tmp/ (see session.go).
 	session       string
 	unlockSession func()
+
+	mu sync.Mutex
+	// committed holds the blobs this Store's BlobWriters committed, by hex
+	// digest, with the identity of the file each wrote (OpenBlobFile).
+	committed map[string]fileID
 }
 
 // Open opens the state directory at root, creating it and its layout when

@@ -39,8 +39,9 @@ type dir struct {
 }
 
 var (
-	_ cache.BlobStore = (*dir)(nil)
-	_ cache.Locker    = (*dir)(nil)
+	_ cache.BlobStore  = (*dir)(nil)
+	_ cache.Locker     = (*dir)(nil)
+	_ cache.FilePutter = (*dir)(nil)
 )
 
 // NewImporter returns the importer of a type=local cache. A directory that
@@ -98,21 +99,99 @@ func (d *dir) Has(ctx context.Context, desc v1.Descriptor) (bool, error) {
 }
 
 func (d *dir) Put(ctx context.Context, desc v1.Descriptor, r io.Reader) error {
-	if err := validHash(desc.Digest); err != nil {
+	blobs, err := d.blobsDir(desc)
+	if err != nil {
 		return err
 	}
+	return d.copyIn(blobs, desc, r)
+}
+
+// blobsDir checks desc's digest and the cache's blob directories, creating
+// them, and returns the one desc's blob goes in.
+func (d *dir) blobsDir(desc v1.Descriptor) (string, error) {
+	if err := validHash(desc.Digest); err != nil {
+		return "", err
+	}
 	if err := checkBlobDirs(d.path); err != nil {
-		return err
+		return "", err
 	}
 	blobs := filepath.Join(d.path, "blobs", desc.Digest.Algorithm)
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", blobs, err)
+		return "", fmt.Errorf("creating %s: %w", blobs, err)
 	}
+	return blobs, nil
+}
+
+// PutFile stores the blob in f, whose bytes the caller verified, as a hard
+// link to f's file when the cache is on its file system, else as a copy
+// that an *os.File source lets the kernel make (copy_file_range).
+//
+// Sharing the inode is safe because neither side ever writes into a blob
+// file: kiln's store and this cache both write a temporary file and rename
+// it into place, so a blob written again replaces a name, never the shared
+// bytes, and garbage collection on either side unlinks only its own name.
+// The blob is content-addressed, so the two names can never need different
+// bytes. What is shared is the inode's metadata (mode 0644, owner, mtime);
+// a tool that wrote into this cache's files in place would change the
+// store's blob too, which the store then no longer counts as verified
+// (store.OpenBlobFile), so it is hashed again before any later export, and
+// its diff ID is checked before it is ever unpacked.
+func (d *dir) PutFile(ctx context.Context, desc v1.Descriptor, f *os.File) error {
+	blobs, err := d.blobsDir(desc)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if desc.Size >= 0 && fi.Size() != desc.Size {
+		return fmt.Errorf("blob %s is %d bytes, want %d: %w", desc.Digest, fi.Size(), desc.Size, cache.ErrDigestMismatch)
+	}
+	if linked, err := d.link(blobs, desc, f, fi); linked || err != nil {
+		return err
+	}
+	return d.copyIn(blobs, desc, f)
+}
+
+// link hard-links f's file into place as desc's blob. linked is false
+// (and err nil) when it cannot be linked: another file system, a file
+// system without hard links, or f's name no longer naming f's file.
+func (d *dir) link(blobs string, desc v1.Descriptor, f *os.File, fi fs.FileInfo) (linked bool, err error) {
+	// A fresh name to link to: reserved by CreateTemp, then freed for the
+	// link (Link does not replace).
+	tmp, err := os.CreateTemp(blobs, ".tmp-"+desc.Digest.Hex[:12]+"-*")
+	if err != nil {
+		return false, err
+	}
+	name := tmp.Name()
+	tmp.Close()
+	if err := os.Remove(name); err != nil {
+		return false, err
+	}
+	if err := os.Link(f.Name(), name); err != nil {
+		return false, nil
+	}
+	defer os.Remove(name)
+	// f was verified, not whatever its name names now.
+	if lfi, err := os.Lstat(name); err != nil || !os.SameFile(fi, lfi) {
+		return false, nil
+	}
+	if err := os.Rename(name, d.blobPath(desc.Digest)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// copyIn writes what r yields as desc's blob: to a temporary file renamed
+// into place.
+func (d *dir) copyIn(blobs string, desc v1.Descriptor, r io.Reader) error {
 	tmp, err := os.CreateTemp(blobs, ".tmp-"+desc.Digest.Hex[:12]+"-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
+	// An *os.File r is copied in the kernel (File.ReadFrom).
 	if _, err := io.Copy(tmp, r); err != nil {
 		tmp.Close()
 		return err
