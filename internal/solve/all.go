@@ -31,7 +31,11 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 			runs[st] = &stageRun{stage: st, done: make(chan struct{})}
 		}
 	}
+	// The stages and the background work of their steps (a layer's
+	// compression, its record) share one group: a failure of either
+	// cancels the rest, and Wait returns when both are done.
 	eg, ctx := errgroup.WithContext(ctx)
+	s.bg = eg
 	for _, g := range gs {
 		for _, st := range g.Stages {
 			r := runs[st]
@@ -62,17 +66,17 @@ func (s *Solver) result(g *plan.Graph, runs map[*plan.Stage]*stageRun) *Result {
 	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config.Image(), Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
 		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
-		res.Layers = append(res.Layers, l.layer)
+		res.Layers = append(res.Layers, l.final().layer)
 	}
 	seen := map[cache.Key]bool{}
 	for _, st := range g.Stages {
 		final := runs[st].state
-		for _, l := range final.layers {
+		for _, l := range finalLayers(final.layers) {
 			res.layers[l.desc.Digest] = l.layer
 		}
 		var lineage [][]cache.Record
 		for x := final; x != nil; x = x.prev {
-			lineage = append(lineage, x.records)
+			lineage = append(lineage, x.finalRecords())
 		}
 		for i := len(lineage) - 1; i >= 0; i-- {
 			for _, e := range lineage[i] {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -79,8 +81,9 @@ type Options struct {
 	Now func() time.Time
 	// LayerDone, when set, is told of every layer a step executed here made,
 	// as soon as it is stored (not of cache hits), so that its upload can
-	// start while later steps run. It is called from the step's goroutine
-	// and must return promptly.
+	// start while later steps run. It is called from the goroutine that
+	// compressed the layer, maybe from several at once, and must return
+	// promptly.
 	LayerDone func(step *plan.Step, l v1.Layer)
 }
 
@@ -104,6 +107,12 @@ type Solver struct {
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
+	// bg runs the current SolveAll's stages and background work
+	// (background); compressing bounds the layers compressed at once.
+	bg          *errgroup.Group
+	compressing chan struct{}
+	// compress is layer.Compress; tests hook it.
+	compress func(ctx context.Context, dst io.Writer, src io.Reader, c layer.Compression, level int) (layer.Blob, error)
 }
 
 // Stats counts what one Solve did.
@@ -150,7 +159,8 @@ func New(opts Options) (*Solver, error) {
 		opts.Compression = layer.Gzip
 	}
 	s := &Solver{opts: opts, sink: opts.Progress, log: opts.Logger, imports: newImports(opts.Imports),
-		netns: lazyNetNS{opts: opts.NetNS, tempDir: opts.Store.TempDir}}
+		netns:       lazyNetNS{opts: opts.NetNS, tempDir: opts.Store.TempDir},
+		compressing: make(chan struct{}, compressParallelism), compress: layer.Compress}
 	if s.sink == nil {
 		s.sink = progress.Discard()
 	}
