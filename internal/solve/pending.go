@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/progress"
 	"github.com/kiln-build/kiln/internal/snapshot"
 )
 
@@ -173,8 +174,15 @@ func (s *Solver) finishLayer(ctx context.Context, j *layerJob) (err error) {
 	defer func() {
 		s.log.Debug("layer phases", append([]any{"step", j.step.Number}, t.attrs()...)...)
 	}()
-	finished := false
+	finished, below := false, false
 	defer func() {
+		if err != nil && !below && ctx.Err() == nil {
+			// The step was reported done and counted: now it is
+			// reported failed, and failed steps are not counted.
+			s.uncount()
+			s.emit(progress.Event{Kind: progress.StepFailed, Step: j.step.Number, Total: s.total,
+				Stage: s.stageLabel(j.step.Stage), Text: j.step.Text, Err: err.Error()})
+		}
 		if err != nil {
 			err = stepError(j.step, err)
 		}
@@ -207,6 +215,7 @@ func (s *Solver) finishLayer(ctx context.Context, j *layerJob) (err error) {
 	}
 	ls, err := readyLayers(ctx, j.layers)
 	if err != nil {
+		below = true // a layer below failed: its step reports it
 		return err
 	}
 	t.mark("below")

@@ -202,6 +202,24 @@ func TestCompressionErrorFailsStep(t *testing.T) {
 	if !strings.Contains(err.Error(), copyB) {
 		t.Errorf("error %q does not name %q", err, copyB)
 	}
+	// The step is reported failed after its done event; a step still
+	// running then is cancelled (and reported so), as when a stage fails.
+	reported := false
+	for _, ev := range b.events.Events() {
+		switch {
+		case ev.Kind != progress.StepFailed:
+		case ev.Text == copyB && strings.Contains(ev.Err, boom.Error()):
+			reported = true
+		case ev.Text == copyB || !strings.Contains(ev.Err, context.Canceled.Error()):
+			t.Errorf("unexpected failure of %q: %s", ev.Text, ev.Err)
+		}
+	}
+	if !reported {
+		t.Errorf("no failed event of %q with %q", copyB, boom)
+	}
+	if st, _, _ := b.s.SoFar(); st.Ran > 2 {
+		t.Errorf("SoFar: %+v, want the failed step not counted", st)
+	}
 	// The failed layer left no record: a second build runs its step and
 	// the one on top of it again (the first's record may be stored or
 	// not, depending on when the failure cancelled it).

@@ -287,3 +287,11 @@ func (s *Solver) count(cached bool) {
 		s.stats.Ran++
 	}
 }
+
+// uncount takes back the count of an executed step that failed after all.
+func (s *Solver) uncount() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Steps--
+	s.stats.Ran--
+}
