@@ -31,11 +31,11 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 			runs[st] = &stageRun{stage: st, done: make(chan struct{})}
 		}
 	}
-	// The stages and the background work of their steps (a layer's
-	// compression, its record) share one group: a failure of either
-	// cancels the rest, and Wait returns when both are done.
-	eg, ctx := errgroup.WithContext(ctx)
-	s.bg = eg
+	// The background work of the steps (a layer's compression, its
+	// record) ends with the caller's ctx or its own failure, which cancels
+	// the stages too; a failed stage cancels only the other stages.
+	s.jobs = newJobs(ctx)
+	eg, ctx := errgroup.WithContext(s.jobs.ctx)
 	for _, g := range gs {
 		for _, st := range g.Stages {
 			r := runs[st]
@@ -46,7 +46,12 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 			})
 		}
 	}
-	if err := eg.Wait(); err != nil {
+	err := eg.Wait()
+	if jobErr := s.jobs.wait(); jobErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		// A stage cancelled by a failed job reports the job's failure.
+		err = jobErr
+	}
+	if err != nil {
 		var se *StepError
 		if s.multi && errors.As(err, &se) && se.Step != nil && se.Step.Stage != nil {
 			se.Platform = plan.FormatPlatform(stagePlatform(se.Step.Stage))

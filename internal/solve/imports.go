@@ -112,7 +112,7 @@ func (s *Solver) MarkBad(h v1.Hash) {
 // lookupImported finds key in the imported caches: a record whose chain
 // extends cur's by one layer. The layer stays lazy; the local store gets a
 // record so that, once its blob is fetched, later builds hit locally.
-func (s *Solver) lookupImported(ctx context.Context, step *plan.Step, cur *state, key cache.Key) (*state, *importSource, bool) {
+func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*state, *importSource, bool) {
 	for _, c := range s.imports.byKey[key] {
 		chain := c.rec.Layers
 		n := len(cur.layers)
@@ -152,7 +152,7 @@ func (s *Solver) lookupImported(ctx context.Context, step *plan.Step, cur *state
 		}
 		// Best effort: a failure only costs a local hit next time.
 		layers := append(append([]layerRef(nil), cur.layers...), layerRef{desc: desc, layer: l})
-		s.putRecords(ctx, layers, rec)
+		s.putRecords(layers, rec)
 		c.src.hits.Add(1)
 		result := rec
 		result.Key = rec.ResultKey()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -119,18 +120,55 @@ func (st *state) finalRecords() []cache.Record {
 	return out
 }
 
-// background runs fn beside the steps as part of the current SolveAll,
-// with its context: an error fails the solve (and cancels ctx), and
-// SolveAll returns only once fn has returned.
-func (s *Solver) background(ctx context.Context, fn func(ctx context.Context) error) {
-	s.bg.Go(func() error { return fn(ctx) })
+// jobs is the background work of one SolveAll.
+type jobs struct {
+	// ctx is the jobs' context. It ends when SolveAll's caller cancels or
+	// a job fails, but not when a stage fails: the layers of the steps
+	// that ran before a failed step are still finished and recorded, so
+	// that the next build hits them. (A context kept in a struct, which
+	// STYLE.md advises against: it lives for one SolveAll, and it is the
+	// context of work that outlives the step that starts it.)
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error // the first job's error
+}
+
+func newJobs(ctx context.Context) *jobs {
+	ctx, cancel := context.WithCancelCause(ctx)
+	return &jobs{ctx: ctx, cancel: cancel}
+}
+
+// wait waits for every job and returns the first error of one.
+func (j *jobs) wait() error {
+	j.wg.Wait()
+	j.cancel(nil)
+	return j.err
+}
+
+// background runs fn beside the steps as part of the current SolveAll, in
+// the jobs' context (see jobs): an error fails the solve and cancels its
+// stages, and SolveAll returns only once fn has returned.
+func (s *Solver) background(fn func(ctx context.Context) error) {
+	j := s.jobs
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		if err := fn(j.ctx); err != nil {
+			j.once.Do(func() {
+				j.err = err
+				j.cancel(err)
+			})
+		}
+	}()
 }
 
 // putRecords stores recs, whose chain is layers, as soon as every layer
 // is complete: now if none is pending, else in the background. It is best
 // effort (a record that is not stored costs a lookup next time), for hits
 // that record one more key.
-func (s *Solver) putRecords(ctx context.Context, layers []layerRef, recs ...cache.Record) {
+func (s *Solver) putRecords(layers []layerRef, recs ...cache.Record) {
 	put := func(ls []layerRef) {
 		for _, r := range recs {
 			r.Layers = descsOf(ls)
@@ -141,7 +179,7 @@ func (s *Solver) putRecords(ctx context.Context, layers []layerRef, recs ...cach
 		put(layers)
 		return
 	}
-	s.background(ctx, func(ctx context.Context) error {
+	s.background(func(ctx context.Context) error {
 		ls, err := readyLayers(ctx, layers)
 		if err == nil {
 			put(ls)

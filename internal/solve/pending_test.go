@@ -37,15 +37,17 @@ const (
 	copyC = "COPY c.txt /c.txt"
 )
 
-// doneSink passes events on and closes a channel when a step is done.
+// doneSink passes events on and closes a channel when a step has an
+// event of kind.
 type doneSink struct {
 	next progress.Sink
+	kind progress.Kind
 	mu   sync.Mutex
 	done map[string]chan struct{}
 }
 
-func newDoneSink(next progress.Sink, texts ...string) *doneSink {
-	d := &doneSink{next: next, done: map[string]chan struct{}{}}
+func newDoneSink(next progress.Sink, kind progress.Kind, texts ...string) *doneSink {
+	d := &doneSink{next: next, kind: kind, done: map[string]chan struct{}{}}
 	for _, t := range texts {
 		d.done[t] = make(chan struct{})
 	}
@@ -54,7 +56,7 @@ func newDoneSink(next progress.Sink, texts ...string) *doneSink {
 
 func (d *doneSink) Emit(e progress.Event) {
 	d.next.Emit(e)
-	if e.Kind != progress.StepDone {
+	if e.Kind != d.kind {
 		return
 	}
 	d.mu.Lock()
@@ -105,7 +107,7 @@ func TestNextStepBeforeCompression(t *testing.T) {
 	e := newEnv(t)
 	var layersDone atomic.Int32
 	b := e.newBuild(ctxDir, threeCopies, Options{LayerDone: func(_ *plan.Step, _ v1.Layer) { layersDone.Add(1) }})
-	sink := newDoneSink(b.s.sink, copyB, copyC)
+	sink := newDoneSink(b.s.sink, progress.StepDone, copyB, copyC)
 	b.s.sink = sink
 	b.hookCompress(func(ctx context.Context, tar []byte) error {
 		if !holds(tar, "alpha") {
@@ -246,7 +248,7 @@ func TestCancelStopsCompression(t *testing.T) {
 	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n", "b.txt": "beta\n", "c.txt": "gamma\n"})
 	e := newEnv(t)
 	b := e.newBuild(ctxDir, threeCopies, Options{})
-	sink := newDoneSink(b.s.sink, copyC)
+	sink := newDoneSink(b.s.sink, progress.StepDone, copyC)
 	b.s.sink = sink
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -313,5 +315,46 @@ func TestSecondReadDiffers(t *testing.T) {
 	}
 	if h := blob.Load(); h == nil || e.st.HasBlob(*h) {
 		t.Errorf("the blob of the differing tar was stored (or never written): %v", h)
+	}
+}
+
+// TestFailedStepKeepsEarlierLayers: a step that fails while the layers
+// below it are still compressing does not cancel them: they are stored
+// and recorded, and the next build hits them.
+func TestFailedStepKeepsEarlierLayers(t *testing.T) {
+	t.Parallel()
+	imagetest.Require(t, "root", "runc", "busybox")
+	ctxDir := writeContext(t, map[string]string{"a.txt": "alpha\n"})
+	const fails = `RUN ["/bin/busybox", "false"]`
+	df := "FROM scratch\nCOPY busybox /bin/busybox\n" + copyA + "\n" + fails + "\n"
+	e := newEnv(t)
+	b := e.newBuild(ctxDir, df, Options{})
+	sink := newDoneSink(b.s.sink, progress.StepFailed, fails)
+	b.s.sink = sink
+	b.hookCompress(func(ctx context.Context, tar []byte) error {
+		if !holds(tar, "alpha") {
+			return nil
+		}
+		select {
+		case <-sink.of(fails):
+			// Give the failed stage the time to return (and cancel
+			// what it would cancel).
+			time.Sleep(300 * time.Millisecond)
+			return nil
+		case <-time.After(10 * time.Second):
+			return errors.New("the RUN did not fail while the layer below it was compressing")
+		}
+	})
+	_, err := b.s.Solve(context.Background(), b.graph)
+	var se *StepError
+	if !errors.As(err, &se) || se.Step == nil || se.Step.Text != fails {
+		t.Fatalf("Solve: got %v, want the failure of %q", err, fails)
+	}
+	b2 := e.newBuild(ctxDir, df, Options{})
+	if _, err := b2.s.Solve(context.Background(), b2.graph); err == nil {
+		t.Fatal("second Solve: got nil error, want the RUN's failure")
+	}
+	if got, want := b2.stepsBy(progress.StepCached), []string{"COPY busybox /bin/busybox", copyA}; !slices.Equal(got, want) {
+		t.Errorf("second build: cached %q, want %q", got, want)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/exec"
@@ -107,9 +106,9 @@ type Solver struct {
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
-	// bg runs the current SolveAll's stages and background work
-	// (background); compressing bounds the layers compressed at once.
-	bg          *errgroup.Group
+	// jobs is the current SolveAll's background work; compressing bounds
+	// the layers compressed at once.
+	jobs        *jobs
 	compressing chan struct{}
 	// compress is layer.Compress; tests hook it.
 	compress func(ctx context.Context, dst io.Writer, src io.Reader, c layer.Compression, level int) (layer.Blob, error)

@@ -82,7 +82,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	// --no-cache still reuses what this build ran itself (a step two
 	// platforms share runs once).
 	if (!noCache || s.ranHere(p.quick)) && p.quick != "" {
-		if next, src, ok := s.find(ctx, step, cur, p.quick); ok {
+		if next, src, ok := s.find(step, cur, p.quick); ok {
 			return s.cached(ev, src, next), nil
 		}
 	}
@@ -92,10 +92,10 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		}
 	}
 	if !noCache || s.ranHere(full) {
-		if next, src, ok := s.find(ctx, step, cur, full); ok {
+		if next, src, ok := s.find(step, cur, full); ok {
 			if p.quick != "" && p.quick != next.key {
 				// Known by the quick key from now on, here and in exports.
-				s.alias(ctx, p.quick, next)
+				s.alias(p.quick, next)
 				next.records = append(next.records, next.records[0].AliasAs(p.quick))
 			}
 			return s.cached(ev, src, next), nil
@@ -132,10 +132,6 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	}
 	held := unlock
 	unlock = nil
-	s.background(ctx, func(ctx context.Context) error {
-		defer held()
-		return finish(ctx)
-	})
 	s.count(false)
 	for _, k := range keys {
 		s.ran.Store(k, true)
@@ -144,6 +140,11 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	ev.Kind, ev.Duration, ev.Miss = progress.StepDone, s.opts.Now().Sub(start), nil
 	s.noteTime(ev)
 	s.emit(ev)
+	// After the done event, which a failure in the background follows.
+	s.background(func(ctx context.Context) error {
+		defer held()
+		return finish(ctx)
+	})
 	return next, nil
 }
 
@@ -187,19 +188,19 @@ func (s *Solver) cached(ev progress.Event, src string, next *state) *state {
 
 // alias records next's result under one more key, so the next build finds
 // it by that key too.
-func (s *Solver) alias(ctx context.Context, key cache.Key, next *state) {
+func (s *Solver) alias(key cache.Key, next *state) {
 	if len(next.records) == 0 {
 		return
 	}
-	s.putRecords(ctx, next.layers, next.records[0].AliasAs(key))
+	s.putRecords(next.layers, next.records[0].AliasAs(key))
 }
 
 // find looks key up in the local store, then in the imported caches.
-func (s *Solver) find(ctx context.Context, step *plan.Step, cur *state, key cache.Key) (*state, string, bool) {
+func (s *Solver) find(step *plan.Step, cur *state, key cache.Key) (*state, string, bool) {
 	if next, ok := s.lookup(step, cur, key); ok {
 		return next, "local state", true
 	}
-	if next, src, ok := s.lookupImported(ctx, step, cur, key); ok {
+	if next, src, ok := s.lookupImported(step, cur, key); ok {
 		return next, src.Name, true
 	}
 	return nil, "", false
