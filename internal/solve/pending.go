@@ -22,19 +22,22 @@ import (
 // A step that ran reads its diff twice. The first read only hashes the tar
 // (its diff ID, all the chain ID of the snapshot needs), the snapshot is
 // committed, and the next step starts on it at once. The second read, in
-// a goroutine of the solve, compresses the same tar into the store,
+// a goroutine of the solve, compresses the same tar into the store and
 // checks that it hashes to the same diff ID (a committed snapshot is never
 // written to and the tar depends only on the tree, so a difference is a
-// bug, which fails the build), and then writes the step's record and
-// tells LayerDone. A record names the compressed digests of all its
+// bug, which fails the build); then LayerDone is told, and the step's
+// record is written. A record names the compressed digests of all its
 // layers, so it waits for the layers below it too; so does everything
 // that needs a digest (exports, the image): SolveAll returns only once
-// every layer is finished. Reading the diff twice costs a hash pass over
-// the layer, a small part of compressing it, and keeps no copy of the tar.
+// every layer is finished. The step's key lock is held until its record is
+// stored, so a build waiting on it still finds the record. Reading the
+// diff twice costs a hash pass over the layer, a small part of compressing
+// it, and keeps no copy of the tar.
 
 // compressParallelism bounds the layers compressed at once beside the
-// steps: each already uses every core (layer.Compress), so more would cost
-// only memory.
+// steps: two, so that a small layer need not wait for a big one; more
+// would cost only memory, since each already uses every core
+// (layer.Compress).
 const compressParallelism = 2
 
 // pendingLayer is a layer this solve made whose compression runs in the
