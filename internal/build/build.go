@@ -537,8 +537,9 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
-	// The layers uploaded beside the build are there before the push
-	// looks for them.
+	// The layers uploaded beside the build, and the config sent beside
+	// the last of them, are there before the push looks for them.
+	uploads.configDone(pushImg)
 	uploads.wait()
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/remote"
@@ -74,6 +75,27 @@ func (u *uploader) layerDone(step *plan.Step, l v1.Layer) {
 			defer func() { <-u.sem }()
 			if err := u.remote.WriteLayer(u.ctx, repo, l); err != nil {
 				u.logger.Debug("early layer upload failed; the push sends it", "repo", repo, "err", err)
+			}
+		})
+	}
+}
+
+// configDone starts the uploads of img's config blob, which exists once
+// the image is assembled, beside the last layers' uploads: the push then
+// has only the manifest to send. The config is a few kilobytes, so it
+// does not queue behind the layers for a slot.
+func (u *uploader) configDone(img v1.Image) {
+	if u == nil {
+		return
+	}
+	cl, err := partial.ConfigLayer(img)
+	if err != nil {
+		return // the push reports it
+	}
+	for _, repo := range u.repos {
+		u.wg.Go(func() {
+			if err := u.remote.WriteLayer(u.ctx, repo, cl); err != nil {
+				u.logger.Debug("early config upload failed; the push sends it", "repo", repo, "err", err)
 			}
 		})
 	}
