@@ -198,14 +198,13 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// One sync for every snapshot this build committed from a volatile
+	// mount, instead of one per step. It starts as soon as the steps are
+	// solved, beside the push and the cache exports, which only read what
+	// it makes durable; the build ends after it.
+	syncer := newSnapSync(snap, opts.Logger)
 	defer func() {
-		// One sync for every snapshot this build committed from a volatile
-		// mount, instead of one per step.
-		syncStart := time.Now()
-		if err := snap.Sync(); err != nil {
-			opts.Logger.Debug("syncing snapshots", "err", err)
-		}
-		opts.Logger.Debug("synced snapshots", "took", time.Since(syncStart).Round(100*time.Microsecond))
+		syncer.finish()
 		st.Close()
 		if opts.StateMax > 0 {
 			boundState(ctx, opts, sink)
@@ -299,7 +298,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	var res *solved
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, uploads)
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: syncer.start})
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -506,9 +505,9 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, uploads *uploader) (*solve.Result, *Result, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, err := solveOnce(ctx, opts, g, solver, uploads)
+		res, out, err := solveOnce(ctx, opts, g, solver, t)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
@@ -520,11 +519,23 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 	}
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, uploads *uploader) (*solve.Result, *Result, error) {
+// tail is what the single-image path does beside writing its outputs.
+type tail struct {
+	uploads *uploader // the early uploads (nil: none)
+	// solved is called each time the steps are solved, before the
+	// outputs are written (nil: nothing).
+	solved func()
+}
+
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, error) {
 	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
 		return nil, nil, err
 	}
+	if t.solved != nil {
+		t.solved()
+	}
+	uploads := t.uploads
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, nil, err

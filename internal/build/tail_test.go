@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -120,4 +121,50 @@ func TestPushConfigBesideLastLayer(t *testing.T) {
 		t.Errorf("pushed %s, built %s", d, res.Digest)
 	}
 	imagetest.Check(t, got)
+}
+
+// TestSnapshotSyncBesidePush: the snapshots a RUN committed unsynced are
+// synced while the image is pushed, not after the push and the cache
+// exports: the registry holds the manifest PUT until no unsynced marker is
+// left in the state dir.
+func TestSnapshotSyncBesidePush(t *testing.T) {
+	imagetest.Require(t, "root", "runc", "busybox")
+	bb, err := os.ReadFile(imagetest.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran > /out\"]\n",
+		"busybox": string(bb)})
+	if err := os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var stateDir string
+	markers := func() int {
+		n := 0
+		filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && d.Name() == "unsynced" {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	var left int = -1
+	host := tailRegistry(t, func(r *http.Request) {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") {
+			return
+		}
+		deadline := time.Now().Add(holdTimeout)
+		for left = markers(); left > 0 && time.Now().Before(deadline); left = markers() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	opts := pushOpts(t, ctxDir, host+"/tail/sync:1")
+	stateDir = opts.StateDir
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d unsynced snapshot markers left while the manifest was pushed, want 0", left)
+	}
 }
