@@ -202,9 +202,19 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	// mount, instead of one per step. It starts as soon as the steps are
 	// solved, beside the push and the cache exports, which only read what
 	// it makes durable; the build ends after it.
-	syncer := newSnapSync(snap, opts.Logger)
+	var syncTook time.Duration // the two runs are one after the other
+	syncer := newEarly(func() error {
+		start := time.Now()
+		defer func() { syncTook += time.Since(start) }()
+		return snap.Sync()
+	})
 	defer func() {
-		syncer.finish()
+		waitStart := time.Now()
+		if err := syncer.finish(); err != nil {
+			opts.Logger.Debug("syncing snapshots", "err", err)
+		}
+		opts.Logger.Debug("synced snapshots", "took", syncTook.Round(100*time.Microsecond),
+			"waited", time.Since(waitStart).Round(100*time.Microsecond))
 		st.Close()
 		if opts.StateMax > 0 {
 			boundState(ctx, opts, sink)
@@ -295,10 +305,18 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		return nil, err
 	}
 	made = solver
+	// The build's network namespace is for RUN steps only: its
+	// slirp4netns, which takes some tens of milliseconds to exit, stops
+	// once the steps are solved, beside the push and the cache exports.
+	netClose := newEarly(solver.Close)
+	stepsSolved := func() {
+		syncer.start()
+		netClose.start()
+	}
 	var res *solved
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: syncer.start})
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -306,15 +324,14 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	} else {
 		res, out, err = solveAndWriteMulti(ctx, opts, graphs, solver, sink)
 	}
-	// The build's network namespace is for RUN steps only: stop its
-	// slirp4netns before the cache exports.
-	if cerr := solver.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("closing the build's network: %w", cerr)
-	}
 	if err != nil {
+		netClose.finish()
 		return nil, err
 	}
 	exportStats, exportSkipped, err := exportCaches(ctx, opts, res, sink)
+	if cerr := netClose.finish(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the build's network: %w", cerr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -510,6 +527,9 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 		res, out, err := solveOnce(ctx, opts, g, solver, t)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
+			if t.again != nil {
+				t.again()
+			}
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
 			solver.MarkBad(bad.Digest)
@@ -525,6 +545,10 @@ type tail struct {
 	// solved is called each time the steps are solved, before the
 	// outputs are written (nil: nothing).
 	solved func()
+	// again is called before the steps are solved once more (nil:
+	// nothing): what solved started in the background must not overlap
+	// the new solve.
+	again func()
 }
 
 func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, error) {

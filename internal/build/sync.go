@@ -1,54 +1,57 @@
 package build
 
 import (
-	"log/slog"
+	"errors"
 	"sync"
-	"time"
-
-	"github.com/kiln-build/kiln/internal/snapshot"
 )
 
-// snapSync is the build's one snapshot sync, started early (start) or at
-// the end (finish), which waits for it either way.
-type snapSync struct {
-	snap   *snapshot.Snapshotter
-	logger *slog.Logger
-	once   sync.Once
-	done   chan struct{}
-	took   time.Duration // the started sync's, once done is closed
+// early is work a build can start before its end, once what it needs is
+// done, and must have finished when the build ends: the snapshot sync
+// and the close of the build's network, both beside the push and the
+// cache exports. f runs once from start, in the background, and once more
+// from finish, which waits for the first run: a second call of f must do
+// only what was added since the first (Snapshotter.Sync syncs nothing
+// when no snapshot is left unsynced; Solver.Close closes nothing when no
+// namespace was made again).
+type early struct {
+	f       func() error
+	mu      sync.Mutex
+	started bool
+	done    chan struct{}
+	err     error // the first run's, once done is closed
 }
 
-func newSnapSync(snap *snapshot.Snapshotter, logger *slog.Logger) *snapSync {
-	return &snapSync{snap: snap, logger: logger, done: make(chan struct{})}
-}
+func newEarly(f func() error) *early { return &early{f: f, done: make(chan struct{})} }
 
-// start begins syncing what the snapshotter published so far, in the
-// background; later calls do nothing.
-func (s *snapSync) start() {
-	s.once.Do(func() {
-		go func() {
-			defer close(s.done)
-			s.took = s.sync()
-		}()
-	})
-}
-
-// finish waits for a started sync, then syncs what was published since
-// (after a solve that started over, or when start was never called):
-// Snapshotter.Sync does nothing when nothing is left unsynced.
-func (s *snapSync) finish() {
-	waitStart := time.Now()
-	s.start()
-	<-s.done
-	took := s.took + s.sync()
-	s.logger.Debug("synced snapshots", "took", took.Round(100*time.Microsecond),
-		"waited", time.Since(waitStart).Round(100*time.Microsecond))
-}
-
-func (s *snapSync) sync() time.Duration {
-	start := time.Now()
-	if err := s.snap.Sync(); err != nil {
-		s.logger.Debug("syncing snapshots", "err", err)
+// start runs f in the background; later calls do nothing.
+func (e *early) start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return
 	}
-	return time.Since(start)
+	e.started = true
+	go func() {
+		defer close(e.done)
+		e.err = e.f()
+	}()
+}
+
+// wait returns when the run start began has ended (at once if start was
+// never called).
+func (e *early) wait() {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		<-e.done
+	}
+}
+
+// finish starts f if start was never called, waits for it, and runs f
+// again; it returns both runs' errors.
+func (e *early) finish() error {
+	e.start()
+	<-e.done
+	return errors.Join(e.err, e.f())
 }

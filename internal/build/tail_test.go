@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -167,4 +168,65 @@ func TestSnapshotSyncBesidePush(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d unsynced snapshot markers left while the manifest was pushed, want 0", left)
 	}
+}
+
+// TestNetworkClosedWhenRunReturns: the build's network namespace, stopped
+// in the background once the steps are solved, is gone when Run returns:
+// no slirp4netns child of this process is left, on success and when the
+// push fails.
+func TestNetworkClosedWhenRunReturns(t *testing.T) {
+	imagetest.Require(t, "root", "runc", "busybox", "slirp4netns")
+	bb, err := os.ReadFile(imagetest.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran > /out\"]\n",
+		"busybox": string(bb)})
+	if err := os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	failPush := false
+	host := tailRegistry(t, func(r *http.Request) {
+		if failPush && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
+			// Let the registry answer a method it does not allow.
+			r.Method = http.MethodTrace
+		}
+	})
+	for _, fail := range []bool{false, true} {
+		failPush = fail
+		_, err := Run(context.Background(), pushOpts(t, ctxDir, host+"/tail/net-"+strconv.FormatBool(fail)+":1"))
+		if (err != nil) != fail {
+			t.Fatalf("push failing %v: Run: %v", fail, err)
+		}
+		if kids := slirpChildren(t); len(kids) > 0 {
+			t.Errorf("push failing %v: slirp4netns still running after Run returned: pids %v", fail, kids)
+		}
+	}
+}
+
+// slirpChildren returns the pids of this process's slirp4netns children.
+func slirpChildren(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(slirp4netns") {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
