@@ -524,3 +524,48 @@ func TestWriteCompare(t *testing.T) {
 		t.Error("flowIndex does not follow cflows")
 	}
 }
+
+// TestRunExecTime: the exec phases of the RUN steps are added up from
+// kiln's --debug lines, COPY steps left out; a RUN without its phases line
+// gives no figure rather than a wrong one.
+func TestRunExecTime(t *testing.T) {
+	out := `time=2026-12-03T13:59:27.475Z level=DEBUG msg="step miss" step=1 text="COPY busybox /bin/busybox" key=sha256:80e2 quick="" parent=sha256:3b4a
+#1 [stage-0 1/9] COPY busybox /bin/busybox
+time=2026-12-03T13:59:27.548Z level=DEBUG msg="step phases" step=1 unpack=0s prepare=300µs exec=5.2ms diff=66.7ms commit=500µs record=300µs release=500µs
+time=2026-12-03T13:59:27.549Z level=DEBUG msg="step miss" step=2 text="RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]" key=sha256:cab7 quick="" parent=sha256:80e2
+time=2026-12-03T13:59:27.644Z level=DEBUG msg="step phases" step=2 unpack=0s prepare=300µs exec=89.6ms diff=4.7ms commit=800µs record=100µs release=400µs
+time=2026-12-03T13:59:27.652Z level=DEBUG msg="step miss" step=12 text="RUN sh gen.sh" key=sha256:4e92 quick="" parent=sha256:f61b
+time=2026-12-03T13:59:29.302Z level=DEBUG msg="step phases" step=12 unpack=100µs prepare=400µs exec=1.4623s diff=186.2ms commit=500µs record=100µs release=500µs
+`
+	if got, want := runExecTime(out), 89600*time.Microsecond+1462300*time.Microsecond; got != want {
+		t.Errorf("runExecTime = %v, want %v", got, want)
+	}
+	missing := out + `time=2026-12-03T13:59:29.302Z level=DEBUG msg="step miss" step=13 text="RUN true" key=sha256:0 quick="" parent=sha256:4e92
+`
+	if got := runExecTime(missing); got != -1 {
+		t.Errorf("runExecTime with a RUN that has no phases = %v, want -1", got)
+	}
+	if got := runExecTime("no debug output\n"); got != 0 {
+		t.Errorf("runExecTime of a build that ran no RUN = %v, want 0", got)
+	}
+}
+
+// TestWorkRows: the floor is kiln's RUN time over BuildKit's wall time,
+// the rest compares the time outside it; a flow whose kiln builds lack a
+// RUN time gets no row.
+func TestWorkRows(t *testing.T) {
+	s := time.Second
+	r := &cresult{project: cproject{name: "p"}}
+	r.builds[0][0] = []cbuild{{wall: 2 * s, runExec: s}, {wall: 3 * s, runExec: s}, {wall: 2 * s, runExec: s}}
+	r.builds[0][1] = []cbuild{{wall: 4 * s}, {wall: 5 * s}, {wall: 3 * s}}
+	r.builds[2][0] = []cbuild{{wall: 2 * s, runExec: -1}}
+	r.builds[2][1] = []cbuild{{wall: 4 * s}}
+	rows := workRows([]*cresult{r})
+	if len(rows) != 1 {
+		t.Fatalf("rows = %q, want one (the local flow has no RUN time)", rows)
+	}
+	want := []string{"p", "cold + registry export", "2.00 s", "1.00 s", "4.00 s", "0.25", "0.33"}
+	if !slices.Equal(rows[0], want) {
+		t.Errorf("row = %q, want %q", rows[0], want)
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -123,6 +125,9 @@ type cbuild struct {
 	depth    int
 	ran      int // steps executed (kiln only; -1 unknown)
 	retried  bool
+	// runExec is the time kiln's executed RUN steps spent in their exec
+	// phase (cold kiln builds only, from --debug; -1 unknown).
+	runExec time.Duration
 }
 
 // cresult is every run of one project: [flow][tool] builds.
@@ -382,6 +387,10 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 	var out cbuild
 	if tool == 0 {
 		var extra []string
+		if !warm {
+			// The step phases say how long the RUN commands ran.
+			extra = append(extra, "--debug")
+		}
 		extra = append(extra, "--push", "-t", repo+":latest")
 		if reg {
 			if warm {
@@ -399,7 +408,10 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 		if err != nil {
 			return cbuild{}, err
 		}
-		out = cbuild{wall: res.wall, rss: rss, ran: res.md.Summary.Ran}
+		out = cbuild{wall: res.wall, rss: rss, ran: res.md.Summary.Ran, runExec: -1}
+		if !warm {
+			out.runExec = runExecTime(res.out)
+		}
 	} else {
 		// A warm BuildKit build starts from a daemon that holds nothing.
 		if _, err := cb.bk.run(ctx, cb.log, "prune", "--all"); err != nil {
@@ -437,7 +449,7 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 		if err != nil {
 			return cbuild{}, err
 		}
-		out = cbuild{wall: wall, ran: -1, retried: retried}
+		out = cbuild{wall: wall, ran: -1, retried: retried, runExec: -1}
 	}
 	t := cb.proxy.snapshot()
 	out.requests, out.depth = t.requests, depth(t.spans)
@@ -510,6 +522,12 @@ func writeCompare(w io.Writer, m machine, latency time.Duration, bkVersion strin
 	fmt.Fprintf(w, "### Warm from registry: round trips (requests in sequential depth, median)\n\n%s\n",
 		markdownTable([]string{"project", "kiln", "BuildKit"}, []bool{false, true, true}, reqRows))
 	fmt.Fprintf(w, "requests: HTTP requests and HTTPS attempts through the proxy; depth: the longest chain of them each sent after the one before it was answered.\n\n")
+	if work := workRows(results); len(work) > 0 {
+		fmt.Fprintf(w, "### Cold builds: the RUN commands' own time\n\n%s\n", markdownTable(
+			[]string{"project", "flow", "kiln", "kiln's RUN exec", "BuildKit", "floor: RUN exec / BuildKit", "the rest: kiln − exec / BuildKit − exec"},
+			[]bool{false, false, true, true, true, true, true}, work))
+		fmt.Fprintf(w, "RUN exec: the exec phases of kiln's executed RUN steps (`kiln --debug`), from the OCI runtime's start to the command's exit, medians. BuildKit runs the same commands with the same runtime, so a ratio below the floor would need kiln to run them faster than they run; the last column compares what each tool spends outside them, taking BuildKit's RUN time to be kiln's.\n\n")
+	}
 	fmt.Fprintf(w, "### kiln's peak RSS (most over the runs)\n\n%s\n",
 		markdownTable(append([]string{"project", "what"}, header[1:]...), []bool{false, false, true, true, true, true}, memRows))
 	for _, r := range results {
@@ -539,6 +557,79 @@ func writeCompare(w io.Writer, m machine, latency time.Duration, bkVersion strin
 			}
 		}
 	}
+}
+
+// workRows are the rows of the RUN-time table: one per project and cold
+// flow whose kiln builds all report their RUN exec time and that BuildKit
+// built too.
+func workRows(results []*cresult) [][]string {
+	var rows [][]string
+	for _, r := range results {
+		for _, fi := range []int{0, 2} {
+			k, b := r.builds[fi][0], r.builds[fi][1]
+			if len(k) == 0 || len(b) == 0 {
+				continue
+			}
+			var execs []int64
+			for _, x := range k {
+				if x.runExec >= 0 {
+					execs = append(execs, int64(x.runExec))
+				}
+			}
+			if len(execs) != len(k) {
+				continue
+			}
+			kw, bw, ex := medianDur(k), medianDur(b), time.Duration(median(execs))
+			rest := "—"
+			if bw > ex {
+				rest = fmt.Sprintf("%.2f", float64(kw-ex)/float64(bw-ex))
+			}
+			rows = append(rows, []string{r.project.name, cflows[fi].name, fmtSecs(kw), fmtSecs(ex), fmtSecs(bw),
+				fmt.Sprintf("%.2f", float64(ex)/float64(bw)), rest})
+		}
+	}
+	return rows
+}
+
+// stepMissRE and stepPhasesRE match kiln's --debug lines for a step that
+// runs and for its phases (log/slog's text format).
+var (
+	stepMissRE   = regexp.MustCompile(`msg="step miss" step=(\d+) text=("(?:[^"\\]|\\.)*")`)
+	stepPhasesRE = regexp.MustCompile(`msg="step phases" step=(\d+) .*\bexec=(\S+)`)
+)
+
+// runExecTime adds up the exec phases of the RUN steps in kiln's --debug
+// output; -1 when there are RUN steps that ran without a phases line, or
+// a line does not parse (the log format changed: better no figure than a
+// wrong one).
+func runExecTime(out string) time.Duration {
+	runs := map[string]bool{}
+	for _, m := range stepMissRE.FindAllStringSubmatch(out, -1) {
+		text, err := strconv.Unquote(m[2])
+		if err != nil {
+			return -1
+		}
+		if strings.HasPrefix(text, "RUN ") {
+			runs[m[1]] = true
+		}
+	}
+	var total time.Duration
+	seen := 0
+	for _, m := range stepPhasesRE.FindAllStringSubmatch(out, -1) {
+		if !runs[m[1]] {
+			continue
+		}
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			return -1
+		}
+		total += d
+		seen++
+	}
+	if seen != len(runs) {
+		return -1
+	}
+	return total
 }
 
 // firstErrorLine is the line of a buildctl failure that names the error.

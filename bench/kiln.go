@@ -96,6 +96,7 @@ func (s buildSpec) args() []string {
 type buildResult struct {
 	wall time.Duration
 	md   metadata
+	out  string // what kiln printed (stdout and stderr)
 }
 
 // metadata is the part of kiln's --metadata-file the bench reads.
@@ -158,7 +159,7 @@ func runBuildWith(ctx context.Context, kiln string, s buildSpec, log io.Writer, 
 	if err != nil {
 		return buildResult{}, err
 	}
-	return buildResult{wall: wall, md: md}, nil
+	return buildResult{wall: wall, md: md, out: out.String()}, nil
 }
 
 func readMetadata(path string) (metadata, error) {

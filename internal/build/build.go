@@ -198,14 +198,23 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// One sync for every snapshot this build committed from a volatile
+	// mount, instead of one per step. It starts as soon as the steps are
+	// solved, beside the push and the cache exports, which only read what
+	// it makes durable; the build ends after it.
+	var syncTook time.Duration // the two runs are one after the other
+	syncer := newEarly(func() error {
+		start := time.Now()
+		defer func() { syncTook += time.Since(start) }()
+		return snap.Sync()
+	})
 	defer func() {
-		// One sync for every snapshot this build committed from a volatile
-		// mount, instead of one per step.
-		syncStart := time.Now()
-		if err := snap.Sync(); err != nil {
+		waitStart := time.Now()
+		if err := syncer.finish(); err != nil {
 			opts.Logger.Debug("syncing snapshots", "err", err)
 		}
-		opts.Logger.Debug("synced snapshots", "took", time.Since(syncStart).Round(100*time.Microsecond))
+		opts.Logger.Debug("synced snapshots", "took", syncTook.Round(100*time.Microsecond),
+			"waited", time.Since(waitStart).Round(100*time.Microsecond))
 		st.Close()
 		if opts.StateMax > 0 {
 			boundState(ctx, opts, sink)
@@ -248,7 +257,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		waitImports(progress.Discard())
 		return nil, err
 	}
-	startPrefetch, stopPrefetch := prefetchContext(ctx, graphs[0], tree)
+	stopPrefetch := prefetchContext(ctx, graphs[0], tree)
 	defer stopPrefetch()
 	imports, skipped := waitImports(sink)
 	uploadCtx, cancelUploads := context.WithCancel(ctx)
@@ -261,10 +270,8 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		cancelUploads()
 		uploads.wait()
 	}()
-	// The first step that runs starts the context's hashing beside the
-	// steps after it, and each layer of the image's stage starts uploading.
+	// Each layer of the image's stage starts uploading as soon as it exists.
 	layerDone := func(step *plan.Step, l v1.Layer) {
-		startPrefetch()
 		if uploads != nil {
 			uploads.layerDone(step, l)
 		}
@@ -296,10 +303,18 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		return nil, err
 	}
 	made = solver
+	// The build's network namespace is for RUN steps only: its
+	// slirp4netns, which takes some tens of milliseconds to exit, stops
+	// once the steps are solved, beside the push and the cache exports.
+	netClose := newEarly(solver.Close)
+	stepsSolved := func() {
+		syncer.start()
+		netClose.start()
+	}
 	var res *solved
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, uploads)
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -307,15 +322,14 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	} else {
 		res, out, err = solveAndWriteMulti(ctx, opts, graphs, solver, sink)
 	}
-	// The build's network namespace is for RUN steps only: stop its
-	// slirp4netns before the cache exports.
-	if cerr := solver.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("closing the build's network: %w", cerr)
-	}
 	if err != nil {
+		netClose.finish()
 		return nil, err
 	}
 	exportStats, exportSkipped, err := exportCaches(ctx, opts, res, sink)
+	if cerr := netClose.finish(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing the build's network: %w", cerr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -506,11 +520,14 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, uploads *uploader) (*solve.Result, *Result, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, err := solveOnce(ctx, opts, g, solver, uploads)
+		res, out, err := solveOnce(ctx, opts, g, solver, t)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
+			if t.again != nil {
+				t.again()
+			}
 			sink.Emit(progress.Event{Kind: progress.Warning, Time: time.Now(),
 				Message: fmt.Sprintf("%v: treating it as a cache miss and rebuilding", bad)})
 			solver.MarkBad(bad.Digest)
@@ -520,11 +537,27 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 	}
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, uploads *uploader) (*solve.Result, *Result, error) {
+// tail is what the single-image path does beside writing its outputs.
+type tail struct {
+	uploads *uploader // the early uploads (nil: none)
+	// solved is called each time the steps are solved, before the
+	// outputs are written (nil: nothing).
+	solved func()
+	// again is called before the steps are solved once more (nil:
+	// nothing): what solved started in the background must not overlap
+	// the new solve.
+	again func()
+}
+
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, error) {
 	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
 		return nil, nil, err
 	}
+	if t.solved != nil {
+		t.solved()
+	}
+	uploads := t.uploads
 	digest, err := img.Digest()
 	if err != nil {
 		return nil, nil, err
@@ -537,8 +570,9 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, err
 	}
-	// The layers uploaded beside the build are there before the push
-	// looks for them.
+	// The layers uploaded beside the build, and the config sent beside
+	// the last of them, are there before the push looks for them.
+	uploads.configDone(pushImg)
 	uploads.wait()
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {

@@ -8,15 +8,16 @@ import (
 	"github.com/kiln-build/kiln/internal/source"
 )
 
-// prefetchContext returns start, which hashes in the background every file
-// of the build context that a COPY or ADD of g copies, so that the hashing
-// overlaps the steps that run before them and the COPY finds its sums
-// computed (source.Tree.Prefetch). The build calls start when a first step
-// runs: a build whose steps all hit has nothing to overlap, and hashing
-// twice at once would only cost memory and cores. Sources that do not
-// select are left for the step to report. stop stops what is still running
-// and waits for it.
-func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (start, stop func()) {
+// prefetchContext hashes in the background every file of the build
+// context that a COPY or ADD of g copies, from the moment the build is
+// planned, so that the hashing overlaps the cache imports, the steps before
+// the first COPY and the other COPYs' own hashing, and each COPY finds its
+// sums computed or being computed (source.Tree.Prefetch; a file is hashed
+// once per Tree). Every such COPY needs its digest for its cache key,
+// whether it hits or runs, so nothing is hashed that the build would not
+// hash anyway. Sources that do not select are left for the step to report.
+// stop stops what is still running and waits for it.
+func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (stop func()) {
 	var sets [][]source.Match
 	for _, st := range g.Stages {
 		for _, step := range st.Steps {
@@ -31,27 +32,19 @@ func prefetchContext(ctx context.Context, g *plan.Graph, tree *source.Tree) (sta
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var once sync.Once
-	start = func() {
-		once.Do(func() {
-			if len(sets) == 0 || ctx.Err() != nil {
-				return
-			}
-			// One after the other: each already uses every core.
-			wg.Go(func() {
-				for _, m := range sets {
-					if ctx.Err() != nil {
-						return
-					}
-					tree.Prefetch(ctx, m)
+	if len(sets) > 0 {
+		// One after the other: each already uses every core.
+		wg.Go(func() {
+			for _, m := range sets {
+				if ctx.Err() != nil {
+					return
 				}
-			})
+				tree.Prefetch(ctx, m)
+			}
 		})
 	}
-	stop = func() {
+	return func() {
 		cancel()
-		once.Do(func() {}) // no start after stop
 		wg.Wait()
 	}
-	return start, stop
 }

@@ -31,6 +31,8 @@ type verifier struct {
 	size int64
 	n    int64
 	err  error
+	// checked: every byte is in and hashes to want.
+	checked bool
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
@@ -42,17 +44,22 @@ func (v *verifier) Read(p []byte) (int, error) {
 	v.n += int64(n)
 	if v.size >= 0 && v.n > v.size {
 		v.err = fmt.Errorf("blob %s: more than %d bytes: %w", v.want, v.size, ErrDigestMismatch)
-		return n, v.err
+		return 0, v.err
 	}
-	// A transport that checks digests itself (go-containerregistry does)
-	// reports a mismatch as its own error on the last read; once every
-	// byte is in, our own check decides what it was.
-	if err == io.EOF || (err != nil && v.size >= 0 && v.n == v.size) {
+	// The digest is checked as soon as every byte is in (the size is
+	// known), or at EOF, before the last bytes are handed over: a reader
+	// of a wrong blob never gets all of it, so an upload it feeds ends
+	// short with this error rather than whole, for the server to refuse
+	// first with its own. A transport that checks digests itself
+	// (go-containerregistry does) reports a mismatch as its own error on
+	// the last read; once every byte is in, this check decides what it was.
+	if !v.checked && (err == io.EOF || (v.size >= 0 && v.n == v.size)) {
 		got := hex.EncodeToString(v.h.Sum(nil))
 		if v.want.Algorithm != "sha256" || got != v.want.Hex || (v.size >= 0 && v.n != v.size) {
 			v.err = fmt.Errorf("blob %s: got sha256:%s (%d bytes): %w", v.want, got, v.n, ErrDigestMismatch)
-			return n, v.err
+			return 0, v.err
 		}
+		v.checked = true
 	}
 	if err != nil {
 		v.err = err

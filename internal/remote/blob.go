@@ -128,6 +128,12 @@ func (c *Client) WriteLayer(ctx context.Context, repo string, l v1.Layer) error 
 	if err != nil {
 		return fmt.Errorf("parsing repository %s: %w", repo, err)
 	}
+	if d, err := l.Digest(); err == nil {
+		// ggcr reads the bytes only after a HEAD found the blob missing
+		// (a mount reads nothing): Push then knows no manifest listing it
+		// is in the repository yet.
+		l = onOpen(l, func() { c.blobs.addSent(r, d) })
+	}
 	if err := ggcrremote.WriteLayer(r, l, c.remoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("writing blob to %s: %w", repo, toError(r.RegistryStr(), err))
 	}
@@ -176,6 +182,25 @@ func CountReads(l v1.Layer, add func(int64)) v1.Layer {
 		return &ggcrremote.MountableLayer{Layer: CountReads(ml.Layer, add), Reference: ml.Reference}
 	}
 	return countingLayer{Layer: l, add: add}
+}
+
+// onOpen returns l with opened called each time its bytes are opened
+// (Compressed). A mountable layer stays mountable.
+func onOpen(l v1.Layer, opened func()) v1.Layer {
+	if ml, ok := l.(*ggcrremote.MountableLayer); ok {
+		return &ggcrremote.MountableLayer{Layer: onOpen(ml.Layer, opened), Reference: ml.Reference}
+	}
+	return openedLayer{Layer: l, opened: opened}
+}
+
+type openedLayer struct {
+	v1.Layer
+	opened func()
+}
+
+func (l openedLayer) Compressed() (io.ReadCloser, error) {
+	l.opened()
+	return l.Layer.Compressed()
 }
 
 type countingLayer struct {

@@ -76,6 +76,9 @@ func (c *Client) HeldManifest(ref string) (raw []byte, mt types.MediaType, found
 type heldBlobs struct {
 	mu  sync.Mutex
 	set map[string]bool // repository name + "@" + digest
+	// sent are the blobs this process found missing in a repository and
+	// read to upload there (WriteLayer), by the same key.
+	sent map[string]bool
 }
 
 func (h *heldBlobs) add(repo name.Repository, digests ...v1.Hash) {
@@ -93,6 +96,29 @@ func (h *heldBlobs) has(repo name.Repository, d v1.Hash) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.set[repo.Name()+"@"+d.String()]
+}
+
+// addSent records that d was missing in repo and is being uploaded there.
+func (h *heldBlobs) addSent(repo name.Repository, d v1.Hash) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sent == nil {
+		h.sent = map[string]bool{}
+	}
+	h.sent[repo.Name()+"@"+d.String()] = true
+}
+
+// anySent reports whether one of digests was missing in repo when this
+// process uploaded it there.
+func (h *heldBlobs) anySent(repo name.Repository, digests []v1.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range digests {
+		if h.sent[repo.Name()+"@"+d.String()] {
+			return true
+		}
+	}
+	return false
 }
 
 // imageBlobs returns the digests of img's config and layers, as its

@@ -7,7 +7,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
 )
 
 // Push writes img under every tag in tags, in order, and returns the first
@@ -38,7 +40,6 @@ func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 		}
 		refs = append(refs, r)
 	}
-	p := c.pusher
 	// firstRepo remembers, per registry, the repository written first, which
 	// later repositories of that registry mount from.
 	firstRepo := map[string]name.Reference{}
@@ -48,7 +49,7 @@ func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 		if first, ok := firstRepo[reg]; ok && first.Context().RepositoryStr() != r.Context().RepositoryStr() {
 			src = &mountFrom{Image: img, ref: first}
 		}
-		if err := p.Push(ctx, r, src); err != nil {
+		if err := c.pushImage(ctx, r, src, img); err != nil {
 			return fmt.Errorf("pushing image to %s: %w", tags[i], toError(reg, err))
 		}
 		c.blobs.add(r.Context(), imageBlobs(img)...)
@@ -57,6 +58,42 @@ func (c *Client) Push(ctx context.Context, img v1.Image, tags []string) error {
 		}
 	}
 	return nil
+}
+
+// pushJobs bounds the blob writes of one pushImage, as ggcr's own push
+// does by default.
+const pushJobs = 4
+
+// pushImage writes src (img, or img as mounted from another repository)
+// under the tag r. ggcr's Push first asks whether r already holds the
+// manifest, which spares a rebuild of an unchanged image every other
+// request. When this process found one of img's blobs missing in r's
+// repository and uploaded it (WriteLayer), no manifest listing that blob
+// can be there yet (a registry takes a manifest only once its blobs are
+// in), so the question is skipped: the blobs are written (those already
+// written cost nothing) and the manifest is PUT. A registry that does not
+// check a manifest's blobs gets, at worst, the same manifest PUT again.
+func (c *Client) pushImage(ctx context.Context, r name.Reference, src, img v1.Image) error {
+	if !c.blobs.anySent(r.Context(), imageBlobs(img)) {
+		return c.pusher.Push(ctx, r, src)
+	}
+	ls, err := src.Layers()
+	if err != nil {
+		return err
+	}
+	cl, err := partial.ConfigLayer(src)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pushJobs)
+	for _, l := range append(ls, cl) {
+		g.Go(func() error { return c.pusher.Upload(gctx, r.Context(), l) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.pusher.Put(ctx, r, src)
 }
 
 // mountFrom presents img's layers as mountable from ref's repository,

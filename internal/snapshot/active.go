@@ -18,7 +18,8 @@ import (
 
 // Active is a writable root filesystem on top of a chain of snapshots. Its
 // methods are safe for concurrent use, but the intended order is: change
-// files under Root, WriteDiff, Commit (optional), Release.
+// files under Root, WriteDiff, Commit (optional), WriteDiff again
+// (optional), Release.
 type Active struct {
 	s    *Snapshotter
 	dir  string // a/[<session>/]<n>: everything this Active owns
@@ -34,6 +35,11 @@ type Active struct {
 	mu        sync.Mutex
 	committed bool
 	released  bool
+	// kept, once committed, is where the changed tree (the upper dir, or
+	// in copy mode the changed copy) is now, for WriteDiff after Commit:
+	// the published snapshot's, or this Active's own when Commit discarded
+	// it (a snapshot of the chain was there first), until Release.
+	kept string
 }
 
 // Prepare makes a writable root filesystem on top of chain (chain IDs
@@ -100,28 +106,38 @@ func (a *Active) Root() string { return a.root }
 
 // WriteDiff writes to w the OCI layer tar of what changed under Root since
 // Prepare (see layer.WriteUpper and layer.WriteDiff for the format). Call
-// it before Commit, which hands the changes over to the snapshot, and while
-// nothing is writing under Root. It does not close w.
+// it while nothing is writing under Root. After Commit it may be called
+// again, until Release, and writes the same tar: the tree is read where
+// Commit moved it (a committed snapshot is never written to), and the tar
+// depends only on the tree. It does not close w.
 func (a *Active) WriteDiff(ctx context.Context, w io.Writer, opts layer.TarOptions) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.committed || a.released {
-		return errors.New("writing diff: rootfs already committed or released")
+	if a.released {
+		return errors.New("writing diff: rootfs already released")
 	}
 	if a.s.mode == ModeCopy {
+		tree := a.root
+		if a.committed {
+			tree = a.kept
+		}
 		opts.ChangedSince = a.copied
-		return layer.WriteDiff(ctx, w, a.parent, a.root, opts)
+		return layer.WriteDiff(ctx, w, a.parent, tree, opts)
+	}
+	upper := a.upper
+	if a.committed {
+		upper = a.kept
 	}
 	// Reading the upper dir while the overlay is mounted is fine: overlayfs
 	// writes through to it, and nothing else writes there.
-	return layer.WriteUpper(ctx, w, a.upper, opts)
+	return layer.WriteUpper(ctx, w, upper, opts)
 }
 
 // Commit keeps the changes as the snapshot of chainID (the chain ID of the
 // parent chain plus the diff WriteDiff wrote), so that Prepare on the
 // parent chain plus chainID needs no unpack. If chainID already exists,
-// the changes are discarded. After Commit, Root is gone: only Release may
-// follow.
+// the changes are discarded (WriteDiff still reads them until Release).
+// After Commit, Root is gone: only WriteDiff and Release may follow.
 func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -132,6 +148,10 @@ func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 		return err
 	}
 	a.committed = true
+	a.kept = a.upper
+	if a.s.mode == ModeCopy {
+		a.kept = a.root
+	}
 	if a.s.Has(chainID) {
 		a.s.touch(chainID)
 		return nil
@@ -140,9 +160,11 @@ func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 	if err := os.Mkdir(stage, 0o700); err != nil {
 		return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 	}
+	tree := filepath.Join(stage, "fs")
 	if a.s.mode == ModeCopy {
 		// The changed copy is the merged tree of the new chain.
-		if err := os.Rename(a.root, filepath.Join(stage, "m")); err != nil {
+		tree = filepath.Join(stage, "m")
+		if err := os.Rename(a.root, tree); err != nil {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
 	} else {
@@ -152,13 +174,18 @@ func (a *Active) Commit(ctx context.Context, chainID v1.Hash) error {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
 		a.mounted = false
-		if err := os.Rename(a.upper, filepath.Join(stage, "fs")); err != nil {
+		if err := os.Rename(a.upper, tree); err != nil {
 			return fmt.Errorf("committing snapshot %s: %w", chainID, err)
 		}
 	}
+	a.kept = tree
 	// A volatile upper's data may still be only in the page cache: the
 	// snapshot is marked so (see unsyncedFile) until Sync.
-	return a.s.publish(stage, chainID, a.s.mode == ModeOverlay && a.s.volatile)
+	published, err := a.s.publish(stage, chainID, a.s.mode == ModeOverlay && a.s.volatile)
+	if published {
+		a.kept = filepath.Join(a.s.dir(chainID), filepath.Base(tree))
+	}
+	return err
 }
 
 // Release unmounts the rootfs and removes everything Commit did not keep.

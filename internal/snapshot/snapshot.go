@@ -243,17 +243,18 @@ func (s *Snapshotter) stage() (string, error) {
 
 // publish renames the complete snapshot directory staged at dir into place
 // as chainID's, after writing its chain file (and, when unsynced, its
-// unsynced marker). If another process or goroutine published chainID
-// first, dir is discarded and publish succeeds; a stale snapshot of
-// chainID is replaced.
-func (s *Snapshotter) publish(dir string, chainID v1.Hash, unsynced bool) error {
+// unsynced marker), and reports whether dir became chainID's. If another
+// process or goroutine published chainID first, dir is left as it is (for
+// the caller to remove) and publish succeeds; a stale snapshot of chainID
+// is replaced.
+func (s *Snapshotter) publish(dir string, chainID v1.Hash, unsynced bool) (bool, error) {
 	if unsynced {
 		if err := os.WriteFile(filepath.Join(dir, unsyncedFile), []byte(bootID()+"\n"), 0o600); err != nil {
-			return fmt.Errorf("marking snapshot %s unsynced: %w", chainID, err)
+			return false, fmt.Errorf("marking snapshot %s unsynced: %w", chainID, err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "chain"), []byte(chainID.String()+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing chain ID of %s: %w", chainID, err)
+		return false, fmt.Errorf("writing chain ID of %s: %w", chainID, err)
 	}
 	for replaced := false; ; replaced = true {
 		err := os.Rename(dir, s.dir(chainID))
@@ -263,18 +264,16 @@ func (s *Snapshotter) publish(dir string, chainID v1.Hash, unsynced bool) error 
 				s.unsynced = append(s.unsynced, filepath.Join(s.dir(chainID), unsyncedFile))
 				s.mu.Unlock()
 			}
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
-			return fmt.Errorf("storing snapshot %s: %w", chainID, err)
+			return false, fmt.Errorf("storing snapshot %s: %w", chainID, err)
 		}
 		if s.holds(chainID) {
-			os.RemoveAll(dir)
-			return nil
+			return false, nil
 		}
 		if replaced || !s.removeStale(chainID) {
-			os.RemoveAll(dir)
-			return fmt.Errorf("storing snapshot %s: its directory holds another chain", chainID)
+			return false, fmt.Errorf("storing snapshot %s: its directory holds another chain", chainID)
 		}
 	}
 }
@@ -339,7 +338,8 @@ func (s *Snapshotter) UnpackChecked(ctx context.Context, chainID, diffID v1.Hash
 	if err := finish(); err != nil {
 		return err
 	}
-	return s.publish(stage, chainID, false)
+	_, err = s.publish(stage, chainID, false)
+	return err
 }
 
 func storeFile(path string, r io.Reader) error {

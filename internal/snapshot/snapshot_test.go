@@ -352,11 +352,19 @@ func TestCommitExistingDiscards(t *testing.T) {
 				a, err := s.Prepare(ctx, nil)
 				must(t, err)
 				writeFile(t, a.Root(), "f", body, 0o644)
+				var before, after bytes.Buffer
+				must(t, a.WriteDiff(ctx, &before, layer.TarOptions{}))
 				must(t, a.Commit(ctx, id))
-				if err := a.WriteDiff(ctx, &bytes.Buffer{}, layer.TarOptions{}); err == nil {
-					t.Errorf("WriteDiff after Commit: got nil error")
+				// Kept (the first) or discarded (the second), the
+				// changes still give the same tar until Release.
+				must(t, a.WriteDiff(ctx, &after, layer.TarOptions{}))
+				if !bytes.Equal(before.Bytes(), after.Bytes()) {
+					t.Errorf("%s: WriteDiff after Commit differs from before (%d bytes, then %d)", body, before.Len(), after.Len())
 				}
 				must(t, a.Release())
+				if err := a.WriteDiff(ctx, &bytes.Buffer{}, layer.TarOptions{}); err == nil {
+					t.Errorf("WriteDiff after Release: got nil error")
+				}
 			}
 			root, release, err := s.View(ctx, []v1.Hash{id})
 			must(t, err)

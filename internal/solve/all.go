@@ -31,7 +31,11 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 			runs[st] = &stageRun{stage: st, done: make(chan struct{})}
 		}
 	}
-	eg, ctx := errgroup.WithContext(ctx)
+	// The background work of the steps (a layer's compression, its
+	// record) ends with the caller's ctx or its own failure, which cancels
+	// the stages too; a failed stage cancels only the other stages.
+	s.jobs = newJobs(ctx)
+	eg, ctx := errgroup.WithContext(s.jobs.ctx)
 	for _, g := range gs {
 		for _, st := range g.Stages {
 			r := runs[st]
@@ -42,7 +46,12 @@ func (s *Solver) SolveAll(ctx context.Context, gs []*plan.Graph) ([]*Result, err
 			})
 		}
 	}
-	if err := eg.Wait(); err != nil {
+	err := eg.Wait()
+	if jobErr := s.jobs.wait(); jobErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		// A stage cancelled by a failed job reports the job's failure.
+		err = jobErr
+	}
+	if err != nil {
 		var se *StepError
 		if s.multi && errors.As(err, &se) && se.Step != nil && se.Step.Stage != nil {
 			se.Platform = plan.FormatPlatform(stagePlatform(se.Step.Stage))
@@ -62,17 +71,17 @@ func (s *Solver) result(g *plan.Graph, runs map[*plan.Stage]*stageRun) *Result {
 	res := &Result{Key: t.key, History: t.history.slice(), Config: t.config.Image(), Stats: s.stats, target: t, layers: map[v1.Hash]v1.Layer{}, solver: s,
 		Misses: s.sortedMisses(), Slowest: s.slowestSteps()}
 	for _, l := range t.layers {
-		res.Layers = append(res.Layers, l.layer)
+		res.Layers = append(res.Layers, l.final().layer)
 	}
 	seen := map[cache.Key]bool{}
 	for _, st := range g.Stages {
 		final := runs[st].state
-		for _, l := range final.layers {
+		for _, l := range finalLayers(final.layers) {
 			res.layers[l.desc.Digest] = l.layer
 		}
 		var lineage [][]cache.Record
 		for x := final; x != nil; x = x.prev {
-			lineage = append(lineage, x.records)
+			lineage = append(lineage, x.finalRecords())
 		}
 		for i := len(lineage) - 1; i >= 0; i-- {
 			for _, e := range lineage[i] {

@@ -3,6 +3,9 @@
 // the local store for a record, and on a miss executes the step: RUN through
 // package exec over a snapshot, COPY and ADD by copying files into a
 // snapshot; the snapshot's diff becomes a compressed layer in the store.
+// That compression, and the step's record, run in the background while
+// the next steps run on the committed snapshot (pending.go); the solve
+// returns once every layer is stored.
 //
 // A hit costs no layer bytes: the layers stay descriptors backed by the
 // store (or the base image's registry) until a later step or an output reads

@@ -23,7 +23,7 @@ func (r *Result) Records(mode cache.Mode) []cache.Record {
 	}
 	var rev []cache.Record
 	for st := r.target; st != nil; st = st.prev {
-		rev = append(rev, st.records...)
+		rev = append(rev, st.finalRecords()...)
 	}
 	out := make([]cache.Record, 0, len(rev))
 	for i := len(rev) - 1; i >= 0; i-- {

@@ -151,8 +151,8 @@ func (s *Solver) lookupImported(step *plan.Step, cur *state, key cache.Key) (*st
 			rec.Created = *s.opts.SourceDateEpoch
 		}
 		// Best effort: a failure only costs a local hit next time.
-		_ = s.opts.Store.PutRecord(&rec)
 		layers := append(append([]layerRef(nil), cur.layers...), layerRef{desc: desc, layer: l})
+		s.putRecords(layers, rec)
 		c.src.hits.Add(1)
 		result := rec
 		result.Key = rec.ResultKey()

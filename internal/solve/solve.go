@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -79,8 +80,9 @@ type Options struct {
 	Now func() time.Time
 	// LayerDone, when set, is told of every layer a step executed here made,
 	// as soon as it is stored (not of cache hits), so that its upload can
-	// start while later steps run. It is called from the step's goroutine
-	// and must return promptly.
+	// start while later steps run. It is called from the goroutine that
+	// compressed the layer, maybe from several at once, and must return
+	// promptly.
 	LayerDone func(step *plan.Step, l v1.Layer)
 }
 
@@ -104,6 +106,12 @@ type Solver struct {
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
+	// jobs is the current SolveAll's background work; compressing bounds
+	// the layers compressed at once.
+	jobs        *jobs
+	compressing chan struct{}
+	// compress is layer.Compress; tests hook it.
+	compress func(ctx context.Context, dst io.Writer, src io.Reader, c layer.Compression, level int) (layer.Blob, error)
 }
 
 // Stats counts what one Solve did.
@@ -150,7 +158,8 @@ func New(opts Options) (*Solver, error) {
 		opts.Compression = layer.Gzip
 	}
 	s := &Solver{opts: opts, sink: opts.Progress, log: opts.Logger, imports: newImports(opts.Imports),
-		netns: lazyNetNS{opts: opts.NetNS, tempDir: opts.Store.TempDir}}
+		netns:       lazyNetNS{opts: opts.NetNS, tempDir: opts.Store.TempDir},
+		compressing: make(chan struct{}, compressParallelism), compress: layer.Compress}
 	if s.sink == nil {
 		s.sink = progress.Discard()
 	}
@@ -276,4 +285,12 @@ func (s *Solver) count(cached bool) {
 	} else {
 		s.stats.Ran++
 	}
+}
+
+// uncount takes back the count of an executed step that failed after all.
+func (s *Solver) uncount() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.Steps--
+	s.stats.Ran--
 }

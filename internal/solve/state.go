@@ -39,10 +39,13 @@ type state struct {
 }
 
 // layerRef is one layer of a state: its descriptor and a v1.Layer that
-// reads its bytes on demand.
+// reads its bytes on demand. A layer whose compression is still running
+// (pending.go) has only its diff ID in desc and no layer: ready and final
+// give the complete one.
 type layerRef struct {
-	desc  cache.Layer
-	layer v1.Layer
+	desc    cache.Layer
+	layer   v1.Layer
+	pending *pendingLayer
 }
 
 func (st *state) diffIDs() []v1.Hash {

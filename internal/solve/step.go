@@ -14,7 +14,6 @@ import (
 	"github.com/kiln-build/kiln/internal/layer"
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/progress"
-	"github.com/kiln-build/kiln/internal/snapshot"
 )
 
 // prepared is a filesystem step whose inputs are resolved.
@@ -70,7 +69,13 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	if err != nil {
 		return nil, stepError(step, err)
 	}
-	defer unlock()
+	// A step that runs hands the lock to its background half, which
+	// holds it until the record is stored.
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 
 	ev := progress.Event{Step: step.Number, Total: s.total, Stage: s.stageLabel(step.Stage), Text: step.Text}
 	noCache := s.noCache(step)
@@ -113,7 +118,7 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	s.noteMiss(ev.Miss)
 	s.emit(ev)
 	start := s.opts.Now()
-	next, err := s.execute(ctx, step, cur, keys, p)
+	next, finish, err := s.execute(ctx, step, cur, keys, p)
 	if err != nil {
 		fail := ev
 		fail.Kind, fail.Err, fail.Miss = progress.StepFailed, err.Error(), nil
@@ -125,6 +130,8 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 		s.emit(fail)
 		return nil, stepError(step, err)
 	}
+	held := unlock
+	unlock = nil
 	s.count(false)
 	for _, k := range keys {
 		s.ran.Store(k, true)
@@ -133,6 +140,11 @@ func (s *Solver) solveStep(ctx context.Context, step *plan.Step, cur *state, run
 	ev.Kind, ev.Duration, ev.Miss = progress.StepDone, s.opts.Now().Sub(start), nil
 	s.noteTime(ev)
 	s.emit(ev)
+	// After the done event, which a failure in the background follows.
+	s.background(func(ctx context.Context) error {
+		defer held()
+		return finish(ctx)
+	})
 	return next, nil
 }
 
@@ -180,8 +192,7 @@ func (s *Solver) alias(key cache.Key, next *state) {
 	if len(next.records) == 0 {
 		return
 	}
-	rec := next.records[0].AliasAs(key)
-	_ = s.opts.Store.PutRecord(&rec) // best effort: costs a lookup next time
+	s.putRecords(next.layers, next.records[0].AliasAs(key))
 }
 
 // find looks key up in the local store, then in the imported caches.
@@ -228,42 +239,46 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 	return cur.withLayers(step, result, []cache.Key{key}, layers), true
 }
 
-// execute runs a prepared step on a snapshot of cur and records the result
-// under every key in keys; the first is the canonical one, the others are
-// recorded as its aliases.
-func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, error) {
+// execute runs a prepared step on a snapshot of cur, commits the snapshot
+// and returns the state after it, whose new layer is pending, and finish,
+// which compresses the layer and records the result under every key in
+// keys (the first is the canonical one, the others are recorded as its
+// aliases). The caller must call finish (it releases the rootfs), in the
+// background or not.
+func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, func(context.Context) error, error) {
 	t := newPhases()
 	defer func() { s.log.Debug("step phases", append([]any{"step", step.Number}, t.attrs()...)...) }()
 	if err := s.unpack(ctx, cur); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t.mark("unpack")
 	active, err := s.opts.Snapshotter.Prepare(ctx, cur.chain())
 	if err != nil {
-		return nil, fmt.Errorf("preparing rootfs: %w", err)
+		return nil, nil, fmt.Errorf("preparing rootfs: %w", err)
 	}
-	defer func() { active.Release(); t.mark("release") }()
+	handed := false
+	defer func() {
+		if !handed {
+			active.Release()
+			t.mark("release")
+		}
+	}()
 	if err := makeWorkdirs(active.Root(), step.Mkdirs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t.mark("prepare")
 	if err := p.exec(ctx, active.Root()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t.mark("exec")
-	desc, err := s.commitDiff(ctx, active)
+	diffID, err := s.hashDiff(ctx, active)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	t.mark("diff")
-	if s.opts.LayerDone != nil {
-		if sl, err := s.storeLayer(desc); err == nil {
-			s.opts.LayerDone(step, sl.layer)
-		}
-	}
-	chain := layer.ChainIDs(append(cur.diffIDs(), desc.DiffID))
+	t.mark("hash")
+	chain := layer.ChainIDs(append(cur.diffIDs(), diffID))
 	if err := active.Commit(ctx, chain[len(chain)-1]); err != nil {
-		return nil, fmt.Errorf("keeping snapshot: %w", err)
+		return nil, nil, fmt.Errorf("keeping snapshot: %w", err)
 	}
 	t.mark("commit")
 	created := s.opts.Now().UTC().Truncate(time.Second)
@@ -274,7 +289,6 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		Key:       keys[0],
 		Parent:    cur.key,
 		Inputs:    p.inputs,
-		Layers:    append(cur.descs(), desc),
 		CreatedBy: step.Text,
 		Created:   created,
 		Stage:     step.Stage.Label(),
@@ -282,22 +296,11 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 		Base:      cur.image,
 		Files:     p.files,
 	}
-	for i, k := range keys {
-		r := rec
-		if i > 0 {
-			r = rec.AliasAs(k)
-		}
-		if err := s.opts.Store.PutRecord(&r); err != nil {
-			return nil, fmt.Errorf("recording step result: %w", err)
-		}
-	}
-	t.mark("record")
-	ref, err := s.storeLayer(desc)
-	if err != nil {
-		return nil, err
-	}
+	ref := layerRef{desc: cache.Layer{DiffID: diffID}, pending: &pendingLayer{done: make(chan struct{})}}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
-	return cur.withLayers(step, rec, keys[1:], layers), nil
+	job := &layerJob{step: step, active: active, diffID: diffID, layers: layers, rec: rec, keys: keys}
+	handed = true
+	return cur.withLayers(step, rec, keys[1:], layers), func(ctx context.Context) error { return s.finishLayer(ctx, job) }, nil
 }
 
 // unpack makes sure every layer of st is unpacked in the snapshotter,
@@ -308,7 +311,13 @@ func (s *Solver) unpack(ctx context.Context, st *state) error {
 		if s.opts.Snapshotter.Has(id) {
 			continue
 		}
-		if err := s.unpackLayer(ctx, id, chain[:i], st.layers[i]); err != nil {
+		// A layer this solve made is committed, so it is only missing
+		// when something removed it: then it is unpacked from its blob.
+		l, err := st.layers[i].ready(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.unpackLayer(ctx, id, chain[:i], l); err != nil {
 			return fmt.Errorf("unpacking layer %s: %w", st.layers[i].desc.Digest, err)
 		}
 	}
@@ -353,29 +362,6 @@ func (s *Solver) unpackLayer(ctx context.Context, id v1.Hash, parents []v1.Hash,
 		return &BadBlobError{Digest: l.desc.Digest, Source: src, Err: err}
 	}
 	return err
-}
-
-// commitDiff turns the active snapshot's changes into a compressed layer
-// blob in the store.
-func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active) (cache.Layer, error) {
-	bw, err := s.opts.Store.NewBlobWriter()
-	if err != nil {
-		return cache.Layer{}, err
-	}
-	defer bw.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(active.WriteDiff(ctx, pw, layer.TarOptions{SourceDateEpoch: s.opts.SourceDateEpoch}))
-	}()
-	blob, err := layer.Compress(ctx, bw, pr, s.opts.Compression, s.opts.CompressionLevel)
-	pr.CloseWithError(io.ErrClosedPipe)
-	if err != nil {
-		return cache.Layer{}, fmt.Errorf("writing layer: %w", err)
-	}
-	if _, err := bw.CommitAs(blob.Digest); err != nil {
-		return cache.Layer{}, fmt.Errorf("storing layer: %w", err)
-	}
-	return cache.Layer{Digest: blob.Digest, DiffID: blob.DiffID, Size: blob.Size, MediaType: blob.MediaType}, nil
 }
 
 // StepError is a step that failed, with where it is and what it printed

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Digest returns "sha256:<hex>" over exactly what CopyInto copies for
@@ -71,15 +71,7 @@ func (t *Tree) Prefetch(ctx context.Context, matches []Match) {
 // digest is Digest, calling each (when set) with every entry's real path
 // and its digest line less the entry's name.
 func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line string)) (string, error) {
-	walked := make([][]entry, len(matches))
-	for i, m := range matches {
-		ents, err := t.walk(ctx, m)
-		if err != nil {
-			return "", fmt.Errorf("digesting COPY source: %w", err)
-		}
-		walked[i] = ents
-	}
-	sums, err := t.fileSums(ctx, walked)
+	walked, sums, err := t.walkSums(ctx, matches)
 	if err != nil {
 		return "", err
 	}
@@ -119,57 +111,84 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// fileSums returns the content sum of every regular file of walked (""
-// for other entries), hashed on all cores: files are handed out in order
-// to GOMAXPROCS workers, and the digest is then made from the sums in
-// order, so it does not depend on how many there were. The error is that
-// of the first file, in order, that could not be hashed.
-func (t *Tree) fileSums(ctx context.Context, walked [][]entry) ([][]string, error) {
-	type job struct{ i, j int }
-	var jobs []job
-	sums := make([][]string, len(walked))
-	for i, ents := range walked {
-		sums[i] = make([]string, len(ents))
-		for j, e := range ents {
-			if e.fi.Mode().IsRegular() {
-				jobs = append(jobs, job{i, j})
-			}
-		}
+// walkSums walks matches and returns their entries and the content sum
+// of every regular file among them ("" for other entries). The files are
+// hashed on all cores while the walk goes on: the walker hands each file to
+// GOMAXPROCS hashers as it lists it, so hashing starts with the first file
+// rather than after the last, and the digest is then made from the sums in
+// order, so it does not depend on how many hashers there were. A walk
+// error comes first; otherwise the error is that of the first file, in
+// order, that could not be hashed.
+func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
+	type result struct {
+		sum string
+		err error
 	}
-	errs := make([]error, len(jobs))
-	var next atomic.Int64
+	type job struct {
+		e   entry
+		out *result
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan job, 512)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(jobs) {
-					return
-				}
+			for j := range jobs {
 				if err := ctx.Err(); err != nil {
-					errs[k] = err
+					j.out.err = err
 					continue
 				}
-				e := walked[jobs[k].i][jobs[k].j]
-				sum, err := t.fileSum(e)
+				sum, err := t.fileSum(j.e)
 				if err != nil {
-					errs[k] = fmt.Errorf("digesting %s: %w", e.src, err)
-					continue
+					err = fmt.Errorf("digesting %s: %w", j.e.src, err)
 				}
-				sums[jobs[k].i][jobs[k].j] = sum
+				j.out.sum, j.out.err = sum, err
 			}
 		})
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	var results []*result // one per regular file, in walk order
+	found := func(e entry) {
+		r := &result{}
+		results = append(results, r)
+		jobs <- job{e, r}
 	}
-	for _, err := range errs {
+	walked := make([][]entry, len(matches))
+	var werr error
+	for i, m := range matches {
+		ents, err := t.walk(ctx, m, found)
 		if err != nil {
-			return nil, err
+			werr = fmt.Errorf("digesting COPY source: %w", err)
+			cancel()
+			break
+		}
+		walked[i] = ents
+	}
+	close(jobs)
+	wg.Wait()
+	if werr != nil {
+		return nil, nil, werr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	sums := make([][]string, len(walked))
+	k := 0
+	for i, ents := range walked {
+		sums[i] = make([]string, len(ents))
+		for j, e := range ents {
+			if !e.fi.Mode().IsRegular() {
+				continue
+			}
+			r := results[k]
+			k++
+			if r.err != nil {
+				return nil, nil, r.err
+			}
+			sums[i][j] = r.sum
 		}
 	}
-	return sums, nil
+	return walked, sums, nil
 }
 
 // modeBits are the mode bits a copy keeps.
@@ -271,16 +290,8 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 			return sum, nil
 		}
 	}
-	f, err := os.Open(t.abs(e.src))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
 	h := sha256.New()
-	buf := hashBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(h, struct{ io.Reader }{f}, *buf) // not File.WriteTo: it allocates a buffer per file
-	hashBufs.Put(buf)
-	if err != nil {
+	if err := hashContent(h, t.abs(e.src)); err != nil {
 		return "", err
 	}
 	t.reads.Add(1)
@@ -292,6 +303,51 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 		t.cache.put(e.src, st, sum)
 	}
 	return sum, nil
+}
+
+// hashContent writes the bytes of the file at p to h. It reads with plain
+// system calls (an os.File costs a poller registration attempt and a
+// cleanup per file, which shows on contexts of many small files) and, where
+// the caller may, without updating the file's access time: the first read
+// of a freshly checked-out file would otherwise dirty its inode, one
+// metadata write per file hashed.
+func hashContent(h io.Writer, p string) error {
+	fd, err := openNoatime(p)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(buf)
+	for {
+		n, err := unix.Read(fd, *buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		if n == 0 {
+			return nil
+		}
+		h.Write((*buf)[:n])
+	}
+}
+
+// openNoatime opens p read-only with O_NOATIME, or without it where the
+// caller may not use it (EPERM: neither the file's owner nor CAP_FOWNER).
+func openNoatime(p string) (int, error) {
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
+	for {
+		fd, err := unix.Open(p, flags|unix.O_NOATIME, 0)
+		if err == unix.EPERM {
+			fd, err = unix.Open(p, flags, 0)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
 }
 
 // xattrLine is the xattrs of an entry as they enter its digest line; ""

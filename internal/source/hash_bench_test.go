@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -168,5 +169,53 @@ func TestPrefetch(t *testing.T) {
 	}
 	if n := racy.reads.Load(); n != 2*300 {
 		t.Errorf("racy files: %d reads by a prefetch and a digest after it, want 600", n)
+	}
+}
+
+// TestDigestLeavesAtime: hashing a file does not update its access time
+// (O_NOATIME; the tests run as root, who may use it on any file), where a
+// plain read of the same file on the same file system does: on a relatime
+// mount the first read after a write would otherwise dirty the inode.
+func TestDigestLeavesAtime(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-48 * time.Hour)
+	for _, name := range []string{"hashed", "control"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("content of "+name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	atime := func(name string) time.Time {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(st.Atim.Unix())
+	}
+	if _, err := os.ReadFile(filepath.Join(dir, "control")); err != nil {
+		t.Fatal(err)
+	}
+	if !atime("control").After(old.Add(time.Hour)) {
+		t.Fatalf("a plain read did not update the access time here (mounted noatime?): the test cannot tell O_NOATIME's effect")
+	}
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tr.Select([]string{"hashed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Digest(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Hashed() != 1 {
+		t.Fatalf("hashed %d files, want 1", tr.Hashed())
+	}
+	if got := atime("hashed"); got.After(old.Add(time.Hour)) {
+		t.Errorf("hashing moved the access time from %v to %v", old, got)
 	}
 }

@@ -56,7 +56,7 @@ type Tree struct {
 	// is not stored in the checksum cache, since a later change within the
 	// same timestamp tick would go unnoticed. Tests set it to 0.
 	racyWindow time.Duration
-	// reads counts files whose content was hashed (a test hook).
+	// reads counts files whose content was hashed (Hashed).
 	reads atomic.Int64
 
 	// memo is every file this Tree hashed, by real slash path (fileSum).
@@ -105,6 +105,11 @@ func Open(root string, opts Options) (*Tree, error) {
 	}
 	return t, nil
 }
+
+// Hashed returns how many files this Tree has read to hash their content
+// so far: files whose sums came from the checksum cache or from an earlier
+// digest on this Tree are not counted.
+func (t *Tree) Hashed() int64 { return t.reads.Load() }
 
 // Root returns the absolute path of the tree's directory.
 func (t *Tree) Root() string { return t.root }

@@ -25,23 +25,28 @@ type entry struct {
 }
 
 // walk lists what copying m copies, parents before children, siblings in
-// name order. Inside a directory symlinks are entries, not followed.
-func (t *Tree) walk(ctx context.Context, m Match) ([]entry, error) {
+// name order. Inside a directory symlinks are entries, not followed. found,
+// when set, is called with each regular file as it is listed, in order, so
+// that its hashing can start before the walk ends.
+func (t *Tree) walk(ctx context.Context, m Match, found func(entry)) ([]entry, error) {
 	root, err := t.entry(m.Path, "")
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
 	}
 	out := []entry{root}
+	if found != nil && root.fi.Mode().IsRegular() {
+		found(root)
+	}
 	if !m.Dir {
 		return out, nil
 	}
-	if err := t.walkDir(ctx, m.Path, "", &out); err != nil {
+	if err := t.walkDir(ctx, m.Path, "", &out, found); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
 	}
 	return out, nil
 }
 
-func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry) error {
+func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found func(entry)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -62,9 +67,12 @@ func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry) error
 		pos := len(*out)
 		*out = append(*out, e)
 		if !e.fi.IsDir() {
+			if found != nil && e.fi.Mode().IsRegular() {
+				found(e)
+			}
 			continue
 		}
-		if err := t.walkDir(ctx, csrc, crel, out); err != nil {
+		if err := t.walkDir(ctx, csrc, crel, out, found); err != nil {
 			return err
 		}
 		if ex && len(*out) == pos+1 {

@@ -1,0 +1,59 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/plan"
+	"github.com/kiln-build/kiln/internal/source"
+)
+
+// TestPrefetchStartsAtPlan: the context's hashing starts as soon as the
+// build is planned, with no step having run, and covers every COPY from
+// the context, but not a COPY from a stage.
+func TestPrefetchStartsAtPlan(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 40 {
+		sub := "a"
+		if i%2 == 1 {
+			sub = "b"
+		}
+		p := filepath.Join(dir, sub, fmt.Sprintf("f%02d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "unused"), []byte("not copied"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := source.Open(dir, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &plan.Stage{Name: "other"}
+	g := &plan.Graph{Stages: []*plan.Stage{other, {Steps: []*plan.Step{
+		{Kind: plan.KindCopy, Copy: &plan.Copy{Sources: []string{"a"}, Dest: "/a"}},
+		{Kind: plan.KindRun},
+		{Kind: plan.KindCopy, Copy: &plan.Copy{Sources: []string{"b"}, Dest: "/b"}},
+		{Kind: plan.KindCopy, Copy: &plan.Copy{FromStage: other, Sources: []string{"unused"}, Dest: "/u"}},
+	}}}}
+	stop := prefetchContext(context.Background(), g, tree)
+	defer stop()
+	// Not a timing test: the deadline only turns a hashing that never
+	// starts into a failure instead of a hang.
+	deadline := time.Now().Add(30 * time.Second)
+	for tree.Hashed() < 40 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	if n := tree.Hashed(); n != 40 {
+		t.Fatalf("prefetch hashed %d files, want the 40 the COPYs from the context copy", n)
+	}
+}
