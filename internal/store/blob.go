@@ -43,6 +43,14 @@ func (s *Store) BlobPath(h v1.Hash) string {
 // It returns ErrNotFound when the blob is absent. The content is not
 // re-verified: BlobWriter verified it when it was stored.
 func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
+	f, err := s.openBlob(h)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *Store) openBlob(h v1.Hash) (*os.File, error) {
 	if !validHash(h) {
 		return nil, fmt.Errorf("opening blob %s: %w", h, ErrNotFound)
 	}
@@ -70,11 +78,10 @@ func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
 // is the one change it cannot see; unpacking a layer still checks its diff
 // ID whatever this says. The caller closes the file.
 func (s *Store) OpenBlobFile(h v1.Hash) (f *os.File, verified bool, err error) {
-	rc, err := s.OpenBlob(h)
+	f, err = s.openBlob(h)
 	if err != nil {
 		return nil, false, err
 	}
-	f = rc.(*os.File)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
