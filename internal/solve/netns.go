@@ -71,8 +71,16 @@ func (l *lazyNetNS) close() error {
 }
 
 // Close releases what the Solver holds for RUN steps (the build's network
-// namespace and its slirp4netns). Call it once no Solve runs; a Solve
-// after Close makes a new namespace.
+// namespace and its slirp4netns), and waits for the seccomp programs crun
+// is compiling for them. Call it once no Solve runs; a Solve after Close
+// makes a new namespace.
 func (s *Solver) Close() error {
+	s.filters.Close()
 	return s.netns.close()
 }
+
+// PrepareRuns starts, in the background, what the build's RUN steps need
+// that can be made before the first of them runs: the seccomp program
+// crun compiles (exec.Filters.Prepare; nothing for runc). Call it when the
+// build has RUN steps; Close waits for it.
+func (s *Solver) PrepareRuns() { s.filters.Prepare(s.opts.Runtime) }
