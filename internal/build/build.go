@@ -305,12 +305,6 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		return nil, err
 	}
 	made = solver
-	for _, g := range graphs {
-		if hasRun(g) {
-			solver.PrepareRuns()
-			break
-		}
-	}
 	// The build's network namespace is for RUN steps only: its
 	// slirp4netns, which takes some tens of milliseconds to exit, stops
 	// once the steps are solved, beside the push and the cache exports.

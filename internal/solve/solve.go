@@ -102,8 +102,9 @@ type Solver struct {
 	times  []progress.StepTime
 	// filters are the seccomp programs crun compiled for this build's RUN
 	// steps, which later crun steps reuse.
-	filters exec.Filters
-	netns   lazyNetNS
+	filters  exec.Filters
+	prepared sync.Once // prepareRuns
+	netns    lazyNetNS
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
