@@ -312,9 +312,10 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		netClose.start()
 	}
 	var res *solved
+	var exports *exportRun // the single image's, run beside its push
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
+		r, out, exports, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -326,7 +327,13 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		netClose.finish()
 		return nil, err
 	}
-	exportStats, exportSkipped, err := exportCaches(ctx, opts, res, sink)
+	var exportStats []progress.CacheStat
+	var exportSkipped []progress.Notice
+	if exports != nil {
+		exportStats, exportSkipped, err = exports.result(sink)
+	} else {
+		exportStats, exportSkipped, err = exportCaches(ctx, opts, res, sink)
+	}
 	if cerr := netClose.finish(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the build's network: %w", cerr)
 	}
@@ -520,9 +527,9 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, *exportRun, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, err := solveOnce(ctx, opts, g, solver, t)
+		res, out, exports, err := solveOnce(ctx, opts, g, solver, t)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
 			if t.again != nil {
@@ -533,7 +540,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 			solver.MarkBad(bad.Digest)
 			continue
 		}
-		return res, out, err
+		return res, out, exports, err
 	}
 }
 
@@ -549,10 +556,10 @@ type tail struct {
 	again func()
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, error) {
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, *exportRun, error) {
 	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if t.solved != nil {
 		t.solved()
@@ -560,25 +567,31 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	uploads := t.uploads
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cfgDigest, err := img.ConfigName()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	desc, err := descriptorOf(img)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	// The cache exports run beside the uploads and the outputs. A layer
+	// still on its way when an export to the same repository wants it is
+	// not sent twice: the remote client's pusher writes a blob to a
+	// repository once, and the second writer waits for the first.
+	exports := startExports(ctx, opts, res)
 	// The layers uploaded beside the build, and the config sent beside
 	// the last of them, are there before the push looks for them.
 	uploads.configDone(pushImg)
 	uploads.wait()
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
-		return nil, nil, err
+		exports.abandon()
+		return nil, nil, nil, err
 	}
-	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, nil
+	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, exports, nil
 }
 
 // solveImage solves g and assembles its image, and the same image as

@@ -7,6 +7,8 @@
 // runtime's life cycle: "run" with stdout and stderr streamed through pipes,
 // "kill" on cancellation, and "delete --force" on every path out. It also
 // resolves a Dockerfile USER against the rootfs's /etc/passwd and /etc/group.
+// With crun it compiles the seccomp profile once per build and hands every
+// step the program (Filters): the compile is most of a runtime's start.
 //
 // exec does not prepare or diff the rootfs (package snapshot), does not know
 // about cache keys or steps (package solve), and never prints: the process

@@ -97,6 +97,10 @@ type Spec struct {
 	// (they are pipes, not a terminal). nil discards. Errors the runtime
 	// itself prints also go to Stderr.
 	Stdout, Stderr io.Writer
+	// Filters, for a crun step, is the build's seccomp programs compiled
+	// by crun, reused instead of compiling the profile again (see
+	// Filters); nil compiles it in every step, as runc always does.
+	Filters *Filters
 	// BundleDir is a fresh, caller-owned directory (keep its path short)
 	// where Run writes config.json, the generated hosts file and the
 	// runtime's log. Run does not remove it.
@@ -185,6 +189,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	})
 	if err := applySeccomp(cfg); err != nil {
 		return err
+	}
+	if bpf := spec.Filters.program(ctx, rt, cfg.Linux.Seccomp); bpf != nil {
+		withProgram(cfg, bpf)
 	}
 	mps, err := makeMountPoints(spec.Root, cfg.Mounts)
 	// gone is false while a container may still run in Root: its processes

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/kiln-build/kiln/internal/exec"
+	"github.com/kiln-build/kiln/internal/plan"
 )
 
 // lazyNetNS is the build's network namespace, made when the first RUN in
@@ -71,8 +72,30 @@ func (l *lazyNetNS) close() error {
 }
 
 // Close releases what the Solver holds for RUN steps (the build's network
-// namespace and its slirp4netns). Call it once no Solve runs; a Solve
-// after Close makes a new namespace.
+// namespace and its slirp4netns), and waits for the seccomp programs crun
+// is compiling for them. Call it once no Solve runs; a Solve after Close
+// makes a new namespace.
 func (s *Solver) Close() error {
+	s.filters.Close()
 	return s.netns.close()
+}
+
+// prepareRuns starts, once, what the build's RUN steps need and can be
+// made before the first of them runs (the seccomp program crun compiles,
+// exec.Filters.Prepare; nothing for runc), when step, which is about to
+// run, is followed in its stage (itself included) by a RUN: a step that
+// runs makes every later step of its stage miss too, so that RUN will run.
+// A build whose steps all hit prepares nothing. Close waits for it.
+func (s *Solver) prepareRuns(step *plan.Step) {
+	if step.Stage == nil {
+		return
+	}
+	seen := false
+	for _, st := range step.Stage.Steps {
+		seen = seen || st == step
+		if seen && st.Kind == plan.KindRun {
+			s.prepared.Do(func() { s.filters.Prepare(s.opts.Runtime) })
+			return
+		}
+	}
 }

@@ -262,6 +262,7 @@ func (s *Solver) run(ctx context.Context, step *plan.Step, root, network string,
 		Ulimits:   s.opts.Ulimits,
 		Stdout:    out.stream("stdout"),
 		Stderr:    out.stream("stderr"),
+		Filters:   &s.filters,
 		BundleDir: bundle,
 	})
 	out.flush()

@@ -102,7 +102,11 @@ type Solver struct {
 	stats  Stats
 	misses []progress.Miss
 	times  []progress.StepTime
-	netns  lazyNetNS
+	// filters are the seccomp programs crun compiled for this build's RUN
+	// steps, which later crun steps reuse.
+	filters  exec.Filters
+	prepared sync.Once // prepareRuns
+	netns    lazyNetNS
 	// ran holds the keys of the steps this solver executed, which
 	// --no-cache still reuses.
 	ran sync.Map
@@ -166,6 +170,7 @@ func New(opts Options) (*Solver, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.filters.TempDir = opts.Store.BundleDir
 	return s, nil
 }
 

@@ -248,6 +248,7 @@ func (s *Solver) lookup(step *plan.Step, cur *state, key cache.Key) (*state, boo
 func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys []cache.Key, p *prepared) (*state, func(context.Context) error, error) {
 	t := newPhases()
 	defer func() { s.log.Debug("step phases", append([]any{"step", step.Number}, t.attrs()...)...) }()
+	s.prepareRuns(step)
 	if err := s.unpack(ctx, cur); err != nil {
 		return nil, nil, err
 	}
