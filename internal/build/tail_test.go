@@ -56,6 +56,22 @@ func writeContext(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// oneRunContext is a context of busybox and a Dockerfile that copies it
+// and runs one RUN.
+func oneRunContext(t *testing.T) string {
+	t.Helper()
+	bb, err := os.ReadFile(imagetest.BusyboxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran > /out\"]\n",
+		"busybox": string(bb)})
+	if err := os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return ctxDir
+}
+
 func pushOpts(t *testing.T, ctxDir, tag string) Options {
 	t.Helper()
 	client, err := remote.New(remote.Options{RetryMaxWait: -1})
@@ -133,15 +149,7 @@ func TestPushConfigBesideLastLayer(t *testing.T) {
 // left in the state dir.
 func TestSnapshotSyncBesidePush(t *testing.T) {
 	imagetest.Require(t, "root", "runc", "busybox")
-	bb, err := os.ReadFile(imagetest.BusyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran > /out\"]\n",
-		"busybox": string(bb)})
-	if err := os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	ctxDir := oneRunContext(t)
 	var stateDir string
 	markers := func() int {
 		n := 0
@@ -179,15 +187,7 @@ func TestSnapshotSyncBesidePush(t *testing.T) {
 // push fails.
 func TestNetworkClosedWhenRunReturns(t *testing.T) {
 	imagetest.Require(t, "root", "runc", "busybox", "slirp4netns")
-	bb, err := os.ReadFile(imagetest.BusyboxPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo ran > /out\"]\n",
-		"busybox": string(bb)})
-	if err := os.Chmod(filepath.Join(ctxDir, "busybox"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	ctxDir := oneRunContext(t)
 	failPush := false
 	host := tailRegistry(t, func(r *http.Request) {
 		if failPush && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/manifests/") {
