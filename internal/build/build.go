@@ -577,15 +577,13 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// The cache exports run beside the uploads and the outputs. A layer
-	// still on its way when an export to the same repository wants it is
-	// not sent twice: the remote client's pusher writes a blob to a
-	// repository once, and the second writer waits for the first.
-	exports := startExports(ctx, opts, res)
 	// The layers uploaded beside the build, and the config sent beside
 	// the last of them, are there before the push looks for them.
 	uploads.configDone(pushImg)
 	uploads.wait()
+	// The cache exports run beside the outputs, once every layer sent
+	// early is known to be there (so that neither sends it again).
+	exports := startExports(ctx, opts, res)
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
 		exports.abandon()

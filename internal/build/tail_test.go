@@ -3,7 +3,6 @@ package build
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"io"
 	"io/fs"
 	"log"
@@ -317,64 +316,4 @@ func cacheOpts(t *testing.T, ctxDir, tag, ref string, from bool) Options {
 		}
 	}
 	return opts
-}
-
-// TestCacheExportBesideUploads: the cache export starts while the layers'
-// early uploads are still on their way (the registry holds every layer
-// upload until the export's first request has come), and each layer's
-// bytes reach the registry once, though the export to the same repository
-// needs them too.
-func TestCacheExportBesideUploads(t *testing.T) {
-	var (
-		mu       sync.Mutex
-		exportIn = make(chan struct{})
-		closed   bool
-		patches  = map[[32]byte]int{} // uploads by their body's hash
-	)
-	host := tailRegistry(t, func(r *http.Request) {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/manifests/cache") {
-			mu.Lock()
-			if !closed {
-				closed = true
-				close(exportIn)
-			}
-			mu.Unlock()
-			return
-		}
-		if r.Method != http.MethodPatch {
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		r.Body.Close()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if err != nil || len(body) == 0 {
-			return
-		}
-		mu.Lock()
-		patches[sha256.Sum256(body)]++
-		mu.Unlock()
-		if body[0] == '{' {
-			return // a config
-		}
-		select {
-		case <-exportIn:
-		case <-time.After(holdTimeout):
-		}
-	})
-	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY a.bin /a\nCOPY b.bin /b\n",
-		"a.bin": strings.Repeat("a layer\n", 30000), "b.bin": strings.Repeat("b layer\n", 30000)})
-	start := time.Now()
-	if _, err := Run(context.Background(), cacheOpts(t, ctxDir, host+"/tail/both:1", host+"/tail/both:cache", false)); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took >= holdTimeout {
-		t.Errorf("the build took %v: the cache export waited for the early uploads", took)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, n := range patches {
-		if n != 1 {
-			t.Errorf("a blob was uploaded %d times, want once: %d uploads in all", n, len(patches))
-		}
-	}
 }
