@@ -312,10 +312,9 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		netClose.start()
 	}
 	var res *solved
-	var exports *exportRun // the single image's, run beside its push
 	if len(graphs) == 1 {
 		var r *solve.Result
-		r, out, exports, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
+		r, out, err = solveAndWrite(ctx, opts, graphs[0], solver, sink, tail{uploads: uploads, solved: stepsSolved, again: netClose.wait})
 		if err == nil {
 			res = &solved{}
 			res.add(r)
@@ -327,13 +326,7 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 		netClose.finish()
 		return nil, err
 	}
-	var exportStats []progress.CacheStat
-	var exportSkipped []progress.Notice
-	if exports != nil {
-		exportStats, exportSkipped, err = exports.result(sink)
-	} else {
-		exportStats, exportSkipped, err = exportCaches(ctx, opts, res, sink)
-	}
+	exportStats, exportSkipped, err := exportCaches(ctx, opts, res, sink)
 	if cerr := netClose.finish(); cerr != nil && err == nil {
 		err = fmt.Errorf("closing the build's network: %w", cerr)
 	}
@@ -527,9 +520,9 @@ const maxBadBlobRetries = 5
 // its bytes are first needed is a miss: the blob is marked bad and the
 // solve starts over, rebuilding what depended on it; steps already done
 // are local hits the second time.
-func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, *exportRun, error) {
+func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, sink progress.Sink, t tail) (*solve.Result, *Result, error) {
 	for attempt := 0; ; attempt++ {
-		res, out, exports, err := solveOnce(ctx, opts, g, solver, t)
+		res, out, err := solveOnce(ctx, opts, g, solver, t)
 		var bad *solve.BadBlobError
 		if err != nil && errors.As(err, &bad) && attempt < maxBadBlobRetries {
 			if t.again != nil {
@@ -540,7 +533,7 @@ func solveAndWrite(ctx context.Context, opts Options, g *plan.Graph, solver *sol
 			solver.MarkBad(bad.Digest)
 			continue
 		}
-		return res, out, exports, err
+		return res, out, err
 	}
 }
 
@@ -556,10 +549,10 @@ type tail struct {
 	again func()
 }
 
-func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, *exportRun, error) {
+func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.Solver, t tail) (*solve.Result, *Result, error) {
 	res, img, pushImg, err := solveImage(ctx, opts, g, solver)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if t.solved != nil {
 		t.solved()
@@ -567,29 +560,25 @@ func solveOnce(ctx context.Context, opts Options, g *plan.Graph, solver *solve.S
 	uploads := t.uploads
 	digest, err := img.Digest()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	cfgDigest, err := img.ConfigName()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	desc, err := descriptorOf(img)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// The layers uploaded beside the build, and the config sent beside
 	// the last of them, are there before the push looks for them.
 	uploads.configDone(pushImg)
 	uploads.wait()
-	// The cache exports run beside the outputs, once every layer sent
-	// early is known to be there (so that neither sends it again).
-	exports := startExports(ctx, opts, res)
 	if err := output.Write(ctx, output.Request{Specs: opts.Outputs, Tags: opts.Tags, Push: opts.Push,
 		Stdout: opts.Stdout, Image: img, PushImage: pushImg, Remote: opts.Remote}); err != nil {
-		exports.abandon()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, exports, nil
+	return res, &Result{Image: img, Digest: digest, ConfigDigest: cfgDigest, Descriptor: desc, Stats: res.Stats}, nil
 }
 
 // solveImage solves g and assembles its image, and the same image as

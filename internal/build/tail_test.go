@@ -18,8 +18,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/kiln-build/kiln/internal/cache"
-	"github.com/kiln-build/kiln/internal/cache/backends"
 	"github.com/kiln-build/kiln/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/remote"
 )
@@ -231,89 +229,4 @@ func slirpChildren(t *testing.T) []string {
 		}
 	}
 	return out
-}
-
-// TestCacheExportBesidePush: a registry cache export runs while the image
-// is pushed, not after: the registry holds the image's manifest PUT until
-// the cache's manifest has arrived. A cold rebuild from the cache in a new
-// state dir hits every step. When the push fails, the build fails with
-// the push's error.
-func TestCacheExportBesidePush(t *testing.T) {
-	var (
-		mu       sync.Mutex
-		cacheIn  = make(chan struct{})
-		closed   bool
-		failPush bool
-	)
-	host := tailRegistry(t, func(r *http.Request) {
-		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") {
-			return
-		}
-		if strings.HasSuffix(r.URL.Path, "/manifests/cache") {
-			mu.Lock()
-			if !closed {
-				closed = true
-				close(cacheIn)
-			}
-			mu.Unlock()
-			return
-		}
-		mu.Lock()
-		fail := failPush
-		mu.Unlock()
-		if fail {
-			r.Method = http.MethodTrace // the registry refuses it
-			return
-		}
-		select {
-		case <-cacheIn:
-		case <-time.After(holdTimeout):
-		}
-	})
-	ctxDir := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY a.txt /a\nCOPY b.txt /b\n", "a.txt": "a\n", "b.txt": "b\n"})
-	tag, ref := host+"/tail/export:1", host+"/tail/export:cache"
-	opts := cacheOpts(t, ctxDir, tag, ref, false)
-	start := time.Now()
-	res, err := Run(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took >= holdTimeout {
-		t.Errorf("the build took %v: the cache export waited for the push", took)
-	}
-	warm, err := Run(context.Background(), cacheOpts(t, ctxDir, tag, ref, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if warm.Stats.Ran != 0 || warm.Digest != res.Digest {
-		t.Errorf("rebuild from the cache: stats %+v digest %s, want all cached and %s", warm.Stats, warm.Digest, res.Digest)
-	}
-	mu.Lock()
-	failPush = true
-	mu.Unlock()
-	if err := os.WriteFile(filepath.Join(ctxDir, "b.txt"), []byte("changed\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(context.Background(), cacheOpts(t, ctxDir, tag, ref, false)); err == nil || !strings.Contains(err.Error(), "pushing image") {
-		t.Errorf("a build whose push fails: %v, want the push's error", err)
-	}
-}
-
-// cacheOpts is a build of ctxDir that pushes to tag and exports a registry
-// cache to ref (mode=max), importing it too when from is set, in a new
-// state dir.
-func cacheOpts(t *testing.T, ctxDir, tag, ref string, from bool) Options {
-	t.Helper()
-	opts := pushOpts(t, ctxDir, tag)
-	table := backends.Table(cache.Deps{Remote: func() (*remote.Client, error) { return opts.Remote, nil }})
-	var err error
-	if opts.CacheTo, err = table.ParseExports([]string{"type=registry,mode=max,ref=" + ref}); err != nil {
-		t.Fatal(err)
-	}
-	if from {
-		if opts.CacheFrom, err = table.ParseImports([]string{"type=registry,ref=" + ref}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return opts
 }
