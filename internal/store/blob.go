@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/internal/cache"
 	"github.com/kiln-build/kiln/internal/stream"
 )
 
@@ -41,11 +42,23 @@ func (s *Store) BlobPath(h v1.Hash) string {
 
 // OpenBlob opens the blob with digest h for reading; the caller closes it.
 // It returns ErrNotFound when the blob is absent. The content is not
-// re-verified: BlobWriter verified it when it was stored.
+// re-verified, since BlobWriter verified it when it was stored, unless
+// the file has another name too (a local cache export hard-links the
+// blobs it exports): what is written through that name, say a copy over
+// the cache's blob in place, changes this one, so a linked blob is hashed
+// as it is read and a wrong one ends in cache.ErrDigestMismatch.
 func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
 	f, err := s.openBlob(h)
 	if err != nil {
 		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening blob %s: %w", h, err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return cache.VerifyReader(f, h, fi.Size()), nil
 	}
 	return f, nil
 }

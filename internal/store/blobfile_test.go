@@ -11,6 +11,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/cache"
 )
 
 // TestOpenBlobFile: a blob is verified (its bytes need no second hash)
@@ -149,5 +151,53 @@ func TestCheckedBlobWriter(t *testing.T) {
 		t.Errorf("OpenBlobFile of a checked blob: verified %v, %v; want true", verified, err)
 	} else {
 		f.Close()
+	}
+}
+
+// TestOpenBlobLinked: a blob whose file has another name (a local cache
+// export hard-links blobs) is hashed as OpenBlob's reader reads it, so a
+// write in place through the other name ends in ErrDigestMismatch rather
+// than in wrong bytes; an unlinked blob reads as it is.
+func TestOpenBlobLinked(t *testing.T) {
+	content := []byte("layer bytes that a cache dir also links")
+	h := digestOf(content)
+	s := openStore(t, t.TempDir())
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(content)
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	read := func() ([]byte, error) {
+		rc, err := s.OpenBlob(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		return io.ReadAll(rc)
+	}
+	if got, err := read(); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("unlinked blob: %q, %v", got, err)
+	}
+	other := filepath.Join(t.TempDir(), "cache-blob")
+	if err := os.Link(s.BlobPath(h), other); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("linked, unchanged blob: %q, %v", got, err)
+	}
+	f, err := os.OpenFile(other, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 3); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := read(); !errors.Is(err, cache.ErrDigestMismatch) {
+		t.Errorf("linked blob written in place through its other name: err = %v, want ErrDigestMismatch", err)
 	}
 }

@@ -134,8 +134,10 @@ func (d *dir) blobsDir(desc v1.Descriptor) (string, error) {
 // bytes. What is shared is the inode's metadata (mode 0644, owner, mtime);
 // a tool that wrote into this cache's files in place would change the
 // store's blob too, which the store then no longer counts as verified
-// (store.OpenBlobFile), so it is hashed again before any later export, and
-// its diff ID is checked before it is ever unpacked. A linked blob's disk
+// (store.OpenBlobFile), so it is hashed again before any later export; the
+// store also hashes every linked blob it hands out otherwise
+// (store.OpenBlob: an image output or push of it), and its diff ID is
+// checked before it is ever unpacked. A linked blob's disk
 // space is freed once both names are gone (kiln prune alone frees none).
 func (d *dir) PutFile(ctx context.Context, desc v1.Descriptor, f *os.File) error {
 	blobs, err := d.blobsDir(desc)
