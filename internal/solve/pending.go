@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -197,8 +198,9 @@ func (s *Solver) putRecords(layers []layerRef, recs ...cache.Record) {
 type layerJob struct {
 	step   *plan.Step
 	active *snapshot.Active
-	// diffID is the first read's: what the snapshot was committed under.
-	diffID v1.Hash
+	// diffID is the first read's, and chainID what the snapshot was
+	// committed under.
+	diffID, chainID v1.Hash
 	// layers are the new state's, the last one pending (this job's).
 	layers []layerRef
 	// rec is the step's record, with its Layers to be filled in, stored
@@ -241,6 +243,13 @@ func (s *Solver) finishLayer(ctx context.Context, j *layerJob) (err error) {
 	t.mark("queue")
 	desc, err := s.commitDiff(ctx, j.active, j.diffID)
 	<-s.compressing
+	if errors.Is(err, errDiffChanged) {
+		// The snapshot was published under the first read's chain ID: a
+		// later build must not mount a tree that does not hash to it.
+		if rerr := s.opts.Snapshotter.Remove(context.WithoutCancel(ctx), j.chainID); rerr != nil {
+			s.log.Warn("removing a snapshot whose diff changed", "chain", j.chainID, "error", rerr)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -283,6 +292,10 @@ func (s *Solver) hashDiff(ctx context.Context, active *snapshot.Active) (v1.Hash
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// errDiffChanged is a layer whose second read hashed otherwise than its
+// first.
+var errDiffChanged = errors.New("the layer changed between its two reads")
+
 func (s *Solver) tarOptions() layer.TarOptions {
 	return layer.TarOptions{SourceDateEpoch: s.opts.SourceDateEpoch}
 }
@@ -306,7 +319,7 @@ func (s *Solver) commitDiff(ctx context.Context, active *snapshot.Active, diffID
 		return cache.Layer{}, fmt.Errorf("writing layer: %w", err)
 	}
 	if blob.DiffID != diffID {
-		return cache.Layer{}, fmt.Errorf("writing layer: its tar read again hashes to %s, not to the diff ID %s its snapshot was committed under", blob.DiffID, diffID)
+		return cache.Layer{}, fmt.Errorf("writing layer: its tar read again hashes to %s, not to the diff ID %s its snapshot was committed under: %w", blob.DiffID, diffID, errDiffChanged)
 	}
 	if _, err := bw.CommitAs(blob.Digest); err != nil {
 		return cache.Layer{}, fmt.Errorf("storing layer: %w", err)

@@ -299,7 +299,7 @@ func (s *Solver) execute(ctx context.Context, step *plan.Step, cur *state, keys 
 	}
 	ref := layerRef{desc: cache.Layer{DiffID: diffID}, pending: &pendingLayer{done: make(chan struct{})}}
 	layers := append(append([]layerRef(nil), cur.layers...), ref)
-	job := &layerJob{step: step, active: active, diffID: diffID, layers: layers, rec: rec, keys: keys}
+	job := &layerJob{step: step, active: active, diffID: diffID, chainID: chain[len(chain)-1], layers: layers, rec: rec, keys: keys}
 	handed = true
 	return cur.withLayers(step, rec, keys[1:], layers), func(ctx context.Context) error { return s.finishLayer(ctx, job) }, nil
 }
