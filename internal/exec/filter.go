@@ -153,7 +153,14 @@ func (f *Filters) compile(rt string, profile *specs.LinuxSeccomp) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	// keep: the container could not be deleted, and its record in dir is
+	// what lets the state dir's sweep (Reap) find and delete it.
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
 	root := filepath.Join(dir, "rootfs")
 	for _, d := range []string{"proc", "dev"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -205,7 +212,8 @@ func (f *Filters) compile(rt string, profile *specs.LinuxSeccomp) ([]byte, error
 		bpf, err = os.ReadFile(filepath.Join(crunStateRoot, id, "seccomp.bpf"))
 	}
 	if derr := r.delete(id); derr != nil {
-		return nil, derr // the record stays for a sweep
+		keep = true
+		return nil, derr
 	}
 	_ = os.Remove(filepath.Join(dir, recordFile))
 	switch {

@@ -90,3 +90,39 @@ func TestFiltersReuseCrunProgram(t *testing.T) {
 		})
 	}
 }
+
+// TestFilterScratchKeptWhenDeleteFails: when the runtime cannot delete the
+// scratch container, its bundle directory and container record stay, so
+// that the state dir's sweep (Reap) finds the container and deletes it;
+// no program is used. The runtime here is a stand-in named crun whose
+// create writes a program where crun would and whose delete fails.
+func TestFilterScratchKeptWhenDeleteFails(t *testing.T) {
+	imagetest.Require(t, "root")
+	bin := t.TempDir()
+	script := "#!/bin/sh\nfor a; do last=$a; done\ncase \" $* \" in\n" +
+		"*\" create \"*) mkdir -p " + crunStateRoot + "/$last && printf 12345678 > " + crunStateRoot + "/$last/seccomp.bpf; exit 0;;\n" +
+		"*\" delete \"*) echo 'delete refused' >&2; exit 1;;\nesac\nexit 1\n"
+	rt := filepath.Join(bin, "crun")
+	if err := os.WriteFile(rt, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	f := &Filters{TempDir: func() (string, error) {
+		var err error
+		dir, err = os.MkdirTemp(t.TempDir(), "f-")
+		return dir, err
+	}}
+	bpf, err := f.compile(rt, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno})
+	if err == nil {
+		t.Fatalf("compile with a failing delete returned a program (%d bytes) and no error", len(bpf))
+	}
+	b, rerr := os.ReadFile(filepath.Join(dir, recordFile))
+	if rerr != nil {
+		t.Fatalf("the scratch container's record is gone after its delete failed: %v", rerr)
+	}
+	var rec containerRecord
+	if err := json.Unmarshal(b, &rec); err != nil || rec.ID == "" {
+		t.Fatalf("record %q: %v", b, err)
+	}
+	os.RemoveAll(filepath.Join(crunStateRoot, rec.ID))
+}
