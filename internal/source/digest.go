@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -112,6 +113,103 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 }
 
 // walkSums walks matches and returns their entries and the content sum
+// of every regular file among them ("" for other entries). A match this
+// Tree walked before (the build's prefetch) is not walked again while its
+// watcher has seen nothing change (watcher): a caller that comes while that
+// walk runs waits for it.
+func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
+	w := t.watcher()
+	walked := make([][]entry, len(matches))
+	sums := make([][]string, len(matches))
+	var todo []Match
+	var at []int
+	for i, m := range matches {
+		if c := t.walked(ctx, m, w); c != nil {
+			walked[i], sums[i] = c.ents, c.sums
+			continue
+		}
+		todo, at = append(todo, m), append(at, i)
+	}
+	if len(todo) == 0 {
+		return walked, sums, nil
+	}
+	var calls []*walkCall
+	if w != nil {
+		t.walkMu.Lock()
+		if t.walks == nil {
+			t.walks = map[Match]*walkCall{}
+		}
+		for _, m := range todo {
+			c := &walkCall{done: make(chan struct{})}
+			t.walks[m] = c
+			calls = append(calls, c)
+		}
+		t.walkMu.Unlock()
+	}
+	t.walkCount.Add(int64(len(todo)))
+	ws, ss, err := t.walkAndHash(ctx, todo, w)
+	for k, c := range calls {
+		if err != nil {
+			c.err = err
+			t.walkMu.Lock()
+			if t.walks[todo[k]] == c {
+				delete(t.walks, todo[k])
+			}
+			t.walkMu.Unlock()
+		} else {
+			c.ents, c.sums = ws[k], ss[k]
+		}
+		close(c.done)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, i := range at {
+		walked[i], sums[i] = ws[k], ss[k]
+	}
+	return walked, sums, nil
+}
+
+// walkCall is one walk of a match by walkSums: done is closed when ents
+// and sums, or err, are set.
+type walkCall struct {
+	done chan struct{}
+	ents []entry
+	sums []string
+	err  error
+}
+
+// walked returns the finished walk of m to reuse, or nil: none, it
+// failed, or w has seen a change since (or there is no w).
+func (t *Tree) walked(ctx context.Context, m Match, w *watcher) *walkCall {
+	if w == nil {
+		return nil
+	}
+	t.walkMu.Lock()
+	c := t.walks[m]
+	t.walkMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil
+	}
+	if c.err != nil || !w.unchanged() {
+		return nil
+	}
+	return c
+}
+
+// watcher returns the Tree's watcher, made at the first digest; nil when
+// changes cannot be watched.
+func (t *Tree) watcher() *watcher {
+	t.watchOnce.Do(func() { t.watch = newWatcher(t) })
+	return t.watch
+}
+
+// walkAndHash walks matches and returns their entries and the content sum
 // of every regular file among them ("" for other entries). The files are
 // hashed on all cores while the walk goes on: the walker hands each file to
 // GOMAXPROCS hashers as it lists it, so hashing starts with the first file
@@ -119,7 +217,7 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 // order, so it does not depend on how many hashers there were. A walk
 // error comes first; otherwise the error is that of the first file, in
 // order, that could not be hashed.
-func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
+func (t *Tree) walkAndHash(ctx context.Context, matches []Match, w *watcher) ([][]entry, [][]string, error) {
 	type result struct {
 		sum string
 		err error
@@ -156,7 +254,7 @@ func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]st
 	walked := make([][]entry, len(matches))
 	var werr error
 	for i, m := range matches {
-		ents, err := t.walk(ctx, m, found)
+		ents, err := t.walk(ctx, m, found, w)
 		if err != nil {
 			werr = fmt.Errorf("digesting COPY source: %w", err)
 			cancel()
@@ -223,13 +321,7 @@ func typeChar(m fs.FileMode) byte {
 // the racy window before it was hashed is not reused once that hashing
 // ended.
 func (t *Tree) fileSum(e entry) (string, error) {
-	st := statKey{
-		Size:  e.st.Size,
-		Mtime: e.st.Mtim.Nano(),
-		Ctime: e.st.Ctim.Nano(),
-		Ino:   e.st.Ino,
-		Dev:   uint64(e.st.Dev),
-	}
+	st := statKeyOf(e.st)
 	t.memoMu.Lock()
 	if c, ok := t.memo[e.src]; ok && c.st == st {
 		t.memoMu.Unlock()
@@ -266,6 +358,17 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	}
 	close(c.done)
 	return c.sum, c.err
+}
+
+// statKeyOf is what of st says whether a file changed.
+func statKeyOf(st *syscall.Stat_t) statKey {
+	return statKey{
+		Size:  st.Size,
+		Mtime: st.Mtim.Nano(),
+		Ctime: st.Ctim.Nano(),
+		Ino:   st.Ino,
+		Dev:   uint64(st.Dev),
+	}
 }
 
 // hashBufs are the read buffers of hashFile, one per file being hashed.

@@ -62,6 +62,15 @@ type Tree struct {
 	// memo is every file this Tree hashed, by real slash path (fileSum).
 	memoMu sync.Mutex
 	memo   map[string]*sumCall
+
+	// watch tells whether what digests read may have changed since
+	// (watcher); walks are the digests' walks, to reuse while it says no.
+	watchOnce sync.Once
+	watch     *watcher
+	walkMu    sync.Mutex
+	walks     map[Match]*walkCall
+	// walkCount counts the matches digests walked (for tests).
+	walkCount atomic.Int64
 }
 
 // Open returns a Tree for the directory root. It loads the checksum cache
@@ -127,9 +136,14 @@ func (t *Tree) Save() error {
 	return nil
 }
 
-// Close saves the checksum cache. The Tree may still be used afterwards,
-// but further cache updates are only saved by another Save or Close.
-func (t *Tree) Close() error { return t.Save() }
+// Close saves the checksum cache and stops watching for changes. The Tree
+// may still be used afterwards, but further cache updates are only saved
+// by another Save or Close, and every digest walks.
+func (t *Tree) Close() error {
+	t.watchOnce.Do(func() {}) // no watcher made after this
+	t.watch.close()
+	return t.Save()
+}
 
 // ReadIgnore reads .dockerignore patterns from the file at path. An absent
 // file yields no patterns and no error.
