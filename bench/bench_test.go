@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -515,6 +516,8 @@ func TestWriteCompare(t *testing.T) {
 		"which adds 25ms to every request",
 		"bigcontext warm from local: 0.050 s more than the same Dockerfile with an empty context",
 		"20.0 MiB",
+		"| floor: BuildKit's RUN / BuildKit |",
+		"BuildKit's RUN: completed − started of BuildKit's executed RUN vertices",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -550,22 +553,109 @@ time=2026-12-03T13:59:29.302Z level=DEBUG msg="step phases" step=12 unpack=100µ
 	}
 }
 
-// TestWorkRows: the floor is kiln's RUN time over BuildKit's wall time,
-// the rest compares the time outside it; a flow whose kiln builds lack a
-// RUN time gets no row.
+// TestWorkRows: kiln's and BuildKit's RUN times and walls are medians
+// over the runs; the floor is BuildKit's RUN time over its wall time; the
+// RUN ratio and the rest compare each tool's own figures; a figure some
+// build lacks is n/a, and so is each ratio that needs it.
 func TestWorkRows(t *testing.T) {
-	s := time.Second
-	r := &cresult{project: cproject{name: "p"}}
-	r.builds[0][0] = []cbuild{{wall: 2 * s, runExec: s}, {wall: 3 * s, runExec: s}, {wall: 2 * s, runExec: s}}
-	r.builds[0][1] = []cbuild{{wall: 4 * s}, {wall: 5 * s}, {wall: 3 * s}}
-	r.builds[2][0] = []cbuild{{wall: 2 * s, runExec: -1}}
-	r.builds[2][1] = []cbuild{{wall: 4 * s}}
-	rows := workRows([]*cresult{r})
-	if len(rows) != 1 {
-		t.Fatalf("rows = %q, want one (the local flow has no RUN time)", rows)
+	s, ms := time.Second, time.Millisecond
+	p := &cresult{project: cproject{name: "p"}}
+	p.builds[0][0] = []cbuild{{wall: 2 * s, runExec: s}, {wall: 3 * s, runExec: 1100 * ms}, {wall: 2 * s, runExec: 900 * ms}}
+	p.builds[0][1] = []cbuild{{wall: 4 * s, runExec: 800 * ms}, {wall: 5 * s, runExec: 1200 * ms}, {wall: 3 * s, runExec: 400 * ms}}
+	p.builds[1][0] = []cbuild{{wall: s, runExec: -1}} // warm flows have no row
+	p.builds[1][1] = []cbuild{{wall: s, runExec: -1}}
+	p.builds[2][0] = []cbuild{{wall: 2 * s, runExec: -1}}
+	p.builds[2][1] = []cbuild{{wall: 4 * s, runExec: s}}
+	q := &cresult{project: cproject{name: "q"}}
+	q.builds[0][0] = []cbuild{{wall: 2 * s, runExec: s}, {wall: 2 * s, runExec: s}}
+	q.builds[0][1] = []cbuild{{wall: 4 * s, runExec: s}, {wall: 4 * s, runExec: -1}}
+	q.builds[2][0] = []cbuild{{wall: 3 * s, runExec: s}}
+	q.builds[2][1] = []cbuild{{wall: 2 * s, runExec: 2 * s}}
+	kilnOnly := &cresult{project: cproject{name: "kiln-only"}}
+	kilnOnly.builds[0][0] = []cbuild{{wall: s, runExec: s}}
+	got := workRows([]*cresult{p, q, kilnOnly})
+	want := [][]string{
+		{"p", "cold + registry export", "2.00 s", "1.00 s", "4.00 s", "0.800 s", "0.20", "1.25", "0.31"},
+		{"p", "cold + local export", "2.00 s", "n/a", "4.00 s", "1.00 s", "0.25", "n/a", "n/a"},
+		{"q", "cold + registry export", "2.00 s", "1.00 s", "4.00 s", "n/a", "n/a", "n/a", "n/a"},
+		{"q", "cold + local export", "3.00 s", "1.00 s", "2.00 s", "2.00 s", "1.00", "0.50", "—"},
 	}
-	want := []string{"p", "cold + registry export", "2.00 s", "1.00 s", "4.00 s", "0.25", "0.33"}
-	if !slices.Equal(rows[0], want) {
-		t.Errorf("row = %q, want %q", rows[0], want)
+	if len(got) != len(want) {
+		t.Fatalf("rows = %q, want %q", got, want)
+	}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("row %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// bkSample is buildctl --progress rawjson output written after a real
+// one: a vertex in several status lines, a cached RUN, non-RUN vertices,
+// a status line of logs only and a line that is not JSON.
+const bkSample = `{"vertexes":[{"digest":"sha256:aa","name":"[internal] load build definition from Dockerfile","started":"2026-12-03T14:00:00.100000000Z"}]}
+{"vertexes":[{"digest":"sha256:aa","name":"[internal] load build definition from Dockerfile","started":"2026-12-03T14:00:00.100000000Z","completed":"2026-12-03T14:00:00.200000000Z"}]}
+{"vertexes":[{"digest":"sha256:bb","inputs":["sha256:aa"],"name":"[stage-0 1/4] COPY busybox /bin/busybox","started":"2026-12-03T14:00:00.300000000Z","completed":"2026-12-03T14:00:01.300000000Z"}]}
+{"vertexes":[{"digest":"sha256:cc","inputs":["sha256:bb"],"name":"[stage-0 2/4] RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]"}]}
+{"vertexes":[{"digest":"sha256:cc","inputs":["sha256:bb"],"name":"[stage-0 2/4] RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]","started":"2026-12-03T14:00:01.400000000Z"}]}
+{"logs":[{"vertex":"sha256:cc","stream":1,"data":"aW5zdGFsbGVkCg==","timestamp":"2026-12-03T14:00:01.500000000Z"}]}
+{"vertexes":[{"digest":"sha256:cc","inputs":["sha256:bb"],"name":"[stage-0 2/4] RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]","started":"2026-12-03T14:00:01.400000000Z","completed":"2026-12-03T14:00:01.900000000Z"}],"statuses":[{"id":"x","vertex":"sha256:cc","current":1}]}
+{"vertexes":[{"digest":"sha256:dd","inputs":["sha256:cc"],"name":"[stage-0 3/4] RUN echo cached","started":"2026-12-03T14:00:02.000000000Z","completed":"2026-12-03T14:00:09.000000000Z","cached":true}]}
+WARN[0002] a line of buildctl's own
+{"vertexes":[{"digest":"sha256:ee","inputs":["sha256:dd"],"name":"[build 2/7] RUN sh gen.sh","started":"2026-12-03T14:00:02.000000000Z","completed":"2026-12-03T14:00:03.000000000Z"}]}
+{"vertexes":[{"digest":"sha256:ee","inputs":["sha256:dd"],"name":"[build 2/7] RUN sh gen.sh","started":"2026-12-03T14:00:02.000000000Z","completed":"2026-12-03T14:00:03.250000000Z"}]}
+{"vertexes":[{"digest":"sha256:ff","name":"exporting to image","started":"2026-12-03T14:00:03.300000000Z","completed":"2026-12-03T14:00:08.000000000Z"}]}
+`
+
+// TestBuildkitRunTime: BuildKit's RUN time is the sum of its RUN
+// vertices' last completed − started, cached and non-RUN vertices left
+// out; output that does not parse gives no figure.
+func TestBuildkitRunTime(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		out  string
+		want time.Duration
+	}{
+		{"sample", bkSample, 500*ms + 1250*ms},
+		{"no RUN", strings.Join(strings.SplitAfter(bkSample, "\n")[:3], ""), 0},
+		{"bad status line", bkSample + `{"vertexes":[{"digest":"sha256:11","name":"[3/4] RUN tr` + "\n", -1},
+		{"RUN never completed", bkSample + `{"vertexes":[{"digest":"sha256:12","name":"[4/4] RUN sleep 9","started":"2026-12-03T14:00:04Z"}]}` + "\n", -1},
+		{"completed before started", bkSample + `{"vertexes":[{"digest":"sha256:13","name":"[4/4] RUN x","started":"2026-12-03T14:00:04Z","completed":"2026-12-03T14:00:03Z"}]}` + "\n", -1},
+		{"no status lines", "#1 [internal] load build definition\nerror: failed to solve\n", -1},
+		{"empty", "", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := buildkitRunTime(tt.out); got != tt.want {
+				t.Errorf("buildkitRunTime = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBuildctlTail: a failed build's tail shows the command's output, the
+// vertex's error once and buildctl's error line, not the JSON.
+func TestBuildctlTail(t *testing.T) {
+	out := bkSample +
+		`{"logs":[{"vertex":"sha256:99","stream":2,"data":"c2g6IG5vcGU6IG5vdCBmb3VuZA==","timestamp":"2026-12-03T14:00:04Z"}]}` + "\n" +
+		`{"vertexes":[{"digest":"sha256:99","name":"[3/4] RUN nope","started":"2026-12-03T14:00:04Z","completed":"2026-12-03T14:00:05Z","error":"process \"/bin/sh -c nope\" did not complete successfully: exit code: 127"}]}` + "\n" +
+		`{"vertexes":[{"digest":"sha256:99","name":"[3/4] RUN nope","started":"2026-12-03T14:00:04Z","completed":"2026-12-03T14:00:05Z","error":"process \"/bin/sh -c nope\" did not complete successfully: exit code: 127"}]}` + "\n" +
+		`{"vertexes":[{"digest":"sha256:98","name":"[3/4] RUN trunc` + "\n" +
+		"error: failed to solve: process \"/bin/sh -c nope\" did not complete successfully: exit code: 127\n"
+	got := buildctlTail(out, 5)
+	want := "WARN[0002] a line of buildctl's own\n" +
+		"sh: nope: not found\n" +
+		"[3/4] RUN nope: process \"/bin/sh -c nope\" did not complete successfully: exit code: 127\n" +
+		`{"vertexes":[{"digest":"sha256:98","name":"[3/4] RUN trunc` + "\n" +
+		"error: failed to solve: process \"/bin/sh -c nope\" did not complete successfully: exit code: 127"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := buildctlTail(strings.Repeat("{", 5000), 1); len(got) > 1100 {
+		t.Errorf("a long line is kept whole (%d bytes)", len(got))
+	}
+	if got := firstErrorLine(errors.New("buildctl build: exit status 1\n" + got)); !strings.HasPrefix(got, "error: failed to solve") {
+		t.Errorf("firstErrorLine of the tail = %q", got)
 	}
 }

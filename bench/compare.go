@@ -126,7 +126,9 @@ type cbuild struct {
 	ran      int // steps executed (kiln only; -1 unknown)
 	retried  bool
 	// runExec is the time kiln's executed RUN steps spent in their exec
-	// phase (cold kiln builds only, from --debug; -1 unknown).
+	// phase (cold kiln builds only, from --debug), or BuildKit's RUN
+	// vertices took (cold BuildKit builds only, from rawjson progress);
+	// -1 unknown.
 	runExec time.Duration
 }
 
@@ -205,8 +207,9 @@ func stopProcess(cmd *exec.Cmd, grace time.Duration) {
 	}
 }
 
-// run runs buildctl with args and returns its wall time.
-func (bk *buildkitd) run(ctx context.Context, log io.Writer, args ...string) (time.Duration, error) {
+// run runs buildctl with args and returns its wall time and its output
+// (stdout and stderr).
+func (bk *buildkitd) run(ctx context.Context, log io.Writer, args ...string) (time.Duration, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
 	defer cancel()
 	var out bytes.Buffer
@@ -217,9 +220,9 @@ func (bk *buildkitd) run(ctx context.Context, log io.Writer, args ...string) (ti
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("buildctl %s: %w\n%s", strings.Join(args, " "), err, tail(out.String(), 20))
+		return 0, "", fmt.Errorf("buildctl %s: %w\n%s", strings.Join(args, " "), err, buildctlTail(out.String(), 20))
 	}
-	return wall, nil
+	return wall, out.String(), nil
 }
 
 // compareBench runs the -compare mode.
@@ -414,11 +417,17 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 		}
 	} else {
 		// A warm BuildKit build starts from a daemon that holds nothing.
-		if _, err := cb.bk.run(ctx, cb.log, "prune", "--all"); err != nil {
+		if _, _, err := cb.bk.run(ctx, cb.log, "prune", "--all"); err != nil {
 			return cbuild{}, err
 		}
 		cb.proxy.reset()
-		args := []string{"build", "--progress", "plain", "--frontend", "dockerfile.v0",
+		progress := "plain"
+		if !warm {
+			// rawjson progress says when each RUN vertex started and
+			// completed (as --debug does for kiln's cold builds).
+			progress = "rawjson"
+		}
+		args := []string{"build", "--progress", progress, "--frontend", "dockerfile.v0",
 			"--local", "context=" + ctxDir, "--local", "dockerfile=" + ctxDir,
 			"--output", "type=image,name=" + repo + ":latest,push=true"}
 		if reg {
@@ -433,7 +442,7 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 			args = append(args, "--export-cache", "type=local,dest="+cacheDir+",mode=max")
 		}
 		syscall.Sync()
-		wall, err := cb.bk.run(ctx, cb.log, args...)
+		wall, bkOut, err := cb.bk.run(ctx, cb.log, args...)
 		retried := false
 		if err != nil && ctx.Err() == nil {
 			// BuildKit pushes a blob for the image and for the cache to the
@@ -443,13 +452,16 @@ func (cb *compareBench) one(ctx context.Context, tool int, p cproject, ctxDir, d
 			// the report says so.
 			fmt.Fprintf(cb.say, "bench: BuildKit failed, running it again: %s\n", firstErrorLine(err))
 			cb.proxy.reset()
-			wall, err = cb.bk.run(ctx, cb.log, args...)
+			wall, bkOut, err = cb.bk.run(ctx, cb.log, args...)
 			retried = true
 		}
 		if err != nil {
 			return cbuild{}, err
 		}
 		out = cbuild{wall: wall, ran: -1, retried: retried, runExec: -1}
+		if !warm {
+			out.runExec = buildkitRunTime(bkOut)
+		}
 	}
 	t := cb.proxy.snapshot()
 	out.requests, out.depth = t.requests, depth(t.spans)
@@ -524,9 +536,15 @@ func writeCompare(w io.Writer, m machine, latency time.Duration, bkVersion strin
 	fmt.Fprintf(w, "requests: HTTP requests and HTTPS attempts through the proxy; depth: the longest chain of them each sent after the one before it was answered.\n\n")
 	if work := workRows(results); len(work) > 0 {
 		fmt.Fprintf(w, "### Cold builds: the RUN commands' own time\n\n%s\n", markdownTable(
-			[]string{"project", "flow", "kiln", "kiln's RUN exec", "BuildKit", "floor: RUN exec / BuildKit", "the rest: kiln − exec / BuildKit − exec"},
-			[]bool{false, false, true, true, true, true, true}, work))
-		fmt.Fprintf(w, "RUN exec: the exec phases of kiln's executed RUN steps (`kiln --debug`), from the OCI runtime's start to the command's exit, medians. BuildKit runs the same commands with the same runtime, so a ratio below the floor would need kiln to run them faster than they run; the last column compares what each tool spends outside them, taking BuildKit's RUN time to be kiln's.\n\n")
+			[]string{"project", "flow", "kiln", "kiln's RUN", "BuildKit", "BuildKit's RUN", "floor: BuildKit's RUN / BuildKit",
+				"RUN: kiln / BuildKit", "the rest: (kiln − RUN) / (BuildKit − RUN)"},
+			[]bool{false, false, true, true, true, true, true, true, true}, work))
+		fmt.Fprintf(w, "kiln's RUN: the exec phases of kiln's executed RUN steps (`kiln --debug`), from the OCI runtime's start to the command's exit. "+
+			"BuildKit's RUN: completed − started of BuildKit's executed RUN vertices (`buildctl --progress rawjson`), "+
+			"which also holds the step's mount setup and the commit of its snapshot. "+
+			"Each is measured in that tool's own builds; medians over the runs; n/a: some build's output did not give the figure. "+
+			"The floor is the kiln / BuildKit wall-time ratio of a tool that ran the RUN steps exactly as fast as BuildKit does and spent no time outside them; "+
+			"the last two columns compare the time each tool spends inside its RUN steps and outside them.\n\n")
 	}
 	fmt.Fprintf(w, "### kiln's peak RSS (most over the runs)\n\n%s\n",
 		markdownTable(append([]string{"project", "what"}, header[1:]...), []bool{false, false, true, true, true, true}, memRows))
@@ -560,8 +578,9 @@ func writeCompare(w io.Writer, m machine, latency time.Duration, bkVersion strin
 }
 
 // workRows are the rows of the RUN-time table: one per project and cold
-// flow whose kiln builds all report their RUN exec time and that BuildKit
-// built too.
+// flow that both tools built. A figure that some build of the flow lacks
+// (its output did not parse) is "n/a", and so is every ratio that needs
+// it; a ratio over nothing is "—".
 func workRows(results []*cresult) [][]string {
 	var rows [][]string
 	for _, r := range results {
@@ -570,25 +589,52 @@ func workRows(results []*cresult) [][]string {
 			if len(k) == 0 || len(b) == 0 {
 				continue
 			}
-			var execs []int64
-			for _, x := range k {
-				if x.runExec >= 0 {
-					execs = append(execs, int64(x.runExec))
-				}
+			kw, bw := medianDur(k), medianDur(b)
+			kr, kok := medianRun(k)
+			br, bok := medianRun(b)
+			floor, runs, rest := "n/a", "n/a", "n/a"
+			if bok {
+				floor = fmtQuotient(br, bw)
 			}
-			if len(execs) != len(k) {
-				continue
+			if kok && bok {
+				runs, rest = fmtQuotient(kr, br), fmtQuotient(kw-kr, bw-br)
 			}
-			kw, bw, ex := medianDur(k), medianDur(b), time.Duration(median(execs))
-			rest := "—"
-			if bw > ex {
-				rest = fmt.Sprintf("%.2f", float64(kw-ex)/float64(bw-ex))
-			}
-			rows = append(rows, []string{r.project.name, cflows[fi].name, fmtSecs(kw), fmtSecs(ex), fmtSecs(bw),
-				fmt.Sprintf("%.2f", float64(ex)/float64(bw)), rest})
+			rows = append(rows, []string{r.project.name, cflows[fi].name, fmtSecs(kw), fmtRun(kr, kok),
+				fmtSecs(bw), fmtRun(br, bok), floor, runs, rest})
 		}
 	}
 	return rows
+}
+
+// medianRun is the median of bs's RUN times; ok is false when a build
+// lacks one.
+func medianRun(bs []cbuild) (d time.Duration, ok bool) {
+	xs := make([]int64, 0, len(bs))
+	for _, b := range bs {
+		if b.runExec < 0 {
+			return 0, false
+		}
+		xs = append(xs, int64(b.runExec))
+	}
+	if len(xs) == 0 {
+		return 0, false
+	}
+	return time.Duration(median(xs)), true
+}
+
+func fmtRun(d time.Duration, ok bool) string {
+	if !ok {
+		return "n/a"
+	}
+	return fmtSecs(d)
+}
+
+// fmtQuotient is a / b to two places, "—" when b is not positive.
+func fmtQuotient(a, b time.Duration) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", float64(a)/float64(b))
 }
 
 // stepMissRE and stepPhasesRE match kiln's --debug lines for a step that
