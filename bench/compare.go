@@ -51,7 +51,7 @@ RUN find data -type f | wc -l > COUNT
 func compareProjects(scale bool) []cproject {
 	small, multi := smallProject(), multiStageProject()
 	out := []cproject{
-		{name: "small", files: small.files, note: "4 RUN, 3 COPY (one stage)"},
+		{name: "small", files: small.files, note: "3 RUN, 3 COPY (one stage)"},
 		{name: "multistage", files: multi.files, note: "deps -> build -> final, ~30 MB of deps"},
 		{name: "bigcontext", files: map[string]string{"Dockerfile": bigContextDockerfile},
 			gen:  func(dir string) error { return randomFiles(filepath.Join(dir, "data"), 5000, 40<<10) },
