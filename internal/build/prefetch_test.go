@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/plan"
 	"github.com/kiln-build/kiln/internal/source"
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 // TestPrefetchStartsAtPlan: the context's hashing starts as soon as the
@@ -55,5 +56,47 @@ func TestPrefetchStartsAtPlan(t *testing.T) {
 	stop()
 	if n := tree.Hashed(); n != 40 {
 		t.Fatalf("prefetch hashed %d files, want the 40 the COPYs from the context copy", n)
+	}
+}
+
+// TestContextHashedOnce: in the build's context, a COPY after the
+// prefetch reads no file again, even files written just before the build
+// (within the racy window, which an unwatched tree would hash twice): the
+// context is opened watched.
+func TestContextHashedOnce(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 30 {
+		p := filepath.Join(dir, "src", fmt.Sprintf("f%02d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tree, err := openContext(dir, filepath.Join(dir, "Dockerfile"), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	g := &plan.Graph{Stages: []*plan.Stage{{Steps: []*plan.Step{
+		{Kind: plan.KindCopy, Copy: &plan.Copy{Sources: []string{"src"}, Dest: "/src"}},
+	}}}}
+	stop := prefetchContext(context.Background(), g, tree)
+	m, err := tree.Select([]string{"src"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.Digest(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if n := tree.Hashed(); n != 30 {
+		t.Fatalf("prefetch and COPY read %d files, want each of the 30 once", n)
 	}
 }

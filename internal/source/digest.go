@@ -205,7 +205,11 @@ func (t *Tree) walked(ctx context.Context, m Match, w *watcher) *walkCall {
 // watcher returns the Tree's watcher, made at the first digest; nil when
 // changes cannot be watched.
 func (t *Tree) watcher() *watcher {
-	t.watchOnce.Do(func() { t.watch = newWatcher(t) })
+	t.watchOnce.Do(func() {
+		if t.opts.Watch {
+			t.watch = newWatcher(t)
+		}
+	})
 	return t.watch
 }
 

@@ -160,12 +160,9 @@ func TestPrefetch(t *testing.T) {
 	// changes are not watched, and only once where they are: a change
 	// after the hashing would have been seen.
 	for _, watched := range []bool{false, true} {
-		racy, err := Open(dir, Options{})
+		racy, err := Open(dir, Options{Watch: watched})
 		if err != nil {
 			t.Fatal(err)
-		}
-		if !watched {
-			racy.watchOnce.Do(func() {})
 		}
 		racy.racyWindow = time.Hour
 		m, _ = racy.Select([]string{"."})

@@ -37,6 +37,12 @@ type Options struct {
 	// the ignore patterns say: kiln's own state dir when it lies inside the
 	// context (it holds secrets of running steps and changes every build).
 	Exclude []string
+	// Watch lets a digest take an earlier digest's walk of the same
+	// sources while inotify has seen nothing change under them (watcher).
+	// It costs an inotify instance until Close: set it for a build
+	// context, whose sources the build's prefetch walks ahead of the
+	// COPYs.
+	Watch bool
 }
 
 // Tree is a directory read as a COPY source. Its methods may be called

@@ -38,7 +38,7 @@ func watchedTree(t *testing.T) (dir, outside string, tr *Tree, m []Match, want s
 	if err := os.Link(filepath.Join(outside, "shared"), filepath.Join(dir, "src", "sub", "shared")); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := Open(dir, Options{Ignore: []string{"logs", "src/tmp", "src/*.log"}})
+	tr, err := Open(dir, Options{Ignore: []string{"logs", "src/tmp", "src/*.log"}, Watch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +210,20 @@ func TestWatchClosed(t *testing.T) {
 // (here procfs, standing for a network or FUSE one) gets no watcher, so
 // every digest walks.
 func TestWatchOnlyLocal(t *testing.T) {
-	tr, err := Open("/proc/self", Options{})
+	tr, err := Open("/proc/self", Options{Watch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := tr.watcher(); w != nil {
 		t.Errorf("a watcher on procfs")
+	}
+	// Without Options.Watch no inotify instance is taken.
+	plain, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := plain.watcher(); w != nil {
+		t.Errorf("a watcher without Options.Watch")
 	}
 	if (*watcher)(nil).unchanged() {
 		t.Error("no watcher reports nothing changed")
