@@ -307,9 +307,14 @@ func Run(ctx context.Context, opts Options) (out *Result, err error) {
 	// slirp4netns, which takes some tens of milliseconds to exit, stops
 	// once the steps are solved, beside the push and the cache exports.
 	netClose := newEarly(solver.Close)
+	// The context's checksum cache is complete once the steps are solved:
+	// it is written beside the push too (Close saves only what is left).
+	saveSums := newEarly(tree.Save)
+	defer saveSums.wait()
 	stepsSolved := func() {
 		syncer.start()
 		netClose.start()
+		saveSums.start()
 	}
 	var res *solved
 	if len(graphs) == 1 {

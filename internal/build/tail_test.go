@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/imagetest"
 	"github.com/kiln-build/kiln/internal/remote"
+	"github.com/kiln-build/kiln/internal/store"
 )
 
 // holdTimeout is how long the test registries below hold a request for
@@ -229,4 +230,44 @@ func slirpChildren(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// TestChecksumCacheSavedBesidePush: the context's checksum cache is
+// written while the image is pushed, not after it: the registry holds the
+// manifest PUT until the cache file exists.
+func TestChecksumCacheSavedBesidePush(t *testing.T) {
+	imagetest.Require(t, "root", "runc", "busybox")
+	ctxDir := oneRunContext(t)
+	// Files changed within the racy window (2 s) are not cached, and a
+	// ctime cannot be set back: let the context age.
+	time.Sleep(2100 * time.Millisecond)
+	var sums string
+	saved := false
+	host := tailRegistry(t, func(r *http.Request) {
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/manifests/") {
+			return
+		}
+		for deadline := time.Now().Add(holdTimeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(sums); err == nil {
+				saved = true
+				return
+			}
+		}
+	})
+	opts := pushOpts(t, ctxDir, host+"/tail/sums:1")
+	st, err := store.Open(opts.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums = st.ContextCacheFile(ctxDir)
+	st.Close()
+	if _, err := Run(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if !saved {
+		t.Errorf("no checksum cache %s while the manifest was pushed", filepath.Base(sums))
+	}
+	if _, err := os.Stat(sums); err != nil {
+		t.Errorf("no checksum cache after the build: %v", err)
+	}
 }
