@@ -398,7 +398,7 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 		}
 	}
 	h := sha256.New()
-	if err := hashContent(h, t.abs(e.src)); err != nil {
+	if err := hashContent(h, t.abs(e.src), e.st.Size); err != nil {
 		return "", err
 	}
 	t.reads.Add(1)
@@ -418,7 +418,13 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 // the caller may, without updating the file's access time: the first read
 // of a freshly checked-out file would otherwise dirty its inode, one
 // metadata write per file hashed.
-func hashContent(h io.Writer, p string) error {
+//
+// size is the file's size from its stat: once that many bytes are read in
+// a short read, the read that would return end of file is not made (one
+// system call per file). A file that changed since its stat is the
+// watcher's and the copy's to notice (sameAsHashed), as when it changes
+// after being read.
+func hashContent(h io.Writer, p string, size int64) error {
 	fd, err := openNoatime(p)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: p, Err: err}
@@ -426,6 +432,7 @@ func hashContent(h io.Writer, p string) error {
 	defer unix.Close(fd)
 	buf := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(buf)
+	var total int64
 	for {
 		n, err := unix.Read(fd, *buf)
 		if err == unix.EINTR {
@@ -438,6 +445,9 @@ func hashContent(h io.Writer, p string) error {
 			return nil
 		}
 		h.Write((*buf)[:n])
+		if total += int64(n); total == size && n < len(*buf) {
+			return nil
+		}
 	}
 }
 

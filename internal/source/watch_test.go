@@ -1,8 +1,11 @@
 package source
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -280,5 +283,30 @@ func TestCopyRefusesChangedSinceHashed(t *testing.T) {
 	}
 	if err := tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/out/"}); err != nil {
 		t.Fatalf("copy after the digest saw the change: %v", err)
+	}
+}
+
+// TestHashContentSizes: the content hash is the file's whole content
+// whatever its size against the read buffer, and whatever size the
+// caller's stat said (a stale one, smaller or larger, reads to the end).
+func TestHashContentSizes(t *testing.T) {
+	dir := t.TempDir()
+	bufLen := 128 << 10
+	for _, n := range []int{0, 1, bufLen - 1, bufLen, bufLen + 1, 2 * bufLen} {
+		body := bytes.Repeat([]byte{byte(n)}, n)
+		p := filepath.Join(dir, fmt.Sprint(n))
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(body)
+		for _, size := range []int64{int64(n), int64(n) / 2, int64(n) + 7} {
+			h := sha256.New()
+			if err := hashContent(h, p, size); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+				t.Errorf("%d bytes, stat size %d: hash of %x, want the whole file's", n, size, got[:6])
+			}
+		}
 	}
 }
