@@ -677,7 +677,7 @@ func openContext(dir, dfPath string, st *store.Store) (*source.Tree, error) {
 	// part of it: it holds running steps' secrets and changes every build.
 	return source.Open(dir, source.Options{
 		Ignore: ignore, CacheFile: st.ContextCacheFile(dir), IgnoreOwners: true,
-		Exclude: []string{st.Root()}, Watch: true,
+		Exclude: []string{st.Root()},
 	})
 }
 

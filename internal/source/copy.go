@@ -140,7 +140,7 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 	if !m.Dir && destDir {
 		target = path.Join(destRel, m.Name)
 	}
-	ents, err := t.walk(ctx, m, nil, nil)
+	ents, err := t.walk(ctx, m, nil)
 	if err != nil {
 		return err
 	}

@@ -113,107 +113,6 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 }
 
 // walkSums walks matches and returns their entries and the content sum
-// of every regular file among them ("" for other entries). A match this
-// Tree walked before (the build's prefetch) is not walked again while its
-// watcher has seen nothing change (watcher): a caller that comes while that
-// walk runs waits for it.
-func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
-	w := t.watcher()
-	walked := make([][]entry, len(matches))
-	sums := make([][]string, len(matches))
-	var todo []Match
-	var at []int
-	for i, m := range matches {
-		if c := t.walked(ctx, m, w); c != nil {
-			walked[i], sums[i] = c.ents, c.sums
-			continue
-		}
-		todo, at = append(todo, m), append(at, i)
-	}
-	if len(todo) == 0 {
-		return walked, sums, nil
-	}
-	var calls []*walkCall
-	if w != nil {
-		t.walkMu.Lock()
-		if t.walks == nil {
-			t.walks = map[Match]*walkCall{}
-		}
-		for _, m := range todo {
-			c := &walkCall{done: make(chan struct{})}
-			t.walks[m] = c
-			calls = append(calls, c)
-		}
-		t.walkMu.Unlock()
-	}
-	t.walkCount.Add(int64(len(todo)))
-	ws, ss, err := t.walkAndHash(ctx, todo, w)
-	for k, c := range calls {
-		if err != nil {
-			c.err = err
-			t.walkMu.Lock()
-			if t.walks[todo[k]] == c {
-				delete(t.walks, todo[k])
-			}
-			t.walkMu.Unlock()
-		} else {
-			c.ents, c.sums = ws[k], ss[k]
-		}
-		close(c.done)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	for k, i := range at {
-		walked[i], sums[i] = ws[k], ss[k]
-	}
-	return walked, sums, nil
-}
-
-// walkCall is one walk of a match by walkSums: done is closed when ents
-// and sums, or err, are set.
-type walkCall struct {
-	done chan struct{}
-	ents []entry
-	sums []string
-	err  error
-}
-
-// walked returns the finished walk of m to reuse, or nil: none, it
-// failed, or w has seen a change since (or there is no w).
-func (t *Tree) walked(ctx context.Context, m Match, w *watcher) *walkCall {
-	if w == nil {
-		return nil
-	}
-	t.walkMu.Lock()
-	c := t.walks[m]
-	t.walkMu.Unlock()
-	if c == nil {
-		return nil
-	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return nil
-	}
-	if c.err != nil || !w.unchanged() {
-		return nil
-	}
-	return c
-}
-
-// watcher returns the Tree's watcher, made at the first digest; nil when
-// changes cannot be watched.
-func (t *Tree) watcher() *watcher {
-	t.watchOnce.Do(func() {
-		if t.opts.Watch {
-			t.watch = newWatcher(t)
-		}
-	})
-	return t.watch
-}
-
-// walkAndHash walks matches and returns their entries and the content sum
 // of every regular file among them ("" for other entries). The files are
 // hashed on all cores while the walk goes on: the walker hands each file to
 // GOMAXPROCS hashers as it lists it, so hashing starts with the first file
@@ -221,7 +120,7 @@ func (t *Tree) watcher() *watcher {
 // order, so it does not depend on how many hashers there were. A walk
 // error comes first; otherwise the error is that of the first file, in
 // order, that could not be hashed.
-func (t *Tree) walkAndHash(ctx context.Context, matches []Match, w *watcher) ([][]entry, [][]string, error) {
+func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
 	type result struct {
 		sum string
 		err error
@@ -258,7 +157,7 @@ func (t *Tree) walkAndHash(ctx context.Context, matches []Match, w *watcher) ([]
 	walked := make([][]entry, len(matches))
 	var werr error
 	for i, m := range matches {
-		ents, err := t.walk(ctx, m, found, w)
+		ents, err := t.walk(ctx, m, found)
 		if err != nil {
 			werr = fmt.Errorf("digesting COPY source: %w", err)
 			cancel()
@@ -346,7 +245,7 @@ func (t *Tree) fileSum(e entry) (string, error) {
 		return t.hashFile(e, st)
 	}
 	c := &sumCall{st: st, done: make(chan struct{}),
-		racy: time.Since(time.Unix(0, max(st.Mtime, st.Ctime))) < t.racyWindow}
+		racy: t.racy(st)}
 	if t.memo == nil {
 		t.memo = map[string]*sumCall{}
 	}
@@ -362,6 +261,20 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	}
 	close(c.done)
 	return c.sum, c.err
+}
+
+// racy reports whether a file whose stat is st changed so shortly before
+// now that a change after now could fall within the same timestamp tick
+// and leave st as it is. A file system whose timestamps have sub-second
+// parts (ext4, XFS, Btrfs, tmpfs: the kernel's coarse clock, a tick of 1
+// to 10 ms) gets the fine window; one whose timestamps are whole seconds
+// (FAT, ext3, HFS+; or by a one-in-a-billion chance) the long one.
+func (t *Tree) racy(st statKey) bool {
+	window := t.racyWindow
+	if st.Mtime%int64(time.Second) != 0 || st.Ctime%int64(time.Second) != 0 {
+		window = min(window, t.fineRacyWindow)
+	}
+	return time.Since(time.Unix(0, max(st.Mtime, st.Ctime))) < window
 }
 
 // statKeyOf is what of st says whether a file changed.
@@ -405,8 +318,7 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 	sum := hex.EncodeToString(h.Sum(nil))
 	// A file changed within the racy window could change again within the
 	// same timestamp tick without its stat changing: hash it next time too.
-	changed := max(st.Mtime, st.Ctime)
-	if t.cache != nil && time.Since(time.Unix(0, changed)) >= t.racyWindow {
+	if t.cache != nil && !t.racy(st) {
 		t.cache.put(e.src, st, sum)
 	}
 	return sum, nil
@@ -421,9 +333,9 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 //
 // size is the file's size from its stat: once that many bytes are read in
 // a short read, the read that would return end of file is not made (one
-// system call per file). A file that changed since its stat is the
-// watcher's and the copy's to notice (sameAsHashed), as when it changes
-// after being read.
+// system call per file). A file that changed since its stat is hashed
+// under a stat it no longer has, as when it changes after being read, and
+// a copy of it fails (sameAsHashed).
 func hashContent(h io.Writer, p string, size int64) error {
 	fd, err := openNoatime(p)
 	if err != nil {

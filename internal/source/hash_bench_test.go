@@ -156,28 +156,19 @@ func TestPrefetch(t *testing.T) {
 		t.Errorf("after one file changed: %d reads, want 301", n)
 	}
 
-	// Files changed just before they were hashed are hashed again where
-	// changes are not watched, and only once where they are: a change
-	// after the hashing would have been seen.
-	for _, watched := range []bool{false, true} {
-		racy, err := Open(dir, Options{Watch: watched})
-		if err != nil {
-			t.Fatal(err)
-		}
-		racy.racyWindow = time.Hour
-		m, _ = racy.Select([]string{"."})
-		racy.Prefetch(ctx, m)
-		if _, err := racy.Digest(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		want := int64(2 * 300)
-		if watched {
-			want = 300
-		}
-		if n := racy.reads.Load(); n != want {
-			t.Errorf("racy files, watched %t: %d reads by a prefetch and a digest after it, want %d", watched, n, want)
-		}
-		racy.Close()
+	// Files changed just before they were hashed are hashed again.
+	racy, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	racy.racyWindow, racy.fineRacyWindow = time.Hour, time.Hour
+	m, _ = racy.Select([]string{"."})
+	racy.Prefetch(ctx, m)
+	if _, err := racy.Digest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if n := racy.reads.Load(); n != 2*300 {
+		t.Errorf("racy files: %d reads by a prefetch and a digest after it, want 600", n)
 	}
 }
 

@@ -170,6 +170,6 @@ func (t *Tree) includesUnder(rel string) bool {
 		return false
 	}
 	var ents []entry
-	err := t.walkDir(context.Background(), rel, "", &ents, nil, nil)
+	err := t.walkDir(context.Background(), rel, "", &ents, nil)
 	return err == nil && len(ents) > 0
 }

@@ -268,7 +268,7 @@ func TestChecksumCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.racyWindow = racy
+		tr.racyWindow, tr.fineRacyWindow = racy, racy
 		ms, err := tr.Select([]string{"."})
 		if err != nil {
 			t.Fatal(err)

@@ -37,12 +37,6 @@ type Options struct {
 	// the ignore patterns say: kiln's own state dir when it lies inside the
 	// context (it holds secrets of running steps and changes every build).
 	Exclude []string
-	// Watch lets a digest take an earlier digest's walk of the same
-	// sources while inotify has seen nothing change under them (watcher).
-	// It costs an inotify instance until Close: set it for a build
-	// context, whose sources the build's prefetch walks ahead of the
-	// COPYs.
-	Watch bool
 }
 
 // Tree is a directory read as a COPY source. Its methods may be called
@@ -59,24 +53,17 @@ type Tree struct {
 	cache    *sumCache
 
 	// racyWindow: a file changed less than this long before it is hashed
-	// is not stored in the checksum cache, since a later change within the
-	// same timestamp tick would go unnoticed. Tests set it to 0.
-	racyWindow time.Duration
+	// is not stored in the checksum cache, nor reused within the build,
+	// since a later change within the same timestamp tick would go
+	// unnoticed (Tree.racy). fineRacyWindow is the window for timestamps
+	// with sub-second parts. Tests set them.
+	racyWindow, fineRacyWindow time.Duration
 	// reads counts files whose content was hashed (Hashed).
 	reads atomic.Int64
 
 	// memo is every file this Tree hashed, by real slash path (fileSum).
 	memoMu sync.Mutex
 	memo   map[string]*sumCall
-
-	// watch tells whether what digests read may have changed since
-	// (watcher); walks are the digests' walks, to reuse while it says no.
-	watchOnce sync.Once
-	watch     *watcher
-	walkMu    sync.Mutex
-	walks     map[Match]*walkCall
-	// walkCount counts the matches digests walked (for tests).
-	walkCount atomic.Int64
 }
 
 // Open returns a Tree for the directory root. It loads the checksum cache
@@ -97,7 +84,7 @@ func Open(root string, opts Options) (*Tree, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("opening source %s: not a directory", root)
 	}
-	t := &Tree{root: abs, opts: opts, racyWindow: 2 * time.Second}
+	t := &Tree{root: abs, opts: opts, racyWindow: 2 * time.Second, fineRacyWindow: 50 * time.Millisecond}
 	if len(opts.Ignore) > 0 {
 		pm, err := patternmatcher.New(opts.Ignore)
 		if err != nil {
@@ -142,14 +129,9 @@ func (t *Tree) Save() error {
 	return nil
 }
 
-// Close saves the checksum cache and stops watching for changes. The Tree
-// may still be used afterwards, but further cache updates are only saved
-// by another Save or Close, and every digest walks.
-func (t *Tree) Close() error {
-	t.watchOnce.Do(func() {}) // no watcher made after this
-	t.watch.close()
-	return t.Save()
-}
+// Close saves the checksum cache. The Tree may still be used afterwards,
+// but further cache updates are only saved by another Save or Close.
+func (t *Tree) Close() error { return t.Save() }
 
 // ReadIgnore reads .dockerignore patterns from the file at path. An absent
 // file yields no patterns and no error.

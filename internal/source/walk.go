@@ -27,33 +27,26 @@ type entry struct {
 // walk lists what copying m copies, parents before children, siblings in
 // name order. Inside a directory symlinks are entries, not followed. found,
 // when set, is called with each regular file as it is listed, in order, so
-// that its hashing can start before the walk ends. With w, every directory
-// is watched before it is read (watcher).
-func (t *Tree) walk(ctx context.Context, m Match, found func(entry), w *watcher) ([]entry, error) {
-	if w != nil {
-		w.match(m)
-	}
+// that its hashing can start before the walk ends.
+func (t *Tree) walk(ctx context.Context, m Match, found func(entry)) ([]entry, error) {
 	root, err := t.entry(m.Path, "")
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
 	}
 	out := []entry{root}
-	if root.fi.Mode().IsRegular() {
-		w.linked(root)
-		if found != nil {
-			found(root)
-		}
+	if found != nil && root.fi.Mode().IsRegular() {
+		found(root)
 	}
 	if !m.Dir {
 		return out, nil
 	}
-	if err := t.walkDir(ctx, m.Path, "", &out, found, w); err != nil {
+	if err := t.walkDir(ctx, m.Path, "", &out, found); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
 	}
 	return out, nil
 }
 
-func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found func(entry), w *watcher) error {
+func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found func(entry)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -74,18 +67,12 @@ func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found
 		pos := len(*out)
 		*out = append(*out, e)
 		if !e.fi.IsDir() {
-			if e.fi.Mode().IsRegular() {
-				w.linked(e)
-				if found != nil {
-					found(e)
-				}
+			if found != nil && e.fi.Mode().IsRegular() {
+				found(e)
 			}
 			continue
 		}
-		if w != nil {
-			w.dir(csrc)
-		}
-		if err := t.walkDir(ctx, csrc, crel, out, found, w); err != nil {
+		if err := t.walkDir(ctx, csrc, crel, out, found); err != nil {
 			return err
 		}
 		if ex && len(*out) == pos+1 {
