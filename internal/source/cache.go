@@ -18,7 +18,8 @@ type statKey struct {
 
 type sumEntry struct {
 	statKey
-	Sum string `json:"h"`
+	Sum    string            `json:"h"`
+	Xattrs map[string]string `json:"x,omitempty"`
 }
 
 // sumFile is the on-disk form of the checksum cache.
@@ -28,7 +29,7 @@ type sumFile struct {
 	Entries map[string]sumEntry `json:"entries"`
 }
 
-const sumFileVersion = 1
+const sumFileVersion = 2
 
 // sumCache maps a path relative to the tree root to its content checksum.
 // Entries are never dropped, so entries of deleted files linger; they are
@@ -56,20 +57,20 @@ func readSumFile(path, root string) map[string]sumEntry {
 	return f.Entries
 }
 
-func (c *sumCache) get(rel string, st statKey) (string, bool) {
+func (c *sumCache) get(rel string, st statKey) (content, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[rel]
 	if !ok || e.statKey != st {
-		return "", false
+		return content{}, false
 	}
-	return e.Sum, true
+	return content{sum: e.Sum, xattrs: e.Xattrs}, true
 }
 
-func (c *sumCache) put(rel string, st statKey, sum string) {
+func (c *sumCache) put(rel string, st statKey, v content) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[rel] = sumEntry{statKey: st, Sum: sum}
+	c.entries[rel] = sumEntry{statKey: st, Sum: v.sum, Xattrs: v.xattrs}
 	c.dirty[rel] = true
 }
 

@@ -122,7 +122,7 @@ func (t *Tree) digest(ctx context.Context, matches []Match, each func(src, line 
 // order, that could not be hashed.
 func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]string, error) {
 	type result struct {
-		sum string
+		content
 		err error
 	}
 	type job struct {
@@ -140,11 +140,11 @@ func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]st
 					j.out.err = err
 					continue
 				}
-				sum, err := t.fileSum(j.e)
+				c, err := t.fileSum(j.e)
 				if err != nil {
 					err = fmt.Errorf("digesting %s: %w", j.e.src, err)
 				}
-				j.out.sum, j.out.err = sum, err
+				j.out.content, j.out.err = c, err
 			}
 		})
 	}
@@ -187,6 +187,7 @@ func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]st
 				return nil, nil, r.err
 			}
 			sums[i][j] = r.sum
+			ents[j].xattrs = r.xattrs // the walk left them to the hashing
 		}
 	}
 	return walked, sums, nil
@@ -213,8 +214,16 @@ func typeChar(m fs.FileMode) byte {
 	return 'f'
 }
 
-// fileSum returns the hex sha256 of a regular file's content, from the
-// checksum cache when the file's stat is unchanged.
+// content is what a regular file's digest line takes from the file
+// itself: the hex sha256 of its bytes and its xattrs.
+type content struct {
+	sum    string
+	xattrs map[string]string
+}
+
+// fileSum returns the hex sha256 of a regular file's content and its
+// xattrs, from the checksum cache when the file's stat is unchanged (a
+// change of xattrs changes the ctime).
 //
 // Within one Tree each file is hashed once: a file whose stat is what it
 // was when this Tree last hashed it gets that sum, and a caller that asks
@@ -223,7 +232,7 @@ func typeChar(m fs.FileMode) byte {
 // nothing). As in the checksum cache, the sum of a file changed within
 // the racy window before it was hashed is not reused once that hashing
 // ended.
-func (t *Tree) fileSum(e entry) (string, error) {
+func (t *Tree) fileSum(e entry) (content, error) {
 	st := statKeyOf(e.st)
 	t.memoMu.Lock()
 	if c, ok := t.memo[e.src]; ok && c.st == st {
@@ -240,7 +249,7 @@ func (t *Tree) fileSum(e entry) (string, error) {
 			<-c.done // being hashed now: the answer is as fresh as ours
 		}
 		if c.err == nil {
-			return c.sum, nil
+			return c.content, nil
 		}
 		return t.hashFile(e, st)
 	}
@@ -251,7 +260,7 @@ func (t *Tree) fileSum(e entry) (string, error) {
 	}
 	t.memo[e.src] = c
 	t.memoMu.Unlock()
-	c.sum, c.err = t.hashFile(e, st)
+	c.content, c.err = t.hashFile(e, st)
 	if c.err != nil {
 		t.memoMu.Lock()
 		if t.memo[e.src] == c {
@@ -260,7 +269,7 @@ func (t *Tree) fileSum(e entry) (string, error) {
 		t.memoMu.Unlock()
 	}
 	close(c.done)
-	return c.sum, c.err
+	return c.content, c.err
 }
 
 // racy reports whether a file whose stat is st changed so shortly before
@@ -291,40 +300,42 @@ func statKeyOf(st *syscall.Stat_t) statKey {
 // hashBufs are the read buffers of hashFile, one per file being hashed.
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// sumCall is one hashing of a file by a Tree: done is closed when sum or
-// err is set.
+// sumCall is one hashing of a file by a Tree: done is closed when content
+// or err is set.
 type sumCall struct {
 	st   statKey
 	done chan struct{}
-	sum  string
-	err  error
+	content
+	err error
 	// racy: the file changed within the racy window before it was hashed.
 	racy bool
 }
 
 // hashFile is fileSum without the Tree's memory of sums: the checksum
 // cache, else the file's bytes.
-func (t *Tree) hashFile(e entry, st statKey) (string, error) {
+func (t *Tree) hashFile(e entry, st statKey) (content, error) {
 	if t.cache != nil {
-		if sum, ok := t.cache.get(e.src, st); ok {
-			return sum, nil
+		if c, ok := t.cache.get(e.src, st); ok {
+			return c, nil
 		}
 	}
 	h := sha256.New()
-	if err := hashContent(h, t.abs(e.src), e.st.Size); err != nil {
-		return "", err
+	x, err := hashContent(h, t.abs(e.src), e.st.Size)
+	if err != nil {
+		return content{}, err
 	}
 	t.reads.Add(1)
-	sum := hex.EncodeToString(h.Sum(nil))
+	c := content{sum: hex.EncodeToString(h.Sum(nil)), xattrs: x}
 	// A file changed within the racy window could change again within the
 	// same timestamp tick without its stat changing: hash it next time too.
 	if t.cache != nil && !t.racy(st) {
-		t.cache.put(e.src, st, sum)
+		t.cache.put(e.src, st, c)
 	}
-	return sum, nil
+	return c, nil
 }
 
-// hashContent writes the bytes of the file at p to h. It reads with plain
+// hashContent writes the bytes of the file at p to h and returns the
+// file's xattrs, read from the same open file. It reads with plain
 // system calls (an os.File costs a poller registration attempt and a
 // cleanup per file, which shows on contexts of many small files) and, where
 // the caller may, without updating the file's access time: the first read
@@ -336,12 +347,16 @@ func (t *Tree) hashFile(e entry, st statKey) (string, error) {
 // system call per file). A file that changed since its stat is hashed
 // under a stat it no longer has, as when it changes after being read, and
 // a copy of it fails (sameAsHashed).
-func hashContent(h io.Writer, p string, size int64) error {
+func hashContent(h io.Writer, p string, size int64) (map[string]string, error) {
 	fd, err := openNoatime(p)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: p, Err: err}
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
+	x, err := fdXattrs(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading xattrs of %s: %w", p, err)
+	}
 	buf := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(buf)
 	var total int64
@@ -351,14 +366,14 @@ func hashContent(h io.Writer, p string, size int64) error {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "read", Path: p, Err: err}
+			return nil, &fs.PathError{Op: "read", Path: p, Err: err}
 		}
 		if n == 0 {
-			return nil
+			return x, nil
 		}
 		h.Write((*buf)[:n])
 		if total += int64(n); total == size && n < len(*buf) {
-			return nil
+			return x, nil
 		}
 	}
 }

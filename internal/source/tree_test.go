@@ -118,3 +118,55 @@ func TestExcludedSymlinkNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestXattrsFromChecksumCache: a file whose sum comes from the checksum
+// cache (or from this Tree's memory of sums) digests with its xattrs, as
+// one that is read: the hashing, not the walk, reads a regular file's
+// xattrs, and the cache keeps them.
+func TestXattrsFromChecksumCache(t *testing.T) {
+	imagetest.Require(t, "user-xattr")
+	root := t.TempDir()
+	p := filepath.Join(root, "ping")
+	if err := os.WriteFile(p, []byte("bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	cacheFile := filepath.Join(t.TempDir(), "sums.json")
+	digest := func(cache string) (string, int64) {
+		tr, err := Open(root, Options{CacheFile: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.racyWindow, tr.fineRacyWindow = 0, 0
+		ms, err := tr.Select([]string{"."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tr.Digest(context.Background(), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := tr.Digest(context.Background(), ms); err != nil || again != d {
+			t.Errorf("second digest on the same tree: %s, %v; want %s", again, err, d)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return d, tr.Hashed()
+	}
+	read, _ := digest("")
+	if first, n := digest(cacheFile); first != read || n != 1 {
+		t.Fatalf("digest filling the cache: %s after %d reads, want %s after 1", first, n, read)
+	}
+	if cached, n := digest(cacheFile); cached != read || n != 0 {
+		t.Errorf("digest from the cache: %s after %d reads, want %s after none", cached, n, read)
+	}
+	if err := unix.Lremovexattr(p, "user.kiln.test"); err != nil {
+		t.Fatal(err)
+	}
+	if without, _ := digest(cacheFile); without == read {
+		t.Errorf("removing the xattr kept the digest %s", read)
+	}
+}

@@ -29,7 +29,7 @@ type entry struct {
 // when set, is called with each regular file as it is listed, in order, so
 // that its hashing can start before the walk ends.
 func (t *Tree) walk(ctx context.Context, m Match, found func(entry)) ([]entry, error) {
-	root, err := t.entry(m.Path, "")
+	root, err := t.entry(m.Path, "", found != nil)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", m.Source, err)
 	}
@@ -60,7 +60,7 @@ func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found
 		if ex && (t.isHidden(csrc) || !(de.IsDir() && t.mayIncludeUnder())) {
 			continue
 		}
-		e, err := t.entry(csrc, crel)
+		e, err := t.entry(csrc, crel, found != nil)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,10 @@ func (t *Tree) walkDir(ctx context.Context, src, rel string, out *[]entry, found
 	return nil
 }
 
-func (t *Tree) entry(src, rel string) (entry, error) {
+// entry lstats src. It reads its xattrs too, but for a regular file when
+// lazy: then whoever hashes the file reads them (fileSum), from the file
+// it opens, beside the hashing rather than on the walk.
+func (t *Tree) entry(src, rel string, lazy bool) (entry, error) {
 	fi, err := os.Lstat(t.abs(src))
 	if err != nil {
 		return entry{}, err
@@ -94,12 +97,16 @@ func (t *Tree) entry(src, rel string) (entry, error) {
 		return entry{}, fmt.Errorf("reading %s: no stat data", src)
 	}
 	e := entry{rel: rel, src: src, fi: fi, st: st}
-	if fi.Mode()&fs.ModeSymlink != 0 {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
 		if e.link, err = os.Readlink(t.abs(src)); err != nil {
 			return entry{}, err
 		}
-	} else if e.xattrs, err = readXattrs(t.abs(src)); err != nil {
-		return entry{}, fmt.Errorf("reading xattrs of %s: %w", src, err)
+	case lazy && fi.Mode().IsRegular():
+	default:
+		if e.xattrs, err = readXattrs(t.abs(src)); err != nil {
+			return entry{}, fmt.Errorf("reading xattrs of %s: %w", src, err)
+		}
 	}
 	return e, nil
 }
@@ -107,7 +114,19 @@ func (t *Tree) entry(src, rel string) (entry, error) {
 // readXattrs reads the extended attributes of p that a copy keeps: not
 // SELinux labels (the host's) nor overlay bookkeeping.
 func readXattrs(p string) (map[string]string, error) {
-	size, err := unix.Llistxattr(p, nil)
+	return keptXattrs(func(b []byte) (int, error) { return unix.Llistxattr(p, b) },
+		func(name string, b []byte) (int, error) { return unix.Lgetxattr(p, name, b) })
+}
+
+// fdXattrs is readXattrs of the open file fd.
+func fdXattrs(fd int) (map[string]string, error) {
+	return keptXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
+		func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+// keptXattrs is readXattrs through list and get.
+func keptXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string]string, error) {
+	size, err := list(nil)
 	if err != nil || size == 0 {
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
@@ -115,7 +134,7 @@ func readXattrs(p string) (map[string]string, error) {
 		return nil, err
 	}
 	buf := make([]byte, size)
-	if size, err = unix.Llistxattr(p, buf); err != nil {
+	if size, err = list(buf); err != nil {
 		return nil, err
 	}
 	var out map[string]string
@@ -123,12 +142,12 @@ func readXattrs(p string) (map[string]string, error) {
 		if name == "" || name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") {
 			continue
 		}
-		n, err := unix.Lgetxattr(p, name, nil)
+		n, err := get(name, nil)
 		if err != nil {
 			continue // removed since listing
 		}
 		val := make([]byte, n)
-		if n, err = unix.Lgetxattr(p, name, val); err != nil {
+		if n, err = get(name, val); err != nil {
 			continue
 		}
 		if out == nil {
