@@ -32,6 +32,11 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	// the quick key reads nothing.
 	var tree *source.Tree
 	var matches []source.Match
+	// keyed is the content digest the key was made from; changed is set
+	// when a later digest of the same sources differs: they changed while
+	// the build ran, and a copy would not hold what the key says.
+	var keyed string
+	changed := false
 	open := func(ctx context.Context) error {
 		if tree != nil {
 			return nil
@@ -59,6 +64,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err != nil {
 			return "", err
 		}
+		keyed = content
 		in := in
 		in.Content = content
 		p.inputs = in.Inputs()
@@ -70,10 +76,11 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return nil, err
 		}
-		_, files, err := tree.DigestFiles(ctx, matches)
+		d, files, err := tree.DigestFiles(ctx, matches)
 		if err != nil {
 			return nil, err
 		}
+		changed = keyed != "" && d != keyed
 		return fileSums(files), nil
 	}
 	if from := s.sourceKey(ctx, c, runs); from != "" {
@@ -84,6 +91,9 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	p.exec = func(ctx context.Context, root string) error {
 		if err := open(ctx); err != nil {
 			return err
+		}
+		if changed {
+			return fmt.Errorf("the sources changed while the build ran, after their digest made the step's cache key: run the build again")
 		}
 		// COPY from the context or a heredoc makes files 0:0; from a
 		// stage or an image it keeps their owners, as BuildKit does.

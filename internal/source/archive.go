@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -25,8 +26,14 @@ import (
 // left for the ordinary copy, as Docker's ADD does.
 func (t *Tree) extractIfArchive(ctx context.Context, w *writer, m Match, destRel string) (bool, error) {
 	p := t.abs(m.Path)
-	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() {
 		return false, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if err := t.statAsHashed(m.Path, st); err != nil {
+			return true, err
+		}
 	}
 	tr, closeFn, err := openTar(ctx, p)
 	if errors.Is(err, errNotTar) {

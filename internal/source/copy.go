@@ -191,9 +191,12 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 // sameAsHashed fails when this Tree hashed e's file (for the step's cache
 // key) with another stat than e's: the file changed since, so the copy
 // would not hold what the key says. A file the Tree has not hashed passes.
-func (t *Tree) sameAsHashed(e entry) error {
+func (t *Tree) sameAsHashed(e entry) error { return t.statAsHashed(e.src, e.st) }
+
+// statAsHashed is sameAsHashed of the file src whose stat is st.
+func (t *Tree) statAsHashed(src string, st *syscall.Stat_t) error {
 	t.memoMu.Lock()
-	c, ok := t.memo[e.src]
+	c, ok := t.memo[src]
 	t.memoMu.Unlock()
 	if !ok {
 		return nil
@@ -203,8 +206,8 @@ func (t *Tree) sameAsHashed(e entry) error {
 	default:
 		return nil // being hashed now: no digest used it yet
 	}
-	if c.err == nil && c.st != statKeyOf(e.st) {
-		return &ChangedError{Path: e.src}
+	if c.err == nil && c.st != statKeyOf(st) {
+		return &ChangedError{Path: src}
 	}
 	return nil
 }

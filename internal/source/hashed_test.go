@@ -121,3 +121,37 @@ func writeFile(t *testing.T, p, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAddRefusesArchiveChangedSinceHashed: ADD extracts a local archive
+// straight from its path; an archive changed after its hashing fails as a
+// plain copy would, rather than being extracted under the old key. (From
+// the review of the copy's stat check.)
+func TestAddRefusesArchiveChangedSinceHashed(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app.tar")
+	if err := os.WriteFile(p, makeTar(t, []tarEntry{{name: "app", body: "old", typ: '0'}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tr := openTree(t, dir, Options{})
+	tr.racyWindow = 0
+	m, err := tr.Select([]string{"app.tar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Digest(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/", ExtractArchives: true}); err != nil {
+		t.Fatalf("ADD of the archive as hashed: %v", err)
+	}
+	if err := os.WriteFile(p, makeTar(t, []tarEntry{{name: "app", body: "new and longer", typ: '0'}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	err = tr.CopyInto(context.Background(), m, out, CopyRequest{Dest: "/", ExtractArchives: true})
+	var ce *ChangedError
+	if !errors.As(err, &ce) || ce.Path != "app.tar" {
+		b, _ := os.ReadFile(filepath.Join(out, "app"))
+		t.Fatalf("ADD of an archive changed after it was hashed: %v (extracted %q), want a ChangedError for app.tar", err, b)
+	}
+}
