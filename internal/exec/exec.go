@@ -223,7 +223,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 	// Written before the container can exist: if kiln is killed, Reap finds
 	// the container from here.
-	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id}); err != nil {
+	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id, Cgroups: cgroupDirs(id)}); err != nil {
 		return err
 	}
 	gone = false
