@@ -143,7 +143,9 @@ func lookRuntime(runtime string) (string, error) {
 // Each call uses a unique container ID, and "runtime delete --force ID" runs
 // on every path out, so no container outlives Run. If the process running
 // Run is killed, the container does outlive it (an OCI runtime cannot tie a
-// container's life to its caller's): Reap on the BundleDir stops it.
+// container's life to its caller's): Reap on the BundleDir stops it and
+// removes the cgroup directories the runtime made for it, even when the
+// runtime died before the container existed.
 // Concurrent calls are safe with distinct BundleDirs.
 func Run(ctx context.Context, spec Spec) (err error) {
 	rt, err := lookRuntime(spec.Runtime)
@@ -223,7 +225,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 	// Written before the container can exist: if kiln is killed, Reap finds
 	// the container from here.
-	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id}); err != nil {
+	if err := writeRecord(spec.BundleDir, containerRecord{Runtime: rt, ID: id, Cgroups: cgroupDirs(id)}); err != nil {
 		return err
 	}
 	gone = false

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // recordFile is the file in a bundle directory that names the container
@@ -19,6 +20,10 @@ type containerRecord struct {
 	Runtime string `json:"runtime"`
 	// ID is the container ID.
 	ID string `json:"id"`
+	// Cgroups are the directories where the runtime may make the
+	// container's cgroups (cgroupDirs), as seen by the process that ran
+	// it: the one that reaps may sit in other cgroups.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 func writeRecord(bundle string, r containerRecord) error {
@@ -38,8 +43,16 @@ func writeRecord(bundle string, r containerRecord) error {
 // container is already gone, is no error. Reap must not be called on the
 // bundle of a Run still in progress: it would kill that step.
 //
+// Reap also removes the container's empty cgroup directories, which a
+// runtime killed while it created the container leaves behind with no
+// state that "delete" would find (see cgroup.go). One that still has
+// processes in it after a short wait is an error, and the record stays,
+// so that a later Reap tries again.
+//
 // Nothing about the container is trusted but its ID: the runtime recorded
-// must be an absolute path, and the ID one Run makes.
+// must be an absolute path, the ID one Run makes, and the cgroup
+// directories ones named after it under /sys/fs/cgroup (only ever removed
+// with rmdir).
 func Reap(bundleDir string) error {
 	b, err := os.ReadFile(filepath.Join(bundleDir, recordFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -49,7 +62,8 @@ func Reap(bundleDir string) error {
 		return fmt.Errorf("reading container record: %w", err)
 	}
 	var r containerRecord
-	if err := json.Unmarshal(b, &r); err != nil || !validID(r.ID) || !filepath.IsAbs(r.Runtime) {
+	if err := json.Unmarshal(b, &r); err != nil || !validID(r.ID) || !filepath.IsAbs(r.Runtime) ||
+		slices.ContainsFunc(r.Cgroups, func(d string) bool { return !isCgroupDirOf(d, r.ID) }) {
 		return fmt.Errorf("reading container record in %s: not a record Run wrote", bundleDir)
 	}
 	if _, err := os.Stat(r.Runtime); err != nil {
@@ -65,6 +79,12 @@ func Reap(bundleDir string) error {
 		if rt.command("state", r.ID) == nil {
 			return err
 		}
+	}
+	// A record from before cgroups were recorded has none: the candidates
+	// as this process sees them cover a reaper in the same cgroups.
+	dirs := append(r.Cgroups, cgroupDirs(r.ID)...)
+	if err := removeCgroups(r.ID, dirs); err != nil {
+		return fmt.Errorf("reaping container %s: %w", r.ID, err)
 	}
 	return os.Remove(filepath.Join(bundleDir, recordFile))
 }

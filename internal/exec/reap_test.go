@@ -55,7 +55,10 @@ func TestReap(t *testing.T) {
 }
 
 func TestReapRefusesForeignRecords(t *testing.T) {
-	for _, rec := range []string{`{"runtime":"runc","id":"kiln-00000000000000000000"}`, `{"runtime":"/bin/true","id":"../x"}`, `nope`} {
+	for _, rec := range []string{`{"runtime":"runc","id":"kiln-00000000000000000000"}`, `{"runtime":"/bin/true","id":"../x"}`, `nope`,
+		`{"runtime":"/bin/true","id":"kiln-00000000000000000000","cgroups":["/sys/fs/cgroup/pids/x"]}`,
+		`{"runtime":"/bin/true","id":"kiln-00000000000000000000","cgroups":["/sys/fs/cgroup/../../tmp/kiln-00000000000000000000"]}`,
+		`{"runtime":"/bin/true","id":"kiln-00000000000000000000","cgroups":["/tmp/kiln-00000000000000000000"]}`} {
 		d := t.TempDir()
 		if err := os.WriteFile(filepath.Join(d, recordFile), []byte(rec), 0o600); err != nil {
 			t.Fatal(err)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 	ggcrtransport "github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggcrstream "github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/internal/stream"
@@ -83,7 +85,8 @@ func (c *Client) PutManifest(ctx context.Context, ref string, raw []byte, mediaT
 
 // BlobExists reports whether repo holds the blob. A blob this client saw
 // there or wrote there (BlobExists, WriteLayer, Push) is there without a
-// request.
+// request. A blob it finds missing is uploaded by the next WriteLayer of
+// it without asking again.
 func (c *Client) BlobExists(ctx context.Context, repo string, digest v1.Hash) (bool, error) {
 	r, rerr := name.NewRepository(repo, c.nameOptions(repo)...)
 	if rerr == nil && c.blobs.has(r, digest) {
@@ -96,6 +99,9 @@ func (c *Client) BlobExists(ctx context.Context, repo string, digest v1.Hash) (b
 	if _, err := l.Size(); err != nil {
 		err = notFound(c.registryOf(repo), "checking blob "+digest.String(), err)
 		if errors.Is(err, ErrNotFound) {
+			if rerr == nil {
+				c.blobs.addMissing(r, digest)
+			}
 			return false, nil
 		}
 		return false, err
@@ -123,16 +129,27 @@ func (c *Client) Blob(ctx context.Context, repo string, digest v1.Hash) (io.Read
 // WriteLayer uploads l to repo unless it is already there. A layer that
 // Image or Layer returned from another repository of the same registry is
 // cross-repo mounted instead of uploaded.
+//
+// Whether the blob is there is asked first (a HEAD), unless this client
+// just asked (BlobExists found it missing, the way a cache export checks
+// each blob before it writes it): then the upload starts at once. The
+// answer may be stale; an upload of a blob that arrived meanwhile costs
+// its bytes, not a failure. A mountable layer is always asked about, as
+// ggcr offers the mount only after its own HEAD.
 func (c *Client) WriteLayer(ctx context.Context, repo string, l v1.Layer) error {
 	r, err := name.NewRepository(repo, c.nameOptions(repo)...)
 	if err != nil {
 		return fmt.Errorf("parsing repository %s: %w", repo, err)
 	}
-	if d, err := l.Digest(); err == nil {
+	d, derr := l.Digest()
+	if derr == nil {
 		// ggcr reads the bytes only after a HEAD found the blob missing
-		// (a mount reads nothing): Push then knows no manifest listing it
-		// is in the repository yet.
+		// (a mount reads nothing), or after BlobExists did: Push then
+		// knows no manifest listing it is in the repository yet.
 		l = onOpen(l, func() { c.blobs.addSent(r, d) })
+		if _, mountable := l.(*ggcrremote.MountableLayer); !mountable && c.blobs.takeMissing(r, d) {
+			l = &lateDigest{Layer: l}
+		}
 	}
 	if err := ggcrremote.WriteLayer(r, l, c.remoteOptions(ctx)...); err != nil {
 		return fmt.Errorf("writing blob to %s: %w", repo, toError(r.RegistryStr(), err))
@@ -141,6 +158,28 @@ func (c *Client) WriteLayer(ctx context.Context, repo string, l v1.Layer) error 
 		c.blobs.add(r, d)
 	}
 	return nil
+}
+
+// lateDigest is a layer whose digest is known only once its bytes are
+// opened, as a ggcr stream.Layer's is: ggcr then uploads it without first
+// asking the registry whether it has it, and commits it under the digest.
+// Unlike a stream.Layer, its size is known and its bytes can be read again,
+// so a failed request is retried.
+type lateDigest struct {
+	v1.Layer
+	opened atomic.Bool
+}
+
+func (l *lateDigest) Digest() (v1.Hash, error) {
+	if !l.opened.Load() {
+		return v1.Hash{}, ggcrstream.ErrNotComputed
+	}
+	return l.Layer.Digest()
+}
+
+func (l *lateDigest) Compressed() (io.ReadCloser, error) {
+	l.opened.Store(true)
+	return l.Layer.Compressed()
 }
 
 // registryOf returns the registry host of a repository string.

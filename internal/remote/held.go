@@ -79,6 +79,9 @@ type heldBlobs struct {
 	// sent are the blobs this process found missing in a repository and
 	// read to upload there (WriteLayer), by the same key.
 	sent map[string]bool
+	// missing are the blobs BlobExists last found missing in a repository,
+	// by the same key, until a WriteLayer of them takes the answer.
+	missing map[string]bool
 }
 
 func (h *heldBlobs) add(repo name.Repository, digests ...v1.Hash) {
@@ -89,7 +92,31 @@ func (h *heldBlobs) add(repo name.Repository, digests ...v1.Hash) {
 	}
 	for _, d := range digests {
 		h.set[repo.Name()+"@"+d.String()] = true
+		delete(h.missing, repo.Name()+"@"+d.String())
 	}
+}
+
+// addMissing records that the registry answered that repo lacks d.
+func (h *heldBlobs) addMissing(repo name.Repository, d v1.Hash) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.missing == nil {
+		h.missing = map[string]bool{}
+	}
+	h.missing[repo.Name()+"@"+d.String()] = true
+}
+
+// takeMissing reports whether d was found missing in repo (addMissing)
+// and not written since, and forgets that answer: one upload uses it.
+func (h *heldBlobs) takeMissing(repo name.Repository, d v1.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := repo.Name() + "@" + d.String()
+	if !h.missing[k] {
+		return false
+	}
+	delete(h.missing, k)
+	return true
 }
 
 func (h *heldBlobs) has(repo name.Repository, d v1.Hash) bool {

@@ -62,9 +62,14 @@ func TestPutRetriedUpload(t *testing.T) {
 		name    string
 		r       func() io.Reader
 		wantErr string
+		// hasFirst asks Has first, as an export does: the upload then
+		// starts without another HEAD.
+		hasFirst bool
 	}{
-		{"seekable", func() io.Reader { return bytes.NewReader(data) }, ""},
-		{"stream", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, "cannot send it again"},
+		{"seekable", func() io.Reader { return bytes.NewReader(data) }, "", false},
+		{"stream", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, "cannot send it again", false},
+		{"seekable after Has", func() io.Reader { return bytes.NewReader(data) }, "", true},
+		{"stream after Has", func() io.Reader { return io.MultiReader(bytes.NewReader(data)) }, "cannot send it again", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +77,11 @@ func TestPutRetriedUpload(t *testing.T) {
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
 			r := newRepo(strings.TrimPrefix(srv.URL, "http://")+"/retry/put:cache", get)
+			if tt.hasFirst {
+				if ok, err := r.Has(context.Background(), desc); err != nil || ok {
+					t.Fatalf("Has before Put = %v, %v; want false", ok, err)
+				}
+			}
 			err := r.Put(context.Background(), desc, tt.r())
 			switch {
 			case tt.wantErr == "" && err != nil:
