@@ -2,6 +2,7 @@ package solve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -93,7 +94,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 			return err
 		}
 		if changed {
-			return fmt.Errorf("the sources changed while the build ran, after their digest made the step's cache key: run the build again")
+			return errSourcesChanged
 		}
 		// COPY from the context or a heredoc makes files 0:0; from a
 		// stage or an image it keeps their owners, as BuildKit does.
@@ -110,13 +111,20 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 			}
 			uid, gid = int(u), int(g)
 		}
-		return tree.CopyInto(ctx, matches, root, source.CopyRequest{
+		err := tree.CopyInto(ctx, matches, root, source.CopyRequest{
 			Dest: c.Dest, UID: uid, GID: gid, Chmod: mode, ExtractArchives: c.Add,
 			KeepArchiveOwners: c.Add && c.Chown == "",
 			// BuildKit's --link layer holds every parent of the
 			// destination afresh, unless --chmod is given.
 			ResetParents: c.Link && c.Chmod == "",
 		})
+		if err != nil {
+			return err
+		}
+		if fromDir(c) {
+			return sameSources(ctx, tree, matches, keyed)
+		}
+		return nil
 	}
 	if len(c.Inline) == 0 && c.FromStage == nil && c.FromImage == nil {
 		// The context is cheap to hash: fail early on a missing source.
@@ -125,6 +133,36 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		}
 	}
 	return p, nil
+}
+
+// errSourcesChanged is a step's context sources that changed between the
+// digest its cache key was made from and their copy.
+var errSourcesChanged = errors.New("the sources changed while the build ran, after their digest made the step's cache key: run the build again")
+
+// fromDir reports whether c copies from a directory that may change while
+// the build runs: the context or a named one, not a stage, an image or a
+// heredoc.
+func fromDir(c *plan.Copy) bool {
+	return c.FromStage == nil && c.FromImage == nil && len(c.Inline) == 0
+}
+
+// sameSources digests matches again after their copy (their stats, and the
+// bytes of files whose stat changed) and fails when the digest is not
+// keyed, the one the step's key was made from: the copy may then hold
+// what the key does not describe, which would be cached under it. A file
+// only touched, or linked elsewhere, digests as before and passes.
+func sameSources(ctx context.Context, tree *source.Tree, matches []source.Match, keyed string) error {
+	if keyed == "" {
+		return nil // no key was made from this tree (a quick-key hit does not copy)
+	}
+	d, err := tree.Digest(ctx, matches)
+	if err != nil {
+		return err
+	}
+	if d != keyed {
+		return errSourcesChanged
+	}
+	return nil
 }
 
 // chownIDs resolves a --chown value against the destination's passwd and

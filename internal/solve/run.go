@@ -329,6 +329,11 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 		if err := tree.CopyInto(ctx, matches, dir, source.CopyRequest{Dest: "/", UID: uid, GID: gid}); err != nil {
 			return "", fmt.Errorf("staging bind mount %s: %w", srcPath, err)
 		}
+		if fromContext {
+			if err := sameSources(ctx, tree, matches, digest); err != nil {
+				return "", fmt.Errorf("staging bind mount %s: %w", srcPath, err)
+			}
+		}
 		if len(matches) == 1 && !matches[0].Dir {
 			return filepath.Join(dir, matches[0].Name), nil
 		}

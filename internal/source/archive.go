@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path"
 	"strings"
-	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -26,14 +25,8 @@ import (
 // left for the ordinary copy, as Docker's ADD does.
 func (t *Tree) extractIfArchive(ctx context.Context, w *writer, m Match, destRel string) (bool, error) {
 	p := t.abs(m.Path)
-	fi, err := os.Stat(p)
-	if err != nil || !fi.Mode().IsRegular() {
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
 		return false, err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if err := t.statAsHashed(m.Path, st); err != nil {
-			return true, err
-		}
 	}
 	tr, closeFn, err := openTar(ctx, p)
 	if errors.Is(err, errNotTar) {

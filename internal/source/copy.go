@@ -168,9 +168,6 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 			xattrs: e.xattrs,
 		}
 		if e.fi.Mode().IsRegular() {
-			if err := t.sameAsHashed(e); err != nil {
-				return err
-			}
 			n.content = func() (io.ReadCloser, error) { return os.Open(t.abs(e.src)) }
 			if e.st.Nlink > 1 {
 				ino := inode{e.st.Dev, e.st.Ino}
@@ -186,38 +183,6 @@ func (t *Tree) copyMatch(ctx context.Context, w *writer, m Match, destRel string
 		}
 	}
 	return nil
-}
-
-// sameAsHashed fails when this Tree hashed e's file (for the step's cache
-// key) with another stat than e's: the file changed since, so the copy
-// would not hold what the key says. A file the Tree has not hashed passes.
-func (t *Tree) sameAsHashed(e entry) error { return t.statAsHashed(e.src, e.st) }
-
-// statAsHashed is sameAsHashed of the file src whose stat is st.
-func (t *Tree) statAsHashed(src string, st *syscall.Stat_t) error {
-	t.memoMu.Lock()
-	c, ok := t.memo[src]
-	t.memoMu.Unlock()
-	if !ok {
-		return nil
-	}
-	select {
-	case <-c.done:
-	default:
-		return nil // being hashed now: no digest used it yet
-	}
-	if c.err == nil && c.st != statKeyOf(st) {
-		return &ChangedError{Path: src}
-	}
-	return nil
-}
-
-// ChangedError is a context file that changed while the build ran,
-// between its hashing and its copy.
-type ChangedError struct{ Path string }
-
-func (e *ChangedError) Error() string {
-	return fmt.Sprintf("%s changed while the build ran, after it was hashed for the step's cache key: run the build again", e.Path)
 }
 
 // matchDir makes the directory rel that a directory match's contents go

@@ -2,54 +2,13 @@ package source
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 )
-
-// TestCopyRefusesChangedSinceHashed: a file that changed between the
-// digest that made the step's key and the copy fails the copy, naming the
-// file, rather than copying content the key does not describe.
-func TestCopyRefusesChangedSinceHashed(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{"src/a.txt": "a", "src/sub/b.txt": "b"} {
-		writeFile(t, filepath.Join(dir, name), body)
-	}
-	tr, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	tr.racyWindow, tr.fineRacyWindow = 0, 0
-	m, err := tr.Select([]string{"src/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Digest(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/out/"}); err != nil {
-		t.Fatalf("copy of what was hashed: %v", err)
-	}
-	writeFile(t, filepath.Join(dir, "src", "sub", "b.txt"), "changed after the digest")
-	err = tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/out/"})
-	var ce *ChangedError
-	if !errors.As(err, &ce) || ce.Path != "src/sub/b.txt" {
-		t.Fatalf("copy after a change: %v, want a ChangedError for src/sub/b.txt", err)
-	}
-	// A digest after the change hashes it again; the copy then agrees.
-	if _, err := tr.Digest(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/out/"}); err != nil {
-		t.Fatalf("copy after the digest saw the change: %v", err)
-	}
-}
 
 // TestHashContentSizes: the content hash is the file's whole content
 // whatever its size against the read buffer, and whatever size the
@@ -109,49 +68,5 @@ func TestRacyWindow(t *testing.T) {
 		if got := tr.racy(c.st); got != c.want {
 			t.Errorf("%s: racy %t, want %t", c.name, got, c.want)
 		}
-	}
-}
-
-func writeFile(t *testing.T, p, body string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestAddRefusesArchiveChangedSinceHashed: ADD extracts a local archive
-// straight from its path; an archive changed after its hashing fails as a
-// plain copy would, rather than being extracted under the old key. (From
-// the review of the copy's stat check.)
-func TestAddRefusesArchiveChangedSinceHashed(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "app.tar")
-	if err := os.WriteFile(p, makeTar(t, []tarEntry{{name: "app", body: "old", typ: '0'}}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tr := openTree(t, dir, Options{})
-	tr.racyWindow = 0
-	m, err := tr.Select([]string{"app.tar"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tr.Digest(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.CopyInto(context.Background(), m, t.TempDir(), CopyRequest{Dest: "/", ExtractArchives: true}); err != nil {
-		t.Fatalf("ADD of the archive as hashed: %v", err)
-	}
-	if err := os.WriteFile(p, makeTar(t, []tarEntry{{name: "app", body: "new and longer", typ: '0'}}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	err = tr.CopyInto(context.Background(), m, out, CopyRequest{Dest: "/", ExtractArchives: true})
-	var ce *ChangedError
-	if !errors.As(err, &ce) || ce.Path != "app.tar" {
-		b, _ := os.ReadFile(filepath.Join(out, "app"))
-		t.Fatalf("ADD of an archive changed after it was hashed: %v (extracted %q), want a ChangedError for app.tar", err, b)
 	}
 }
