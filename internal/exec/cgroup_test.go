@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	osexec "os/exec"
@@ -20,18 +21,19 @@ import (
 	"github.com/kiln-build/kiln/internal/imagetest"
 )
 
-// runHelperEnv makes the test binary, run with -test.run=TestRunHelper, a
-// process that only calls Run (runtime, rootfs and bundle from the env), for
-// a test to kill with SIGKILL as kiln is killed.
+// runHelperEnv makes the test binary a process that only calls Run
+// (runtime, rootfs and bundle from the env) instead of running the tests,
+// for a test to kill with SIGKILL as kiln is killed (TestMain).
 const runHelperEnv = "KILN_EXEC_TEST_RUN_HELPER"
 
-func TestRunHelper(t *testing.T) {
-	if os.Getenv(runHelperEnv) == "" {
-		t.Skip("only a helper process for TestReapRemovesCgroups")
+func TestMain(m *testing.M) {
+	if os.Getenv(runHelperEnv) != "" {
+		err := Run(context.Background(), Spec{Runtime: os.Getenv(runHelperEnv + "_RT"), Root: os.Getenv(runHelperEnv + "_ROOT"),
+			BundleDir: os.Getenv(runHelperEnv + "_BUNDLE"), Args: []string{"/bin/sleep", "300"}, Stdout: io.Discard, Stderr: io.Discard})
+		fmt.Fprintf(os.Stderr, "Run returned before its kill: %v\n", err)
+		os.Exit(1)
 	}
-	err := Run(context.Background(), Spec{Runtime: os.Getenv(runHelperEnv + "_RT"), Root: os.Getenv(runHelperEnv + "_ROOT"),
-		BundleDir: os.Getenv(runHelperEnv + "_BUNDLE"), Args: []string{"/bin/sleep", "300"}, Stdout: io.Discard, Stderr: io.Discard})
-	t.Fatalf("Run returned before its kill: %v", err)
+	os.Exit(m.Run())
 }
 
 // TestReapRemovesCgroups kills a process in Run the moment the runtime has
@@ -49,7 +51,7 @@ func TestReapRemovesCgroups(t *testing.T) {
 		const attempts = 30
 		for i := 0; i < attempts; i++ {
 			bundle := t.TempDir()
-			cmd := osexec.Command(os.Args[0], "-test.run=^TestRunHelper$")
+			cmd := osexec.Command(os.Args[0])
 			// No pipes: a container that outlives the helper would hold
 			// them, and Wait would wait for it.
 			cmd.Env = append(os.Environ(), runHelperEnv+"=1", runHelperEnv+"_RT="+rt,
