@@ -52,14 +52,7 @@ func TestExcludeStateDir(t *testing.T) {
 // all) are copied, and changing one changes the digest.
 func TestXattrsCopiedAndDigested(t *testing.T) {
 	imagetest.Require(t, "root", "user-xattr") // chown to 0:0
-	root := t.TempDir()
-	p := filepath.Join(root, "ping")
-	if err := os.WriteFile(p, []byte("bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("one"), 0); err != nil {
-		t.Fatal(err)
-	}
+	root, p := xattrFile(t)
 	digest := func() string {
 		tr, err := Open(root, Options{})
 		if err != nil {
@@ -125,14 +118,7 @@ func TestExcludedSymlinkNotFollowed(t *testing.T) {
 // xattrs, and the cache keeps them.
 func TestXattrsFromChecksumCache(t *testing.T) {
 	imagetest.Require(t, "user-xattr")
-	root := t.TempDir()
-	p := filepath.Join(root, "ping")
-	if err := os.WriteFile(p, []byte("bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("one"), 0); err != nil {
-		t.Fatal(err)
-	}
+	root, p := xattrFile(t)
 	cacheFile := filepath.Join(t.TempDir(), "sums.json")
 	digest := func(cache string) (string, int64) {
 		tr, err := Open(root, Options{CacheFile: cache})
@@ -169,4 +155,19 @@ func TestXattrsFromChecksumCache(t *testing.T) {
 	if without, _ := digest(cacheFile); without == read {
 		t.Errorf("removing the xattr kept the digest %s", read)
 	}
+}
+
+// xattrFile writes a file "ping" with the xattr user.kiln.test=one into a
+// new directory and returns the directory and the file's path.
+func xattrFile(t *testing.T) (root, p string) {
+	t.Helper()
+	root = t.TempDir()
+	p = filepath.Join(root, "ping")
+	if err := os.WriteFile(p, []byte("bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lsetxattr(p, "user.kiln.test", []byte("one"), 0); err != nil {
+		t.Fatal(err)
+	}
+	return root, p
 }
