@@ -238,9 +238,10 @@ func slirpChildren(t *testing.T) []string {
 func TestChecksumCacheSavedBesidePush(t *testing.T) {
 	imagetest.Require(t, "root", "runc", "busybox")
 	ctxDir := oneRunContext(t)
-	// Files changed within the racy window (2 s) are not cached, and a
-	// ctime cannot be set back: let the context age.
-	time.Sleep(2100 * time.Millisecond)
+	// Files changed within the racy window (50 ms for sub-second
+	// timestamps) are not cached, and a ctime cannot be set back: let the
+	// context age.
+	time.Sleep(100 * time.Millisecond)
 	var sums string
 	saved := false
 	host := tailRegistry(t, func(r *http.Request) {

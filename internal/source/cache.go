@@ -18,8 +18,17 @@ type statKey struct {
 
 type sumEntry struct {
 	statKey
-	Sum    string            `json:"h"`
-	Xattrs map[string]string `json:"x,omitempty"`
+	Sum string `json:"h"`
+	// Xattrs are kept as bytes (base64 in JSON): a value such as a file
+	// capability is binary, and a JSON string would turn its invalid UTF-8
+	// into U+FFFD.
+	Xattrs []xattrPair `json:"x,omitempty"`
+}
+
+// xattrPair is one extended attribute in the checksum cache.
+type xattrPair struct {
+	Name  []byte `json:"n"`
+	Value []byte `json:"v"`
 }
 
 // sumFile is the on-disk form of the checksum cache.
@@ -29,7 +38,7 @@ type sumFile struct {
 	Entries map[string]sumEntry `json:"entries"`
 }
 
-const sumFileVersion = 2
+const sumFileVersion = 3
 
 // sumCache maps a path relative to the tree root to its content checksum.
 // Entries are never dropped, so entries of deleted files linger; they are
@@ -64,13 +73,24 @@ func (c *sumCache) get(rel string, st statKey) (content, bool) {
 	if !ok || e.statKey != st {
 		return content{}, false
 	}
-	return content{sum: e.Sum, xattrs: e.Xattrs}, true
+	var x map[string]string
+	for _, p := range e.Xattrs {
+		if x == nil {
+			x = map[string]string{}
+		}
+		x[string(p.Name)] = string(p.Value)
+	}
+	return content{sum: e.Sum, xattrs: x}, true
 }
 
 func (c *sumCache) put(rel string, st statKey, v content) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[rel] = sumEntry{statKey: st, Sum: v.sum, Xattrs: v.xattrs}
+	e := sumEntry{statKey: st, Sum: v.sum}
+	for n, val := range v.xattrs {
+		e.Xattrs = append(e.Xattrs, xattrPair{Name: []byte(n), Value: []byte(val)})
+	}
+	c.entries[rel] = e
 	c.dirty[rel] = true
 }
 

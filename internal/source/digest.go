@@ -345,8 +345,9 @@ func (t *Tree) hashFile(e entry, st statKey) (content, error) {
 // size is the file's size from its stat: once that many bytes are read in
 // a short read, the read that would return end of file is not made (one
 // system call per file). A file that changed since its stat is hashed
-// under a stat it no longer has, as when it changes after being read, and
-// a copy of it fails (sameAsHashed).
+// under a stat it no longer has, as when it changes after being read; a
+// COPY of it then fails, as its digest after the copy differs (the
+// solver's sameSources).
 func hashContent(h io.Writer, p string, size int64) (map[string]string, error) {
 	fd, err := openNoatime(p)
 	if err != nil {
