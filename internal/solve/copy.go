@@ -33,11 +33,11 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	// the quick key reads nothing.
 	var tree *source.Tree
 	var matches []source.Match
-	// keyed is the content digest the key was made from; changed is set
-	// when a later digest of the same sources differs: they changed while
-	// the build ran, and a copy would not hold what the key says.
+	// keyed is the content digest the key was made from, and listing what
+	// it covered, path by path: the record's per-path digests, and what a
+	// digest after the copy is checked against (sameSources).
 	var keyed string
-	changed := false
+	var listing *source.Listing
 	open := func(ctx context.Context) error {
 		if tree != nil {
 			return nil
@@ -61,28 +61,30 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return "", err
 		}
-		content, err := tree.Digest(ctx, matches)
+		content, l, err := tree.DigestListing(ctx, matches)
 		if err != nil {
 			return "", err
 		}
-		keyed = content
+		keyed, listing = content, l
 		in := in
 		in.Content = content
 		p.inputs = in.Inputs()
 		return cache.CopyKey(in), nil
 	}
-	// Per-path digests cost a second walk (stat only, with the checksum
-	// cache): only a step that misses pays it.
+	// Per-path digests hash each path's digest line of the key's listing:
+	// only a step that misses pays it.
 	p.fileSums = func(ctx context.Context) ([]cache.FileSum, error) {
-		if err := open(ctx); err != nil {
-			return nil, err
+		if listing == nil {
+			if err := open(ctx); err != nil {
+				return nil, err
+			}
+			_, files, err := tree.DigestFiles(ctx, matches)
+			if err != nil {
+				return nil, err
+			}
+			return fileSums(files), nil
 		}
-		d, files, err := tree.DigestFiles(ctx, matches)
-		if err != nil {
-			return nil, err
-		}
-		changed = keyed != "" && d != keyed
-		return fileSums(files), nil
+		return fileSums(listing.Files()), nil
 	}
 	if from := s.sourceKey(ctx, c, runs); from != "" {
 		q := in
@@ -92,9 +94,6 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 	p.exec = func(ctx context.Context, root string) error {
 		if err := open(ctx); err != nil {
 			return err
-		}
-		if changed {
-			return errSourcesChanged
 		}
 		// COPY from the context or a heredoc makes files 0:0; from a
 		// stage or an image it keeps their owners, as BuildKit does.
@@ -122,7 +121,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 			return err
 		}
 		if fromDir(c) {
-			return sameSources(ctx, tree, matches, keyed)
+			return sameSources(ctx, tree, matches, keyed, listing)
 		}
 		return nil
 	}
@@ -137,7 +136,14 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 
 // errSourcesChanged is a step's context sources that changed between the
 // digest its cache key was made from and their copy.
-var errSourcesChanged = errors.New("the sources changed while the build ran, after their digest made the step's cache key: run the build again")
+var errSourcesChanged = errors.New("changed while the build ran, after its digest made the step's cache key: run the build again (or leave it out with .dockerignore if it changes on its own)")
+
+// sourceChanged is errSourcesChanged naming the first path that changed.
+type sourceChanged struct{ path string }
+
+func (e *sourceChanged) Error() string { return e.path + " " + errSourcesChanged.Error() }
+
+func (e *sourceChanged) Is(target error) bool { return target == errSourcesChanged }
 
 // fromDir reports whether c copies from a directory that may change while
 // the build runs: the context or a named one, not a stage, an image or a
@@ -148,21 +154,26 @@ func fromDir(c *plan.Copy) bool {
 
 // sameSources digests matches again after their copy (their stats, and the
 // bytes of files whose stat changed) and fails when the digest is not
-// keyed, the one the step's key was made from: the copy may then hold
-// what the key does not describe, which would be cached under it. A file
-// only touched, or linked elsewhere, digests as before and passes.
-func sameSources(ctx context.Context, tree *source.Tree, matches []source.Match, keyed string) error {
-	if keyed == "" {
+// keyed, the one the step's key was made from (was is its listing): the
+// copy may then hold what the key does not describe, which would be cached
+// under it. The error names the first path that changed. A file only
+// touched, or linked elsewhere, digests as before and passes.
+func sameSources(ctx context.Context, tree *source.Tree, matches []source.Match, keyed string, was *source.Listing) error {
+	if keyed == "" || was == nil {
 		return nil // no key was made from this tree (a quick-key hit does not copy)
 	}
-	d, err := tree.Digest(ctx, matches)
+	d, now, err := tree.DigestListing(ctx, matches)
 	if err != nil {
 		return err
 	}
-	if d != keyed {
-		return errSourcesChanged
+	if d == keyed {
+		return nil
 	}
-	return nil
+	path := was.FirstChange(now)
+	if path == "" {
+		path = "a source" // the same lines in another order: not expected
+	}
+	return &sourceChanged{path: path}
 }
 
 // chownIDs resolves a --chown value against the destination's passwd and

@@ -298,7 +298,7 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 		release()
 		return nil, "", nil, err
 	}
-	digest, err := tree.Digest(ctx, matches)
+	digest, listing, err := tree.DigestListing(ctx, matches)
 	if err != nil {
 		release()
 		return nil, "", nil, err
@@ -330,7 +330,7 @@ func (s *Solver) bindSource(ctx context.Context, m plan.Mount, runs map[*plan.St
 			return "", fmt.Errorf("staging bind mount %s: %w", srcPath, err)
 		}
 		if fromContext {
-			if err := sameSources(ctx, tree, matches, digest); err != nil {
+			if err := sameSources(ctx, tree, matches, digest, listing); err != nil {
 				return "", fmt.Errorf("staging bind mount %s: %w", srcPath, err)
 			}
 		}

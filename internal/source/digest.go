@@ -47,18 +47,69 @@ type File struct {
 // covers, in the order it read them, so that a later build can say which
 // files changed. It reads nothing more than Digest does.
 func (t *Tree) DigestFiles(ctx context.Context, matches []Match) (string, []File, error) {
-	var files []File
+	d, l, err := t.DigestListing(ctx, matches)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, l.Files(), nil
+}
+
+// A Listing is what a digest covered, path by path: its digest lines,
+// kept as they are (a digest that keeps them costs no more hashing).
+type Listing struct {
+	paths, lines []string
+}
+
+// DigestListing is Digest that also returns its Listing. It reads nothing
+// more than Digest does.
+func (t *Tree) DigestListing(ctx context.Context, matches []Match) (string, *Listing, error) {
+	l := &Listing{}
 	d, err := t.digest(ctx, matches, func(src, line string) {
 		if src == "" {
 			src = "."
 		}
-		sum := sha256.Sum256([]byte(line))
-		files = append(files, File{Path: src, Digest: hex.EncodeToString(sum[:])})
+		l.paths = append(l.paths, src)
+		l.lines = append(l.lines, line)
 	})
 	if err != nil {
 		return "", nil, err
 	}
-	return d, files, nil
+	return d, l, nil
+}
+
+// Files returns the digest of every path of l, in order (DigestFiles).
+func (l *Listing) Files() []File {
+	files := make([]File, len(l.paths))
+	for i, line := range l.lines {
+		sum := sha256.Sum256([]byte(line))
+		files[i] = File{Path: l.paths[i], Digest: hex.EncodeToString(sum[:])}
+	}
+	return files
+}
+
+// FirstChange returns the first path, in l's order and then in later's,
+// whose digest line differs between l and later, or that only one of them
+// has; "" when they agree.
+func (l *Listing) FirstChange(later *Listing) string {
+	was := make(map[string]string, len(l.paths))
+	for i, p := range l.paths {
+		was[p] = l.lines[i]
+	}
+	now := make(map[string]string, len(later.paths))
+	for i, p := range later.paths {
+		now[p] = later.lines[i]
+	}
+	for i, p := range l.paths {
+		if line, ok := now[p]; !ok || line != l.lines[i] {
+			return p
+		}
+	}
+	for _, p := range later.paths {
+		if _, ok := was[p]; !ok {
+			return p
+		}
+	}
+	return ""
 }
 
 // Prefetch hashes the files a copy of matches copies, on all cores, so

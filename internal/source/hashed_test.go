@@ -70,3 +70,32 @@ func TestRacyWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestListingFirstChange: the first path whose line differs, else the
+// first one only the earlier listing has, else the first new one.
+func TestListingFirstChange(t *testing.T) {
+	l := func(pl ...string) *Listing {
+		x := &Listing{}
+		for i := 0; i < len(pl); i += 2 {
+			x.paths, x.lines = append(x.paths, pl[i]), append(x.lines, pl[i+1])
+		}
+		return x
+	}
+	was := l("a", "1", "b", "2", "c", "3")
+	for _, c := range []struct {
+		now  *Listing
+		want string
+	}{
+		{l("a", "1", "b", "2", "c", "3"), ""},
+		{l("a", "1", "b", "2*", "c", "3*"), "b"},
+		{l("a", "1", "c", "3"), "b"},
+		{l("a", "1", "b", "2", "c", "3", "d", "4"), "d"},
+	} {
+		if got := was.FirstChange(c.now); got != c.want {
+			t.Errorf("FirstChange(%v) = %q, want %q", c.now.paths, got, c.want)
+		}
+	}
+	if files := was.Files(); len(files) != 3 || files[1].Path != "b" || len(files[1].Digest) != 64 {
+		t.Errorf("Files() = %v", files)
+	}
+}
