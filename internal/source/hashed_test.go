@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestHashContentSizes: the content hash is the file's whole content
@@ -97,5 +99,30 @@ func TestListingFirstChange(t *testing.T) {
 	}
 	if files := was.Files(); len(files) != 3 || files[1].Path != "b" || len(files[1].Digest) != 64 {
 		t.Errorf("Files() = %v", files)
+	}
+}
+
+// TestFineRacyWindowLocal: a context on this machine's own disk gets the
+// fine window; the file systems another machine stamps keep the long one.
+func TestFineRacyWindowLocal(t *testing.T) {
+	tr, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.fineRacyWindow != 50*time.Millisecond {
+		t.Errorf("fine racy window on the test's local disk: %v, want 50ms", tr.fineRacyWindow)
+	}
+	if dev, err := Open("/dev/shm", Options{}); err == nil && dev.fineRacyWindow != 50*time.Millisecond {
+		t.Errorf("fine racy window on tmpfs: %v, want 50ms", dev.fineRacyWindow)
+	}
+	for fsType, want := range map[int64]time.Duration{
+		unix.EXT4_SUPER_MAGIC: 50 * time.Millisecond, unix.TMPFS_MAGIC: 50 * time.Millisecond,
+		unix.XFS_SUPER_MAGIC: 50 * time.Millisecond, unix.BTRFS_SUPER_MAGIC: 50 * time.Millisecond,
+		unix.NFS_SUPER_MAGIC: 2 * time.Second, unix.FUSE_SUPER_MAGIC: 2 * time.Second,
+		unix.SMB2_SUPER_MAGIC: 2 * time.Second, unix.V9FS_MAGIC: 2 * time.Second,
+	} {
+		if got := fineRacyWindowOn(fsType); got != want {
+			t.Errorf("fine racy window on file system %#x: %v, want %v", fsType, got, want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a Tree. The zero value reads every file and keeps no
@@ -84,7 +85,7 @@ func Open(root string, opts Options) (*Tree, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("opening source %s: not a directory", root)
 	}
-	t := &Tree{root: abs, opts: opts, racyWindow: 2 * time.Second, fineRacyWindow: 50 * time.Millisecond}
+	t := &Tree{root: abs, opts: opts, racyWindow: 2 * time.Second, fineRacyWindow: fineRacyWindow(abs)}
 	if len(opts.Ignore) > 0 {
 		pm, err := patternmatcher.New(opts.Ignore)
 		if err != nil {
@@ -106,6 +107,40 @@ func Open(root string, opts Options) (*Tree, error) {
 		}
 	}
 	return t, nil
+}
+
+// fineRacyWindow is the racy window for sub-second timestamps of files
+// under root (Tree.racy): 50 ms where this kernel stamps them with its
+// coarse clock, and the long 2 s where another machine's clock does (a
+// network or FUSE file system: NFS, SMB, 9p, Ceph, sshfs, virtiofs), so
+// that the two clocks may disagree by as much as they did before the fine
+// window existed.
+func fineRacyWindow(root string) time.Duration {
+	var sfs unix.Statfs_t
+	if unix.Statfs(root, &sfs) != nil {
+		return 2 * time.Second
+	}
+	return fineRacyWindowOn(int64(sfs.Type))
+}
+
+// fineRacyWindowOn is fineRacyWindow for the file system whose statfs
+// magic number is fsType.
+func fineRacyWindowOn(fsType int64) time.Duration {
+	if remoteFS[fsType] {
+		return 2 * time.Second
+	}
+	return 50 * time.Millisecond
+}
+
+// remoteFS are the statfs magic numbers of file systems whose timestamps
+// another machine's clock may set: NFS, SMB (three), 9p, Ceph, FUSE
+// (sshfs, virtiofs, ...), AFS (two), Lustre and GPFS.
+var remoteFS = map[int64]bool{
+	unix.NFS_SUPER_MAGIC: true, unix.SMB_SUPER_MAGIC: true, unix.CIFS_SUPER_MAGIC: true,
+	unix.SMB2_SUPER_MAGIC: true, unix.V9FS_MAGIC: true, unix.CEPH_SUPER_MAGIC: true,
+	unix.FUSE_SUPER_MAGIC: true, unix.AFS_SUPER_MAGIC: true, unix.AFS_FS_MAGIC: true,
+	0x0BD00BD0: true, // Lustre
+	0x47504653: true, // GPFS
 }
 
 // Hashed returns how many files this Tree has read to hash their content
