@@ -120,28 +120,7 @@ func TestXattrsFromChecksumCache(t *testing.T) {
 	imagetest.Require(t, "user-xattr")
 	root, p := xattrFile(t)
 	cacheFile := filepath.Join(t.TempDir(), "sums.json")
-	digest := func(cache string) (string, int64) {
-		tr, err := Open(root, Options{CacheFile: cache})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.racyWindow, tr.fineRacyWindow = 0, 0
-		ms, err := tr.Select([]string{"."})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := tr.Digest(context.Background(), ms)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if again, err := tr.Digest(context.Background(), ms); err != nil || again != d {
-			t.Errorf("second digest on the same tree: %s, %v; want %s", again, err, d)
-		}
-		if err := tr.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return d, tr.Hashed()
-	}
+	digest := func(cache string) (string, int64) { return cachedDigest(t, root, cache) }
 	read, _ := digest("")
 	if first, n := digest(cacheFile); first != read || n != 1 {
 		t.Fatalf("digest filling the cache: %s after %d reads, want %s after 1", first, n, read)
@@ -170,4 +149,32 @@ func xattrFile(t *testing.T) (root, p string) {
 		t.Fatal(err)
 	}
 	return root, p
+}
+
+// cachedDigest digests all of root with the checksum cache file cache (""
+// for none), no racy window, twice on the same tree (the second from its
+// memory of sums, which must agree), and returns the digest and how many
+// files were read.
+func cachedDigest(t *testing.T, root, cache string) (string, int64) {
+	t.Helper()
+	tr, err := Open(root, Options{CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.racyWindow, tr.fineRacyWindow = 0, 0
+	ms, err := tr.Select([]string{"."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tr.Digest(context.Background(), ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := tr.Digest(context.Background(), ms); err != nil || again != d {
+		t.Errorf("second digest on the same tree: %s, %v; want %s", again, err, d)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return d, tr.Hashed()
 }

@@ -1,7 +1,6 @@
 package source
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,22 +21,7 @@ func TestBinaryXattrsFromChecksumCache(t *testing.T) {
 	imagetest.Require(t, "user-xattr")
 	digest := func(root, cache string) string {
 		t.Helper()
-		tr, err := Open(root, Options{CacheFile: cache})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr.racyWindow, tr.fineRacyWindow = 0, 0
-		ms, err := tr.Select([]string{"."})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := tr.Digest(context.Background(), ms)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tr.Close(); err != nil {
-			t.Fatal(err)
-		}
+		d, _ := cachedDigest(t, root, cache)
 		return d
 	}
 	tree := func(value []byte) (root, cache string) {
