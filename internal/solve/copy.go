@@ -71,18 +71,11 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		p.inputs = in.Inputs()
 		return cache.CopyKey(in), nil
 	}
-	// Per-path digests hash each path's digest line of the key's listing:
-	// only a step that misses pays it.
-	p.fileSums = func(ctx context.Context) ([]cache.FileSum, error) {
+	// Per-path digests hash each path's digest line of the key's listing
+	// (solveStep makes the key first): only a step that misses pays it.
+	p.fileSums = func(context.Context) ([]cache.FileSum, error) {
 		if listing == nil {
-			if err := open(ctx); err != nil {
-				return nil, err
-			}
-			_, files, err := tree.DigestFiles(ctx, matches)
-			if err != nil {
-				return nil, err
-			}
-			return fileSums(files), nil
+			return nil, nil
 		}
 		return fileSums(listing.Files()), nil
 	}
