@@ -98,7 +98,7 @@ func TestKillAnywhere(t *testing.T) {
 		t.Errorf("the last build did not run its steps:\n%s", r.stderr)
 	}
 	if n := countMounts(t, state); n != 0 {
-		t.Errorf("%d mounts left under the state dir", n)
+		t.Errorf("%d mounts left under the state dir; the last build said:\n%s", n, r.stderr)
 	}
 	if ids := containersUnder(t, state); len(ids) != 0 {
 		t.Errorf("containers left with a bundle under the state dir: %v", ids)

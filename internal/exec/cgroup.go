@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -198,6 +199,20 @@ func isCgroupDirOf(d, id string) bool {
 		filepath.Base(d) == id
 }
 
+// killCgroupProcs sends SIGKILL to every process in the cgroup directory
+// d (its cgroup.procs), which isCgroupDirOf has checked is a container's.
+func killCgroupProcs(d string) {
+	b, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
 // cgroupBusyWait is how long removeCgroups retries a cgroup directory that
 // still has processes: after a kill they take a moment to leave it.
 const cgroupBusyWait = 2 * time.Second
@@ -226,6 +241,9 @@ func removeCgroups(id string, dirs []string) error {
 }
 
 // rmdirCgroup removes the cgroup directory d, retrying while it is busy.
+// The processes still in it are the killed build's: a runtime's init that
+// its runtime, killed mid-create, left waiting for a start that never
+// comes, with no container state a delete would find. They are killed.
 func rmdirCgroup(d string) error {
 	deadline := time.Now().Add(cgroupBusyWait)
 	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
@@ -234,6 +252,7 @@ func rmdirCgroup(d string) error {
 		case err == nil, errors.Is(err, fs.ErrNotExist):
 			return nil
 		case errors.Is(err, syscall.EBUSY) && time.Now().Before(deadline):
+			killCgroupProcs(d)
 			time.Sleep(wait)
 		case errors.Is(err, syscall.EBUSY):
 			return fmt.Errorf("processes are still in it: %w", err)
