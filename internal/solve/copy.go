@@ -61,7 +61,7 @@ func (s *Solver) prepareCopy(ctx context.Context, step *plan.Step, cur *state, r
 		if err := open(ctx); err != nil {
 			return "", err
 		}
-		content, l, err := tree.DigestListing(ctx, matches)
+		content, l, err := tree.KeyListing(ctx, matches)
 		if err != nil {
 			return "", err
 		}

@@ -113,11 +113,81 @@ func (l *Listing) FirstChange(later *Listing) string {
 }
 
 // Prefetch hashes the files a copy of matches copies, on all cores, so
-// that a Digest of them later (on this Tree) reads only their stats. It is
-// Digest without the result: call it in the background, ahead of the step
-// that needs the digest. An error is left for that Digest to report.
+// that a Digest of them later (on this Tree) reads only their stats, and a
+// KeyListing of them while it runs waits for its walk instead of making
+// another. It is Digest without the result: call it in the background,
+// ahead of the step that needs the digest. An error is left for that
+// Digest to report.
 func (t *Tree) Prefetch(ctx context.Context, matches []Match) {
-	_, _ = t.digest(ctx, matches, nil)
+	key := matchesKey(matches)
+	f := &flight{done: make(chan struct{})}
+	t.flightMu.Lock()
+	if t.flights[key] != nil {
+		t.flightMu.Unlock()
+		return // the same sources are being walked now
+	}
+	if t.flights == nil {
+		t.flights = map[string]*flight{}
+	}
+	t.flights[key] = f
+	t.flightMu.Unlock()
+	f.digest, f.listing, f.err = t.DigestListing(ctx, matches)
+	t.flightMu.Lock()
+	delete(t.flights, key)
+	t.flightMu.Unlock()
+	close(f.done)
+}
+
+// A flight is one Prefetch: done is closed once its results are set.
+type flight struct {
+	done    chan struct{}
+	digest  string
+	listing *Listing
+	err     error
+}
+
+// matchesKey is what of matches a walk of them depends on.
+func matchesKey(matches []Match) string {
+	var b strings.Builder
+	for _, m := range matches {
+		fmt.Fprintf(&b, "%q %q %t\n", m.Path, m.Name, m.Dir)
+	}
+	return b.String()
+}
+
+// KeyListing is DigestListing for a cache key: while a Prefetch of the
+// same matches runs, it waits for that Prefetch and returns its digest
+// rather than walking the sources a second time beside it (on a fresh
+// checkout the two walks would stat every file twice, at once). The
+// digest then describes the sources as that walk found them, which began
+// at most the Prefetch's run before this call; a copy made under the key
+// must check its sources again after copying (DigestListing), as it must
+// anyway for a change made after the key. When the Prefetch fails (it is
+// cancelled with its build) the sources are walked as by DigestListing.
+func (t *Tree) KeyListing(ctx context.Context, matches []Match) (string, *Listing, error) {
+	return t.joinListing(ctx, t.flightOf(matches), matches)
+}
+
+// flightOf is the Prefetch of matches running now, nil for none.
+func (t *Tree) flightOf(matches []Match) *flight {
+	t.flightMu.Lock()
+	defer t.flightMu.Unlock()
+	return t.flights[matchesKey(matches)]
+}
+
+// joinListing is KeyListing once flightOf found f.
+func (t *Tree) joinListing(ctx context.Context, f *flight, matches []Match) (string, *Listing, error) {
+	if f != nil {
+		select {
+		case <-f.done:
+			if f.err == nil {
+				return f.digest, f.listing, nil
+			}
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+	}
+	return t.DigestListing(ctx, matches)
 }
 
 // digest is Digest, calling each (when set) with every entry's real path

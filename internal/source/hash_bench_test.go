@@ -219,3 +219,96 @@ func TestDigestLeavesAtime(t *testing.T) {
 		t.Errorf("hashing moved the access time from %v to %v", old, got)
 	}
 }
+
+// TestKeyListingJoinsPrefetch: a KeyListing of the matches a Prefetch is
+// walking waits for that walk and returns its digest and listing, without
+// walking again (the copy's own check after copying catches a change the
+// walk missed); once the Prefetch has ended, KeyListing walks as
+// DigestListing does. A Prefetch of other matches is not joined.
+func TestKeyListingJoinsPrefetch(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"a": "first a", "b": "b", "c": "c"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	tr, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.racyWindow, tr.fineRacyWindow = 0, 0
+	m, _ := tr.Select([]string{"."})
+	other, _ := tr.Select([]string{"a"})
+	before, _, err := tr.DigestListing(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold the prefetch in its hashing of b: a hashing of b that has not
+	// ended, as another caller's would be, makes it wait.
+	fi, err := os.Lstat(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := &sumCall{st: statKeyOf(fi.Sys().(*syscall.Stat_t)), done: make(chan struct{})}
+	tr.memoMu.Lock()
+	tr.memo["b"] = hold
+	tr.memoMu.Unlock()
+	prefetched := make(chan struct{})
+	go func() { tr.Prefetch(ctx, m); close(prefetched) }()
+	var f *flight
+	for f == nil {
+		time.Sleep(time.Millisecond)
+		f = tr.flightOf(m)
+	}
+	if tr.flightOf(other) != nil {
+		t.Error("a prefetch of . is a flight of a")
+	}
+	// A change of a: whether or not the prefetch saw it, a joined digest is
+	// the prefetch's, and a later walk sees it.
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("second a, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		d   string
+		l   *Listing
+		err error
+	}
+	joined := make(chan result)
+	go func() {
+		d, l, err := tr.joinListing(ctx, f, m)
+		joined <- result{d, l, err}
+	}()
+	select {
+	case r := <-joined:
+		t.Fatalf("joinListing returned before the prefetch ended: %v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	hold.content = content{sum: "not b's real sum"}
+	close(hold.done)
+	<-prefetched
+	r := <-joined
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.l != f.listing || r.d != f.digest {
+		t.Error("joinListing did not return the prefetch's own digest and listing")
+	}
+	if r.d == before {
+		t.Error("the prefetch digested the held b as before: the hold did not hold")
+	}
+	if tr.flightOf(m) != nil {
+		t.Error("a prefetch that ended is still a flight")
+	}
+	// Not in flight: KeyListing walks, and sees a as it is now.
+	tr.memoMu.Lock()
+	delete(tr.memo, "b")
+	tr.memoMu.Unlock()
+	now, _, err := tr.KeyListing(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now == before || now == r.d {
+		t.Error("KeyListing after the prefetch ended did not walk the sources again")
+	}
+}

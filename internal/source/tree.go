@@ -65,6 +65,10 @@ type Tree struct {
 	// memo is every file this Tree hashed, by real slash path (fileSum).
 	memoMu sync.Mutex
 	memo   map[string]*sumCall
+
+	// flights are the Prefetches running now, by matchesKey (KeyListing).
+	flightMu sync.Mutex
+	flights  map[string]*flight
 }
 
 // Open returns a Tree for the directory root. It loads the checksum cache
