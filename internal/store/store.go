@@ -127,7 +127,7 @@ func (s *Store) ContextCacheFile(dir string) string {
 	if err != nil {
 		abs = dir
 	}
-	return filepath.Join(s.root, contextDir, hashString(abs)[:32]+".json")
+	return filepath.Join(s.root, contextDir, hashString(abs)[:32]+".sums")
 }
 
 // TempDir creates a fresh directory in this Store's session directory
