@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -507,14 +509,17 @@ func TestWriteCompare(t *testing.T) {
 		return r
 	}
 	var buf bytes.Buffer
+	big := mk("bigcontext", 300*time.Millisecond, 3*time.Second, 5, 4)
+	big.floor, big.floorBytes, big.floorRuns = 93*time.Millisecond, 200<<20, 5
 	writeCompare(&buf, machine{nproc: 2, runs: 1}, 25*time.Millisecond, "buildkitd v0.34.2",
-		[]*cresult{mk("bigcontext", 300*time.Millisecond, 3*time.Second, 5, 4), mk("bigcontext-empty", 250*time.Millisecond, time.Second, 5, 4)})
+		[]*cresult{big, mk("bigcontext-empty", 250*time.Millisecond, time.Second, 5, 4)})
 	out := buf.String()
 	for _, want := range []string{
 		"0.300 s / 3.00 s = 0.10",
 		"| bigcontext       | 5 in depth 4 | 15 in depth 12 |",
 		"which adds 25ms to every request",
 		"bigcontext warm from local: 0.050 s more than the same Dockerfile with an empty context",
+		"bigcontext hashing floor: 0.093 s to read and hash its context's 209.7 MB",
 		"20.0 MiB",
 		"| floor: BuildKit's RUN / BuildKit |",
 		"BuildKit's RUN: completed − started of BuildKit's executed RUN vertices",
@@ -657,5 +662,30 @@ func TestBuildctlTail(t *testing.T) {
 	}
 	if got := firstErrorLine(errors.New("buildctl build: exit status 1\n" + got)); !strings.HasPrefix(got, "error: failed to solve") {
 		t.Errorf("firstErrorLine of the tail = %q", got)
+	}
+}
+
+// TestHashFloor: the floor pass hashes every byte of every regular file
+// under the dir, nested ones included, and a file it cannot read fails it.
+func TestHashFloor(t *testing.T) {
+	dir := t.TempDir()
+	if err := randomFiles(filepath.Join(dir, "data"), 150, 3000); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big"), make([]byte, 300<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("big", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	d, n, err := hashFloor(dir, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(150*3000 + 300<<10); n != want || d <= 0 {
+		t.Errorf("hashFloor: %d bytes in %v, want %d bytes in some time", n, d, want)
+	}
+	if _, err := hashAll([]string{filepath.Join(dir, "missing")}); err == nil {
+		t.Error("hashAll of a missing file: no error")
 	}
 }
