@@ -261,7 +261,7 @@ func (t *Tree) walkSums(ctx context.Context, matches []Match) ([][]entry, [][]st
 					j.out.err = err
 					continue
 				}
-				c, err := t.fileSum(j.e)
+				c, err := t.fileSum(ctx, j.e)
 				if err != nil {
 					err = fmt.Errorf("digesting %s: %w", j.e.src, err)
 				}
@@ -353,7 +353,7 @@ type content struct {
 // nothing). As in the checksum cache, the sum of a file changed within
 // the racy window before it was hashed is not reused once that hashing
 // ended.
-func (t *Tree) fileSum(e entry) (content, error) {
+func (t *Tree) fileSum(ctx context.Context, e entry) (content, error) {
 	st := statKeyOf(e.st)
 	t.memoMu.Lock()
 	if c, ok := t.memo[e.src]; ok && c.st == st {
@@ -364,7 +364,7 @@ func (t *Tree) fileSum(e entry) (content, error) {
 			// again within the same timestamp tick: as in the checksum
 			// cache, such a sum is not reused later.
 			if c.racy {
-				return t.hashFile(e, st)
+				return t.hashFile(ctx, e, st)
 			}
 		default:
 			<-c.done // being hashed now: the answer is as fresh as ours
@@ -372,7 +372,7 @@ func (t *Tree) fileSum(e entry) (content, error) {
 		if c.err == nil {
 			return c.content, nil
 		}
-		return t.hashFile(e, st)
+		return t.hashFile(ctx, e, st)
 	}
 	c := &sumCall{st: st, done: make(chan struct{}),
 		racy: t.racy(st)}
@@ -381,7 +381,7 @@ func (t *Tree) fileSum(e entry) (content, error) {
 	}
 	t.memo[e.src] = c
 	t.memoMu.Unlock()
-	c.content, c.err = t.hashFile(e, st)
+	c.content, c.err = t.hashFile(ctx, e, st)
 	if c.err != nil {
 		t.memoMu.Lock()
 		if t.memo[e.src] == c {
@@ -418,6 +418,11 @@ func statKeyOf(st *syscall.Stat_t) statKey {
 	}
 }
 
+// cancelReads is how many reads of a file hashContent makes between two
+// looks at its context (16 MB): a build stopped while a huge file is hashed
+// stops within milliseconds, not at the file's end.
+const cancelReads = 128
+
 // hashBufs are the read buffers of hashFile, one per file being hashed.
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
@@ -434,14 +439,14 @@ type sumCall struct {
 
 // hashFile is fileSum without the Tree's memory of sums: the checksum
 // cache, else the file's bytes.
-func (t *Tree) hashFile(e entry, st statKey) (content, error) {
+func (t *Tree) hashFile(ctx context.Context, e entry, st statKey) (content, error) {
 	if t.cache != nil {
 		if c, ok := t.cache.get(e.src, st); ok {
 			return c, nil
 		}
 	}
 	h := sha256.New()
-	x, err := hashContent(h, t.abs(e.src), e.st.Size)
+	x, err := hashContent(ctx, h, t.abs(e.src), e.st.Size)
 	if err != nil {
 		return content{}, err
 	}
@@ -469,7 +474,7 @@ func (t *Tree) hashFile(e entry, st statKey) (content, error) {
 // under a stat it no longer has, as when it changes after being read; a
 // COPY of it then fails, as its digest after the copy differs (the
 // solver's sameSources).
-func hashContent(h io.Writer, p string, size int64) (map[string]string, error) {
+func hashContent(ctx context.Context, h io.Writer, p string, size int64) (map[string]string, error) {
 	fd, err := openNoatime(p)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
@@ -482,7 +487,10 @@ func hashContent(h io.Writer, p string, size int64) (map[string]string, error) {
 	buf := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(buf)
 	var total int64
-	for {
+	for i := 0; ; i++ {
+		if i%cancelReads == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		n, err := unix.Read(fd, *buf)
 		if err == unix.EINTR {
 			continue

@@ -2,10 +2,13 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +30,7 @@ func TestHashContentSizes(t *testing.T) {
 		want := sha256.Sum256(body)
 		for _, size := range []int64{int64(n), int64(n) / 2, int64(n) + 7} {
 			h := sha256.New()
-			if _, err := hashContent(h, p, size); err != nil {
+			if _, err := hashContent(context.Background(), h, p, size); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
@@ -124,5 +127,60 @@ func TestFineRacyWindowLocal(t *testing.T) {
 		if got := fineRacyWindowOn(fsType); got != want {
 			t.Errorf("fine racy window on file system %#x: %v, want %v", fsType, got, want)
 		}
+	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(b []byte) (int, error) { w.n += int64(len(b)); return len(b), nil }
+
+// TestHashContentCancelled: the hashing of a file stops when its context
+// ends, within cancelReads reads, rather than at the file's end: here a
+// 64 MB file with a context ended before the first read reads nothing.
+// Through a Tree, a file whose hashing was cancelled gets no sum: it is
+// hashed again by the next Digest, and the cache keeps nothing for it.
+func TestHashContentCancelled(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "big")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 64<<20); err != nil { // sparse: quick to make
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var w countWriter
+	if _, err := hashContent(ctx, &w, p, 64<<20); !errors.Is(err, context.Canceled) {
+		t.Fatalf("hashContent with an ended context: %v, want context.Canceled", err)
+	}
+	if w.n != 0 {
+		t.Errorf("hashContent with an ended context hashed %d bytes", w.n)
+	}
+
+	cache := filepath.Join(t.TempDir(), "sums")
+	tr, err := Open(dir, Options{CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.racyWindow, tr.fineRacyWindow = 0, 0
+	m, _ := tr.Select([]string{"big"})
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := entry{src: "big", fi: fi, st: fi.Sys().(*syscall.Stat_t)}
+	if _, err := tr.fileSum(ctx, e); !errors.Is(err, context.Canceled) {
+		t.Fatalf("fileSum with an ended context: %v", err)
+	}
+	if len(tr.memo) != 0 || len(tr.cache.entries) != 0 {
+		t.Errorf("a cancelled hashing left a sum: memo %d, cache %d", len(tr.memo), len(tr.cache.entries))
+	}
+	if _, err := tr.Digest(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Hashed() != 1 {
+		t.Errorf("after a cancelled hashing, a Digest read %d files, want 1", tr.Hashed())
 	}
 }
