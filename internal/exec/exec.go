@@ -36,7 +36,11 @@ const DefaultHostname = "kiln"
 
 // killGrace is how long Run waits for the runtime to exit after it was told
 // to kill a cancelled container, before it kills the runtime process itself.
-const killGrace = 3 * time.Second
+var killGrace = 3 * time.Second
+
+// killRetry is how often a cancelled Run asks the runtime again to kill a
+// container it was still creating.
+const killRetry = 20 * time.Millisecond
 
 // Mount is an extra mount for a step: a secret (a read-only bind of a file),
 // a cache directory (a read-write bind) or a tmpfs.
@@ -348,16 +352,28 @@ func (r ociRuntime) run(ctx context.Context, id string, spec Spec) error {
 		"run", "--bundle", spec.BundleDir, id)
 	cmd.Stdout = spec.Stdout
 	cmd.Stderr = spec.Stderr
+	exited := make(chan struct{})
 	cmd.Cancel = func() error {
 		// The runtime forwards no SIGKILL, and the container's init ignores
-		// SIGTERM: ask the runtime to kill the container instead. If the
-		// container does not exist yet, WaitDelay kills the runtime and
-		// the deferred delete removes whatever it left behind.
-		_ = r.command("kill", id, "KILL")
+		// SIGTERM: ask the runtime to kill the container instead. While
+		// the runtime is still creating it there is nothing to kill yet:
+		// ask again until there is, or the runtime exits. If neither
+		// happens, WaitDelay kills the runtime and the deferred delete
+		// removes whatever it left behind.
+		go func() {
+			for r.command("kill", id, "KILL") != nil {
+				select {
+				case <-exited:
+					return
+				case <-time.After(killRetry):
+				}
+			}
+		}()
 		return nil
 	}
 	cmd.WaitDelay = killGrace
 	started, werr := r.startAndWait(cmd)
+	close(exited)
 	if !started {
 		return fmt.Errorf("starting %s: %w", filepath.Base(r.path), werr)
 	}

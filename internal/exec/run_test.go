@@ -600,3 +600,54 @@ func sortGroups(id string) string {
 	slices.Sort(gs)
 	return head + "groups=" + strings.Join(gs, ",")
 }
+
+// TestRunCancelWhileCreating: a build cancelled while the runtime is still
+// creating the container (no container to kill yet) ends as soon as the
+// container exists and is killed, not after the kill grace, and leaves no
+// container. The grace is made long here so that waiting it out fails.
+// Cancels land from the runtime's start onwards, a few milliseconds apart,
+// so that some land before the container exists.
+func TestRunCancelWhileCreating(t *testing.T) {
+	defer func(g time.Duration) { killGrace = g }(killGrace)
+	killGrace = 15 * time.Second
+	forRuntimes(t, func(t *testing.T, rt string) {
+		root := newRoot(t)
+		landed := 0
+		for delay := time.Duration(0); delay < 60*time.Millisecond; delay += 4 * time.Millisecond {
+			bundle := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			// The runtime's log appears when it starts: cancel delay after.
+			go func() {
+				for {
+					if _, err := os.Stat(filepath.Join(bundle, "runtime.log")); err == nil {
+						break
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					time.Sleep(time.Millisecond / 2)
+				}
+				time.Sleep(delay)
+				cancel()
+			}()
+			start := time.Now()
+			err := Run(ctx, Spec{Runtime: rt, Root: root, BundleDir: bundle,
+				Args: []string{"/bin/sleep", "100"}, Stdout: io.Discard, Stderr: io.Discard})
+			took := time.Since(start)
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancel %v after start: Run: %v, want context.Canceled", delay, err)
+			}
+			if took > 10*time.Second {
+				t.Fatalf("cancel %v after the runtime started: Run returned after %v", delay, took.Round(time.Millisecond))
+			}
+			if ids := containersIn(t, rt, bundle); len(ids) != 0 {
+				t.Errorf("cancel %v after start: containers left: %v", delay, ids)
+			}
+			landed++
+		}
+		if landed == 0 {
+			t.Fatal("no cancel landed")
+		}
+	})
+}
