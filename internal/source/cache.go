@@ -108,6 +108,10 @@ func appendBytes(b, v []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(v))), v...)
 }
 
+// minSumEntry is the size of the smallest entry: six one-byte varints and
+// the sum. A count is checked against it before anything is allocated.
+const minSumEntry = 6 + sha256.Size + 1
+
 // errBadSums is any checksum cache file that decodeSums does not take.
 var errBadSums = errors.New("not a checksum cache of this version")
 
@@ -125,7 +129,7 @@ func decodeSums(b []byte, root string) (map[string]sumEntry, error) {
 		return nil, errBadSums
 	}
 	n := d.uvarint()
-	if n > uint64(len(d.b)) { // an entry takes more than a byte
+	if n > uint64(len(d.b))/minSumEntry { // more entries than the bytes can hold
 		return nil, errBadSums
 	}
 	entries := make(map[string]sumEntry, n)
@@ -139,10 +143,13 @@ func decodeSums(b []byte, root string) (map[string]sumEntry, error) {
 		e.Dev = d.uvarint()
 		copy(e.Sum[:], d.take(sha256.Size))
 		nx := d.uvarint()
-		if nx > uint64(len(d.b)) {
+		if nx > uint64(len(d.b))/2 { // an xattr takes two bytes at least
 			return nil, errBadSums
 		}
 		for range nx {
+			if d.err {
+				break
+			}
 			e.Xattrs = append(e.Xattrs, xattrPair{Name: d.bytes(), Value: d.bytes()})
 		}
 		if d.err {
@@ -216,7 +223,10 @@ func (c *sumCache) put(rel string, st statKey, v content) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := sumEntry{statKey: st}
-	if n, err := hex.Decode(e.Sum[:], []byte(v.sum)); err != nil || n != len(e.Sum) {
+	if len(v.sum) != hex.EncodedLen(len(e.Sum)) {
+		return // not a sum hashFile makes
+	}
+	if _, err := hex.Decode(e.Sum[:], []byte(v.sum)); err != nil {
 		return // not a sum hashFile makes
 	}
 	for n, val := range v.xattrs {

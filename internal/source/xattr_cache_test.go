@@ -13,7 +13,7 @@ import (
 // TestBinaryXattrsFromChecksumCache: xattr values are bytes, not text (a
 // security.capability granting CAP_SETUID holds 0x80), and a file whose
 // sum comes from the checksum cache must digest as one that is read. The
-// cache keeps xattrs as JSON strings, which encoding/json coerces to UTF-8
+// cache once kept xattrs as JSON strings, which encoding/json coerces to UTF-8
 // (each invalid byte becomes U+FFFD): a warm build then digests other
 // xattrs than a cold one, so its keys differ, and two files whose values
 // differ only in such bytes digest the same from the cache.
