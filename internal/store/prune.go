@@ -231,6 +231,9 @@ func (p *pruner) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := p.clearOldSums(); err != nil {
+		return err
+	}
 	if p.opts.All {
 		for _, d := range []string{contextDir, locksDir, mountsDir} {
 			if err := p.clearDir(d); err != nil {
@@ -456,6 +459,24 @@ func (p *pruner) remove(path string, size int64) error {
 }
 
 // clearDir removes everything inside root/dir.
+// clearOldSums removes the checksum caches that kiln before the binary
+// format (version 4) wrote, as JSON beside the current ones: nothing reads
+// them any more.
+func (p *pruner) clearOldSums() error {
+	old, err := filepath.Glob(filepath.Join(p.root, contextDir, "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, path := range old {
+		n, _ := Usage(path)
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing %s: %w", path, err)
+		}
+		p.rep.Freed += n
+	}
+	return nil
+}
+
 func (p *pruner) clearDir(dir string) error {
 	d := filepath.Join(p.root, dir)
 	ents, err := os.ReadDir(d)

@@ -721,3 +721,35 @@ func TestTryLock(t *testing.T) {
 		u()
 	}
 }
+
+// TestPruneRemovesOldChecksumCaches: any prune removes the JSON checksum
+// caches of kiln before the binary format, and counts them as freed; the
+// current ones stay unless --all.
+func TestPruneRemovesOldChecksumCaches(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := s.ContextCacheFile("/ctx/a")
+	s.Close()
+	old := strings.TrimSuffix(cur, filepath.Ext(cur)) + ".json"
+	for _, p := range []string{cur, old} {
+		if err := os.WriteFile(p, []byte("0123456789"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Prune(context.Background(), root, PruneOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old JSON checksum cache after prune: %v", err)
+	}
+	if _, err := os.Stat(cur); err != nil {
+		t.Errorf("current checksum cache after prune: %v", err)
+	}
+	if rep.Freed < 10 {
+		t.Errorf("Freed = %d, want the old file's bytes counted", rep.Freed)
+	}
+}
